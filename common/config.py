@@ -1,0 +1,137 @@
+"""YAML experiment files -> frozen dataclasses, with `key.sub=value` overrides and strict key checking."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import subprocess
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A config file or override does not fit the config's schema."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type[C], raw: dict[str, Any], where: str) -> C:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, found {type(raw).__name__}")
+    types_by_name = _field_types(cls)
+    unknown = [key for key in raw if key not in types_by_name]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(types_by_name), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown key {where + key!r}{hint}; allowed: {', '.join(types_by_name)}")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(types_by_name[name], value, f"{where}{name}")
+    try:
+        return cls(**values)
+    except TypeError as error:  # a required field is missing
+        raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(options[0], value, where)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(kind)
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, where) for v in value)
+    if origin is dict or kind is dict:
+        return dict(value)
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, str, bool) and not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {kind.__name__}, found {value!r}")
+    return value
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section")
+    node[leaf] = value
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
+    """Read a YAML file (optional) into dataclass `cls`, then apply `key.sub=value` overrides.
+
+    Raises:
+        ConfigError: unknown keys (with a "did you mean"), wrong types, malformed overrides.
+        FileNotFoundError: the YAML file does not exist.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, text = item.split("=", 1)
+        _set_dotted(raw, key.strip(), yaml.safe_load(text))
+    return _build(cls, raw, "")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config as plain YAML-safe data (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def git_revision() -> str:
+    """The source tree's git revision, or 'unknown' outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def save_resolved(config: Any, out_dir: str | Path) -> Path:
+    """Write the resolved config and the git revision beside a run's outputs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "config.yaml"
+    data = {"config": config_to_dict(config), "git_revision": git_revision()}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

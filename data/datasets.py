@@ -1,0 +1,103 @@
+"""Torch datasets: paired (rainy, clean) folders and unpaired (rainy folder, clean folder of other scenes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from derain.data.augment import random_crop, random_dihedral
+from derain.data.io import list_images, read_image, to_tensor
+from derain.data.pairing import DatasetError, Pair, paired_folder
+
+
+def _sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+class PairedDataset(Dataset):
+    """(rainy, clean) pairs from a `<root>/{rain,norain}` folder.
+
+    Training samples are random `patch_size` crops with a random flip/rotation, deterministic given
+    (seed, epoch, index): call `set_epoch` each epoch. With `patch_size=None`, whole images, no augmentation.
+
+    Returns dicts {"rainy": (3, h, w), "clean": (3, h, w), "name": str}, floats in [0, 1].
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        patch_size: int | None = None,
+        augment: bool = True,
+        seed: int = 0,
+        check: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self.pairs: list[Pair] = paired_folder(self.root, check=check)
+        self.patch_size = patch_size
+        self.augment = augment and patch_size is not None
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        pair = self.pairs[index]
+        images = [read_image(pair.rainy), read_image(pair.clean)]
+        if self.patch_size is not None:
+            rng = _sample_rng(self.seed, self.epoch, index)
+            images = random_crop(images, self.patch_size, rng)
+            if self.augment:
+                images = random_dihedral(images, rng)
+        rainy, clean = (to_tensor(image) for image in images)
+        return {"rainy": rainy, "clean": clean, "name": pair.rainy.name}
+
+
+class UnpairedDataset(Dataset):
+    """Rainy crops from one folder and clean crops from another (different scenes), as unpaired training wants.
+
+    Sample i takes rainy image i and a clean image drawn by (seed, epoch, i); both are cropped and augmented
+    independently. Returns {"rainy", "clean", "rainy_index", "name"}; `rainy_index` keys per-image state
+    (the RGSUD reward pool).
+    """
+
+    def __init__(self, rain_dir: str | Path, clean_dir: str | Path, patch_size: int = 256, seed: int = 0) -> None:
+        self.rainy_files = self._images(rain_dir)
+        self.clean_files = self._images(clean_dir)
+        self.patch_size = patch_size
+        self.seed = seed
+        self.epoch = 0
+
+    @staticmethod
+    def _images(folder: str | Path) -> list[Path]:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DatasetError(f"dataset folder not found: {folder}")
+        files = list_images(folder)
+        if not files:
+            raise DatasetError(f"no images in {folder}")
+        return files
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rainy_files)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
+        rng = _sample_rng(self.seed, self.epoch, index)
+        clean_path = self.clean_files[int(rng.integers(0, len(self.clean_files)))]
+        rainy = random_dihedral(random_crop([read_image(self.rainy_files[index])], self.patch_size, rng), rng)[0]
+        clean = random_dihedral(random_crop([read_image(clean_path)], self.patch_size, rng), rng)[0]
+        return {
+            "rainy": to_tensor(rainy),
+            "clean": to_tensor(clean),
+            "rainy_index": index,
+            "name": self.rainy_files[index].name,
+        }

@@ -1,0 +1,72 @@
+"""Write built-in rain datasets to disk in the seeds' layout: `<out>/<domain>/{train,test}/{rain,norain}`.
+
+Clean images come from scikit-image's photos (train and test scenes disjoint); each image's rain is drawn from
+its domain with a seed derived from (seed, domain, split, index), so a dataset does not change when other
+domains are added and every run gives the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from derain.data.io import to_tensor, to_uint8, write_image
+from derain.data.photos import backgrounds
+from derain.data.rain import domain_seed, get_domain, render_rain
+
+log = logging.getLogger(__name__)
+
+
+def synthesize_split(
+    domain: str,
+    split: str,
+    count: int,
+    out_dir: str | Path,
+    size: tuple[int, int] = (256, 256),
+    seed: int = 0,
+    batch: int = 16,
+) -> Path:
+    """Render `count` pairs of one domain and split into `out_dir/{rain,norain}`; returns `out_dir`."""
+    get_domain(domain)  # unknown names fail before anything is written
+    out_dir = Path(out_dir)
+    height, width = size
+    clean_iter = backgrounds(split, count, height, width, seed=domain_seed(seed, "background", domain, split))
+    generator = torch.Generator().manual_seed(domain_seed(seed, "rain", domain, split))
+    index = 0
+    with tqdm(total=count, desc=f"{domain}/{split}", leave=False, disable=None) as bar:
+        while index < count:
+            chunk = [next(clean_iter) for _ in range(min(batch, count - index))]
+            clean = torch.stack([to_tensor(image) for image in chunk])
+            rainy = render_rain(clean, domain, generator)
+            for offset, image in enumerate(chunk):
+                name = f"{index + offset + 1:04d}.png"
+                write_image(out_dir / "norain" / name, image)
+                write_image(out_dir / "rain" / name, to_uint8(rainy[offset]))
+            index += len(chunk)
+            bar.update(len(chunk))
+    return out_dir
+
+
+def synthesize(
+    domains: list[str],
+    out_root: str | Path,
+    n_train: int,
+    n_test: int,
+    size: tuple[int, int] = (256, 256),
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write train and test splits of several domains; returns {domain: folder}."""
+    for domain in domains:
+        get_domain(domain)
+    out_root = Path(out_root)
+    folders = {}
+    for domain in domains:
+        for split, count in (("train", n_train), ("test", n_test)):
+            if count > 0:
+                synthesize_split(domain, split, count, out_root / domain / split, size=size, seed=seed)
+        folders[domain] = out_root / domain
+        log.info("wrote %s (%d train, %d test)", out_root / domain, n_train, n_test)
+    return folders

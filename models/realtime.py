@@ -1,0 +1,108 @@
+"""A de-raining network for real-time camera frames on edge GPUs, designed around memory traffic.
+
+On Jetson Orin every NAFNet variant is 4-8x bound by DRAM traffic, not arithmetic (shared notes, PERF.md), so
+this network never runs a convolution at full resolution: the frame is pixel-unshuffled to half resolution
+(lossless, 12 channels), a small U-Net with three levels (H/2, H/4, H/8) does the work, and a pixel shuffle
+brings the rain-free residual back to full resolution.
+
+Choices for TensorRT and INT8:
+- only conv + ReLU, pixel-unshuffle/shuffle and residual adds (all fuse into conv epilogues or are free
+  reshapes); no normalisation, so nothing overflows in FP16 and nothing needs to stay in FP32;
+- downsampling by pixel-unshuffle + 1x1 conv, upsampling by 1x1 conv + pixel-shuffle (no resize ops);
+- ReLU activations (unsigned, well-conditioned ranges for INT8 calibration).
+
+Budget at 1280x720, FP16 (checked by tests with `derain.models.cost`): at most 400 MB of conv input+output+weight
+traffic and at most 40 GMAC per frame.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from derain.models.registry import NETWORKS
+
+
+class ResBlock(nn.Module):
+    """conv3x3-ReLU-conv3x3 with an identity skip and a ReLU after the add."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))) + x)
+
+
+def res_stack(count: int, channels: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(channels) for _ in range(count)])
+
+
+class Down(nn.Module):
+    """Pixel-unshuffle by 2 (C -> 4C at half size) then a 1x1 conv to `out_channels`."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4 * in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(F.pixel_unshuffle(x, 2)))
+
+
+class Up(nn.Module):
+    """1x1 conv to 4 * `out_channels` then pixel-shuffle by 2 (double size)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4 * out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+@NETWORKS.register("realtime")
+class RealtimeDerainNet(nn.Module):
+    """Traffic-lean U-Net working at 1/2, 1/4 and 1/8 resolution.
+
+    Args:
+        widths: channels at H/2, H/4, H/8.
+        blocks: residual blocks per level on the way down (the last entry is the bottleneck).
+        decoder_blocks: residual blocks at H/4 and H/2 on the way up.
+    """
+
+    pad_multiple = 8
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] | list[int] = (24, 48, 96),
+        blocks: tuple[int, ...] | list[int] = (1, 2, 4),
+        decoder_blocks: tuple[int, ...] | list[int] = (2, 1),
+    ) -> None:
+        super().__init__()
+        if len(widths) != 3 or len(blocks) != 3 or len(decoder_blocks) != 2:
+            raise ValueError("realtime net has three levels: widths and blocks of length 3, decoder_blocks of length 2")
+        w1, w2, w3 = widths
+        self.head = nn.Conv2d(12, w1, 3, padding=1)
+        self.encoder1 = res_stack(blocks[0], w1)
+        self.down1 = Down(w1, w2)
+        self.encoder2 = res_stack(blocks[1], w2)
+        self.down2 = Down(w2, w3)
+        self.bottleneck = res_stack(blocks[2], w3)
+        self.up2 = Up(w3, w2)
+        self.decoder2 = res_stack(decoder_blocks[0], w2)
+        self.up1 = Up(w2, w1)
+        self.decoder1 = res_stack(decoder_blocks[1], w1)
+        self.tail = nn.Conv2d(w1, 12, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # start as the identity: the output is the input until rain is learned
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1], H and W multiples of 8 -> restored image (input + predicted correction)."""
+        x1 = self.encoder1(torch.relu(self.head(F.pixel_unshuffle(image, 2))))
+        x2 = self.encoder2(self.down1(x1))
+        x3 = self.bottleneck(self.down2(x2))
+        y2 = self.decoder2(torch.relu(self.up2(x3) + x2))
+        y1 = self.decoder1(torch.relu(self.up1(y2) + x1))
+        return F.pixel_shuffle(self.tail(y1), 2) + image

@@ -1,0 +1,121 @@
+"""The network registry, and checkpoints that rebuild their own network."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from derain.registry import Registry
+
+NETWORKS: Registry[type[nn.Module]] = Registry("network")
+
+CHECKPOINT_FORMAT = "derain-checkpoint-v1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the network asked for."""
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered network; its name and arguments are kept on it as `model.spec` for checkpoints."""
+    cls = NETWORKS.get(name)
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"network {name!r} takes {sorted(allowed)}; unknown arguments {unknown}")
+    model = cls(**kwargs)
+    model.spec = {"name": name, "kwargs": dict(kwargs)}
+    return model
+
+
+def model_spec(model: nn.Module) -> dict[str, Any]:
+    """The name and arguments a network was built with (see `build_model`)."""
+    spec = getattr(model, "spec", None)
+    if spec is None:
+        raise ValueError("model was not built by derain.models.build_model, so it cannot be checkpointed by name")
+    return spec
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
+    """Write a plain-dict checkpoint atomically (temp file + rename).
+
+    The dict holds the format tag, the network's name and arguments, its weights, and any `extra` entries
+    (optimizer state, step, config...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": CHECKPOINT_FORMAT, "model": model_spec(model), "weights": model.state_dict(), **extra}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict on CPU, with a clear error for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"{path}: expected a derain checkpoint (format {CHECKPOINT_FORMAT!r} with the network name and "
+            f"arguments), found {keys}"
+        )
+    return state
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load weights strictly, turning a mismatch into one readable error."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    wrong = [k for k in own if k in weights and tuple(own[k].shape) != tuple(weights[k].shape)]
+    if missing or unexpected or wrong:
+        name = getattr(model, "spec", {}).get("name", type(model).__name__)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(
+                f"{len(wrong)} of another shape (e.g. {k}: {tuple(weights[k].shape)} vs {tuple(own[k].shape)})"
+            )
+        raise CheckpointError(f"{source} does not fit network {name!r}: " + ", ".join(parts))
+    model.load_state_dict(weights)
+
+
+def load_model(path: str | Path, expect: str | None = None, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network a checkpoint was saved from and load its weights (eval mode).
+
+    Args:
+        path: checkpoint written by `save_checkpoint`.
+        expect: if given, the network name the caller needs; another architecture is an error.
+    """
+    state = read_checkpoint(path)
+    spec = state["model"]
+    if expect is not None and spec["name"] != expect:
+        raise CheckpointError(f"{path}: expected a {expect!r} checkpoint, found {spec['name']!r}")
+    try:
+        model = build_model(spec["name"], **spec["kwargs"])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: cannot rebuild network {spec['name']!r}: {error}") from None
+    load_weights(model, state["weights"], source=str(path))
+    return model.to(map_location).eval()

@@ -1,0 +1,121 @@
+"""The evaluation CLI, tiling, and brief supervised training on the built-in data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_NETWORKS
+
+from derain.data import read_image, write_image
+from derain.models import build_model, load_model, run_padded, save_checkpoint
+from derain.models.tiling import tiled_forward
+from derain.train.evaluate import main as eval_main
+from derain.train.supervised import ModelConfig, SupervisedConfig, learning_rate, train_supervised
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "tiny.pt", build_model("realtime", **TINY_NETWORKS["realtime"]))
+
+
+def test_eval_writes_outputs_and_both_metric_conventions(synthetic_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    data = synthetic_root / "rain100H" / "test"
+    assert (
+        eval_main(
+            ["--checkpoint", str(tiny_checkpoint), "--data_path", str(data), "--out", str(out), "--device", "cpu"]
+        )
+        == 0
+    )
+    names = sorted(p.name for p in (data / "rain").iterdir())
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["mean"]) == {"psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"} and metrics["images"] == len(names)
+    assert (out / "metrics.csv").read_text().count("\n") == len(names) + 2
+    assert "psnr_y" in capsys.readouterr().out
+
+
+def test_eval_on_a_folder_without_clean_images(tmp_path, tiny_checkpoint):
+    write_image(tmp_path / "in" / "a.jpg", np.full((20, 30, 3), 128, np.uint8))
+    assert (
+        eval_main(["--weights", str(tiny_checkpoint), "--data", str(tmp_path / "in"), "--out", str(tmp_path / "o")])
+        == 0
+    )
+    assert read_image(tmp_path / "o" / "a.jpg").shape == (20, 30, 3)
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [("empty", "no images in"), ("corrupt", "cannot decode image"), ("arch", "expected a derain checkpoint")],
+)
+def test_eval_errors_are_one_line(tmp_path, tiny_checkpoint, capsys, setup, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    weights = tiny_checkpoint
+    if setup == "corrupt":
+        (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    if setup == "arch":
+        write_image(data / "a.png", np.zeros((16, 16, 3), np.uint8))
+        weights = tmp_path / "other.pt"
+        torch.save({"state_dict": build_model("nafnet", **TINY_NETWORKS["nafnet"]).state_dict()}, weights)
+    assert eval_main(["--weights", str(weights), "--data", str(data)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_tiling_matches_a_whole_image_pass():
+    """With an overlap wider than the receptive field, tiles blend back to the whole-image result."""
+    torch.manual_seed(0)
+    model = build_model("prenet", **TINY_NETWORKS["prenet"]).eval()  # receptive field radius: 2 x 13 pixels
+    image = torch.rand(1, 3, 100, 130)
+    with torch.no_grad():
+        whole = run_padded(model, image)
+    tiled = tiled_forward(model, image, tile=64, overlap=28)
+    assert tiled.shape == image.shape
+    error = (tiled - whole).abs()
+    assert error.mean() < 1e-3 * whole.abs().mean(), float(error.mean())
+    with pytest.raises(ValueError, match="overlap"):
+        tiled_forward(model, image, tile=64, overlap=32)
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = SupervisedConfig(train_data=("x",), iterations=100, lr=1e-3, min_lr=1e-6, warmup_iterations=10)
+    assert learning_rate(config, 0) == pytest.approx(1e-4)
+    assert learning_rate(config, 10) == pytest.approx(1e-3)
+    assert learning_rate(config, 100) == pytest.approx(1e-6)
+
+
+def test_brief_training_improves_on_the_rainy_input_and_resumes(synthetic_root, tmp_path):
+    train = str(synthetic_root / "rain100H" / "train")
+    test = str(synthetic_root / "rain100H" / "test")
+    config = SupervisedConfig(
+        train_data=(train,), test_data=(test,), model=ModelConfig("realtime", dict(TINY_NETWORKS["realtime"])),
+        out=str(tmp_path / "run"), patch_size=32, batch_size=4, iterations=60, lr=2e-3, checkpoint_every=20,
+        device="cpu",
+    )  # fmt: skip
+    final = train_supervised(config)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # The identity-initialized network starts at the rainy-input PSNR; training must move above it.
+    from derain.train.demo import rainy_input_scores
+
+    before = rainy_input_scores(synthetic_root / "rain100H" / "test")["psnr_rgb"]
+    assert summary["test"][test]["psnr_rgb"] > before + 0.5
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    # Resuming a finished run does no more work and keeps the weights.
+    again = train_supervised(config, resume="auto")
+    assert torch.load(again, weights_only=False)["step"] == 60
+    a, b = load_model(final), load_model(again)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_training_fails_before_starting_on_a_missing_dataset(tmp_path):
+    from derain.train.cli import main
+
+    assert main([f"train_data=[{tmp_path / 'nope'}]", f"out={tmp_path / 'run'}"]) == 2
+    assert not (tmp_path / "run" / "last.pt").exists()
+    assert main([f"train_data=[{tmp_path}]", "iteratons=5"]) == 2  # typo: did-you-mean error
