@@ -77,24 +77,41 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> C:
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """A YAML mapping from a file ({} for None)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+) -> C:
     """Read a YAML file (optional) into dataclass `cls`, then apply `key.sub=value` overrides.
+
+    `drop` names top-level keys that belong to the caller (e.g. `trainer`) and are removed first.
 
     Raises:
         ConfigError: unknown keys (with a "did you mean"), wrong types, malformed overrides.
         FileNotFoundError: the YAML file does not exist.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, text = item.split("=", 1)
         _set_dotted(raw, key.strip(), yaml.safe_load(text))
+    for key in drop:
+        raw.pop(key, None)
     return _build(cls, raw, "")
 
 

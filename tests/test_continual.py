@@ -1,0 +1,227 @@
+"""CLGID: rain generators, the bank, replay, distillation, the stream loop, resume after SIGKILL, DDP (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_NETWORKS
+
+from derain.data.synth import synthesize, synthesize_split
+from derain.models import build_model, load_model
+from derain.models.vrgnet import VRGNet, grey_rain
+from derain.train.continual import ContinualConfig, replay, train_stream
+from derain.train.memorize import GeneratorBank, GeneratorConfig, train_rain_generator
+from derain.train.supervised import ModelConfig
+
+TINY_GAN = {"iterations": 6, "batch_size": 4, "checkpoint_every": 3, "background_stages": 1, "background_channels": 8}
+
+
+@pytest.fixture(scope="module")
+def stream_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("stream")
+    synthesize(["rain100H", "rain100L", "rain1400"], root, n_train=8, n_test=2, size=(64, 64), seed=3)
+    synthesize_split("real_like", "test", 2, root / "real_like" / "test", size=(64, 64), seed=3)
+    return root
+
+
+def tiny_stream(root: Path, out: Path, **changes) -> dict:
+    config = {
+        "trainer": "continual",
+        "data_root": str(root),
+        "stream": ["rain100H", "rain100L", "rain1400"],
+        "unseen": ["real_like/test"],
+        "method": "clgid",
+        "model": {"name": "realtime", "kwargs": TINY_NETWORKS["realtime"]},
+        "out": str(out / "run"),
+        "bank": str(out / "bank"),
+        "generator": TINY_GAN,
+        "iterations": 12,
+        "batch_size": 4,
+        "checkpoint_every": 4,
+        "log_every": 2,
+        "device": "cpu",
+    }
+    config.update(changes)
+    return config
+
+
+def as_config(raw: dict) -> ContinualConfig:
+    from derain.config import load_config
+
+    path = Path(raw["out"]).parent / "c.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(ContinualConfig, path, drop=("trainer",))
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_vrgnet_shapes_and_non_negative_rain(size):
+    net = VRGNet(size=size, background_stages=1, background_channels=8)
+    rainy = torch.rand(2, 3, size, size)
+    parts = net.synthesize(rainy)
+    assert parts["fake"].shape == rainy.shape and parts["mu_z"].shape == (2, 128)
+    assert net.critic(rainy).shape == (2,)
+    rain = net.generator.sample(3)
+    assert rain.shape == (3, 3, size, size) and rain.min() >= 0
+    grey = grey_rain(rain)
+    assert torch.equal(grey[:, 0], grey[:, 2]) and torch.equal(grey[:, 0], rain.amax(1))
+
+
+def test_generator_size_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        build_model("vrgnet_generator", size=96)
+
+
+def test_replay_adds_grey_rain_from_every_generator():
+    generators = [build_model("vrgnet_generator").eval() for _ in range(3)]
+    for index, generator in enumerate(generators):  # distinct constant "rain" per generator
+        torch.nn.init.zeros_(generator.project.weight)
+        generator.project.bias.data.fill_(1.0)
+        for layer in generator.decoder:
+            if isinstance(layer, torch.nn.ConvTranspose2d):
+                torch.nn.init.constant_(layer.weight, 1e-3 * (1 + 0.1 * index))
+    clean = torch.rand(64, 3, 64, 64) * 0.5
+    clean[:, :, 32, 32] = 0.1
+    out = replay(clean, generators, torch.Generator().manual_seed(0))
+    added = out - clean
+    assert out.min() >= 0 and out.max() <= 1
+    unclipped = (out < 1).all(1)
+    assert unclipped.float().mean() > 0.5
+    for a, b in ((0, 1), (1, 2)):
+        assert torch.allclose(added[:, a][unclipped], added[:, b][unclipped], atol=1e-6)  # grey rain
+    levels = {round(v, 4) for v in added[:, :, 32, 32].mean(1).tolist()}
+    assert len(levels) == 3  # every generator was drawn for some sample
+    again = replay(clean, generators, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_rain_generator_trains_resumes_and_loads(stream_root, tmp_path):
+    config = GeneratorConfig(**{**TINY_GAN, "iterations": 3})
+    train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", config)
+    state = torch.load(tmp_path / "g" / "state.pt", weights_only=False)
+    assert state["step"] == 3
+    more = GeneratorConfig(**{**TINY_GAN, "iterations": 6})
+    path = train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", more)
+    assert json.loads((tmp_path / "g" / "summary.json").read_text())["critic_steps"] == 6
+    generator = load_model(path, expect="vrgnet_generator")
+    assert generator(torch.randn(2, 128)).shape == (2, 3, 64, 64)
+    assert (tmp_path / "g" / "samples.png").is_file()
+    bank = GeneratorBank(tmp_path)
+    assert bank.has("g") and not bank.has("other")
+    assert not any(p.requires_grad for p in bank.load("g").parameters())
+
+
+def test_stream_writes_matrix_summary_and_heatmap(stream_root, tmp_path):
+    summary = train_stream(as_config(tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain100L"])))
+    run = tmp_path / "run"
+    matrix = json.loads((run / "matrix.json").read_text())["rows"]
+    assert list(matrix) == ["rain100H", "rain100L"]
+    assert set(matrix["rain100H"]) == {"rain100H", "rain100L", "unseen:real_like/test"}
+    expected_bwt = matrix["rain100L"]["rain100H"]["psnr_rgb"] - matrix["rain100H"]["rain100H"]["psnr_rgb"]
+    assert summary["bwt_psnr_rgb"] == pytest.approx(expected_bwt)
+    assert summary["avg_seen_psnr_rgb"] == pytest.approx(
+        (matrix["rain100L"]["rain100H"]["psnr_rgb"] + matrix["rain100L"]["rain100L"]["psnr_rgb"]) / 2
+    )
+    assert (run / "matrix.png").stat().st_size > 1000 and (run / "matrix.csv").read_text().count("\n") == 3
+    log_rows = (run / "task2_rain100L" / "log.csv").read_text().splitlines()
+    assert "kd" in log_rows[0] and len(log_rows) > 2
+    assert (tmp_path / "bank" / "rain100H" / "generator.pt").is_file()
+    assert not (tmp_path / "bank" / "rain100L").exists()  # the last dataset's generator is never needed
+    with pytest.raises(FileExistsError, match="resume auto"):
+        train_stream(as_config(tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain100L"])))
+
+
+def test_distillation_has_gradient_only_in_paper_mode(stream_root, tmp_path):
+    """released_code mode detaches KD: with replay loss and KD alone the runs differ only through KD."""
+    weights = {}
+    for mode in ("paper", "released_code"):
+        raw = tiny_stream(
+            stream_root,
+            tmp_path / mode,
+            stream=["rain100H", "rain100L"],
+            unseen=[],
+            kd_mode=mode,
+            kd_weight=50.0,
+            bank=str(tmp_path / "bank"),
+        )
+        train_stream(as_config(raw))
+        weights[mode] = torch.load(tmp_path / mode / "run" / "task2_rain100L" / "final.pt", weights_only=False)
+    differs = any(
+        not torch.equal(weights["paper"]["weights"][k], weights["released_code"]["weights"][k])
+        for k in weights["paper"]["weights"]
+    )
+    assert differs
+
+
+def test_bad_dataset_fails_before_training(stream_root, tmp_path):
+    raw = tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain9000"])
+    with pytest.raises(Exception, match="rain9000/train"):
+        train_stream(as_config(raw))
+    assert not (tmp_path / "bank").exists() and not (tmp_path / "run" / "task1_rain100H").exists()
+
+
+def _cli(config_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "derain.train.cli", "--yaml", str(config_path), *extra]
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(stream_root, tmp_path):
+    raw = tiny_stream(stream_root, tmp_path / "a", iterations=40, checkpoint_every=2)
+    path = tmp_path / "a.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    process = subprocess.Popen(_cli(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = tmp_path / "a" / "run" / "task2_rain100L" / "last.pt"
+    deadline = time.time() + 240
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert marker.exists(), "the run never reached task 2"
+    task1 = tmp_path / "a" / "run" / "task1_rain100H" / "final.pt"
+    generator = tmp_path / "a" / "bank" / "rain100H" / "generator.pt"
+    stamps = (task1.stat().st_mtime_ns, generator.stat().st_mtime_ns)
+    killed_at = torch.load(marker, weights_only=False)["step"]
+    assert 0 < killed_at < 40
+    subprocess.run(_cli(path, "--resume", "auto"), check=True, capture_output=True)
+    assert (task1.stat().st_mtime_ns, generator.stat().st_mtime_ns) == stamps  # nothing finished is redone
+
+    reference = tiny_stream(stream_root, tmp_path / "b", iterations=40, checkpoint_every=2, bank=raw["bank"])
+    train_stream(as_config(reference))
+    for task in ("task2_rain100L", "task3_rain1400"):
+        resumed = torch.load(tmp_path / "a" / "run" / task / "final.pt", weights_only=False)["weights"]
+        straight = torch.load(tmp_path / "b" / "run" / task / "final.pt", weights_only=False)["weights"]
+        for key in straight:
+            assert torch.allclose(resumed[key], straight[key], atol=1e-6), f"{task} {key} differs after resume"
+
+
+def test_ddp_two_cpu_processes_with_gloo(stream_root, tmp_path):
+    raw = tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain100L"], iterations=6, batch_size=4)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "derain.train.cli",
+        "--yaml",
+        str(path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())["rows"]
+    assert list(matrix) == ["rain100H", "rain100L"]
+    assert load_model(tmp_path / "run" / "task2_rain100L" / "final.pt", expect="realtime") is not None

@@ -1,0 +1,396 @@
+"""Continual de-raining over a stream of paired datasets: CLGID (GAN replay + distillation) and its baselines.
+
+For task n of the stream (0-based t):
+- t = 0: plain supervised training (Charbonnier + 0.05 edge, summed over stage outputs).
+- t >= 1, method `clgid`: the student starts from the previous task's network; a frozen copy is the teacher.
+  Every sample of a batch gets one replayed twin: a generator of an earlier dataset, chosen uniformly per
+  sample, draws rain from the prior, made grey (channel max) and added to the *current* clean image. Loss =
+  0.5 L(student(rainy), clean) + 0.5 L(student(replayed), clean) + kd_weight * sum_s L1(student_s(replayed),
+  teacher_s(replayed)). `kd_mode: released_code` adds the KD term without gradient, as the released code does.
+- t >= 1, method `sequential`: plain fine-tuning on the new dataset (the lower bound).
+- method `joint`: one task on the union of all datasets of the stream (the upper bound).
+Every task restarts Adam and the warm-up + cosine schedule. After every task the network is scored on the test
+split of every dataset of the stream (seen or not) and on the unseen sets: the accuracy matrix.
+
+Outputs under `out`: `task<k>_<name>/{last,final}.pt`, `log.csv`, `matrix.{csv,json}`, `matrix.png`,
+`summary.json`, `config.yaml`. `resume="auto"` continues the unfinished task from its last checkpoint
+(weights, optimizer, step, RNG) and never repeats a finished task or a trained generator.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import ConcatDataset
+from tqdm import tqdm
+
+from derain.config import config_to_dict, save_resolved
+from derain.data.datasets import PairedDataset
+from derain.data.pairing import DatasetError, paired_folder
+from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
+from derain.models.vrgnet import grey_rain
+from derain.train.evaluate import evaluate_folder
+from derain.train.loop import (
+    CsvLog,
+    Session,
+    atomic_save,
+    batches,
+    rng_state,
+    seed_everything,
+    set_lr,
+    set_rng_state,
+    steps_per_epoch,
+    unwrap,
+    warmup_cosine,
+)
+from derain.train.losses import restoration_loss
+from derain.train.memorize import GeneratorBank, GeneratorConfig
+from derain.train.supervised import ModelConfig
+
+log = logging.getLogger(__name__)
+
+METHODS = ("clgid", "sequential", "joint")
+KD_MODES = ("paper", "released_code")
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    """A stream experiment. Defaults are the paper's (MPRNet, 250 epochs per task, batch 16, 64x64 patches)."""
+
+    data_root: str  # holds <name>/train and <name>/test for every name of the stream
+    stream: tuple[str, ...]  # dataset names in training order
+    unseen: tuple[str, ...] = ()  # paired test folders never trained on (relative to data_root or absolute)
+    method: str = "clgid"
+    model: ModelConfig = ModelConfig("mprnet")
+    out: str = "runs/continual"
+    bank: str = "runs/generator_bank"
+    generator: GeneratorConfig = GeneratorConfig()
+    epochs: int = 250  # per task
+    iterations: int = 0  # per task; > 0 overrides epochs
+    warmup_epochs: float = 3.0
+    batch_size: int = 16
+    patch_size: int = 64
+    lr: float = 2e-4
+    min_lr: float = 1e-6
+    edge_weight: float = 0.05
+    kd_weight: float = 1.0
+    kd_mode: str = "paper"
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 1234
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    workers: int = 0
+    metrics: tuple[str, ...] = field(default=("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"))
+
+
+def _folder(config: ContinualConfig, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else Path(config.data_root) / path
+
+
+def check_config(config: ContinualConfig) -> None:
+    """Fail before any training on a bad method, an empty stream, or a missing / malformed dataset folder."""
+    if config.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+    if config.kd_mode not in KD_MODES:
+        raise ValueError(f"kd_mode must be one of {KD_MODES}, got {config.kd_mode!r}")
+    if not config.stream:
+        raise ValueError("stream is empty: list the dataset names in training order")
+    if len(set(config.stream)) != len(config.stream):
+        raise ValueError(f"stream names must be distinct, got {list(config.stream)}")
+    if config.method == "clgid" and config.patch_size != config.generator.size:
+        log.warning("patch %d != generator size %d: replayed rain is resized", config.patch_size, config.generator.size)
+    problems = []
+    for name in config.stream:
+        for split in ("train", "test"):
+            try:
+                paired_folder(_folder(config, name) / split, check=True)
+            except DatasetError as error:
+                problems.append(f"{name}/{split}: {error}")
+    for name in config.unseen:
+        try:
+            paired_folder(_folder(config, name), check=True)
+        except DatasetError as error:
+            problems.append(f"unseen {name}: {error}")
+    if problems:
+        raise DatasetError("dataset check failed before training:\n  " + "\n  ".join(problems))
+
+
+def task_names(config: ContinualConfig) -> list[str]:
+    return ["joint"] if config.method == "joint" else list(config.stream)
+
+
+def task_dir(config: ContinualConfig, index: int) -> Path:
+    return Path(config.out) / f"task{index + 1}_{task_names(config)[index]}"
+
+
+@torch.no_grad()
+def replay(clean: torch.Tensor, generators: list[nn.Module], rng: torch.Generator) -> torch.Tensor:
+    """One replayed rainy twin per clean image: rain of a uniformly chosen earlier generator, grey, added."""
+    choice = torch.randint(len(generators), (clean.shape[0],), generator=rng)
+    rain = torch.zeros_like(clean)
+    for index, generator in enumerate(generators):
+        picked = (choice == index).nonzero().flatten()
+        if picked.numel() == 0:
+            continue
+        z = torch.randn(picked.numel(), generator.nz, generator=rng).to(clean.device)
+        layer = grey_rain(generator(z).float())
+        if layer.shape[-2:] != clean.shape[-2:]:
+            layer = F.interpolate(layer, size=clean.shape[-2:], mode="bilinear", align_corners=False)
+        rain[picked.to(clean.device)] = layer.to(rain.dtype)
+    return (clean + rain).clamp(0, 1)
+
+
+def distillation(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between student and teacher over every stage output."""
+    return sum(F.l1_loss(s, t) for s, t in zip(student, teacher, strict=True))
+
+
+def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
+    """Run (or continue) the whole stream; returns the summary dict (also written to `out/summary.json`)."""
+    check_config(config)
+    session = Session.start(config.device, config.amp, config.channels_last)
+    out = Path(config.out)
+    if resume not in (None, "auto"):
+        raise ValueError("continual runs resume with resume='auto' (each task keeps its own last.pt)")
+    if resume is None and session.main and (out / "matrix.json").exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume auto to continue it or choose another out")
+    if session.main:
+        save_resolved(config, out)
+    bank = GeneratorBank(config.bank)
+    matrix = _load_matrix(out)
+    previous: Path | None = None
+    try:
+        for index, name in enumerate(task_names(config)):
+            final = task_dir(config, index) / "final.pt"
+            if final.is_file() and name in matrix["rows"]:
+                log.info("task %d (%s) already finished: %s", index + 1, name, final)
+                previous = final
+                continue
+            if config.method == "clgid" and index > 0:
+                for earlier in config.stream[:index]:
+                    bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
+            final = _train_task(config, session, bank, index, previous)
+            if session.main:
+                model = _load_net(config, final, session.device)
+                matrix["rows"][name] = _score(config, model, session.device)
+                _write_matrix(config, matrix, out)
+            session.barrier()
+            previous = final
+    finally:
+        session.close()
+    summary = summarize(config, matrix)
+    if session.main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _load_net(config: ContinualConfig, path: Path, device: torch.device) -> nn.Module:
+    model = build_model(config.model.name, **config.model.kwargs)
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    load_weights(model, state["weights"], source=str(path))
+    return model.to(device)
+
+
+def _train_task(
+    config: ContinualConfig, session: Session, bank: GeneratorBank, index: int, previous: Path | None
+) -> Path:
+    folder = task_dir(config, index)
+    names = list(config.stream) if config.method == "joint" else [config.stream[index]]
+    seed_everything(config.seed + index)
+    parts = [
+        PairedDataset(_folder(config, n) / "train", patch_size=config.patch_size, seed=config.seed + index)
+        for n in names
+    ]
+    dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    per_epoch = steps_per_epoch(math.ceil(len(dataset) / session.world), max(1, config.batch_size // session.world))
+    total = config.iterations or config.epochs * per_epoch
+    warmup = (
+        int(round(config.warmup_epochs * per_epoch))
+        if not config.iterations
+        else int(round(config.warmup_epochs / max(1, config.epochs) * total))
+    )
+
+    student = session.prepare(build_model(config.model.name, **config.model.kwargs))
+    if previous is not None:
+        load_weights(student, torch.load(previous, map_location="cpu", weights_only=False)["weights"], str(previous))
+    replaying = config.method == "clgid" and index > 0
+    teacher = generators = None
+    if replaying:
+        teacher = copy.deepcopy(student).eval()
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
+        generators = [bank.load(n, session.device) for n in config.stream[:index]]
+    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    step = 0
+    replay_state = None
+    last = folder / "last.pt"
+    if session.broadcast_flag(last.is_file()):
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        load_weights(student, state["weights"], str(last))
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        set_rng_state(state["rng"])
+        replay_state = state.get("replay_rng")
+        log.info("task %d: resumed at iteration %d of %d", index + 1, step, total)
+    offset = session.rank + (step if session.world > 1 else 0)  # one rank's RNG state is saved
+    replay_rng = torch.Generator().manual_seed(config.seed * 7919 + index * 131 + offset)
+    if replay_state is not None and session.world == 1:
+        replay_rng.set_state(replay_state)
+    model = session.wrap(student)
+    model.train()
+    logger = CsvLog(folder / "log.csv", enabled=session.main)
+    data = batches(dataset, config.batch_size, config.seed + index, session, start_step=step, workers=config.workers)
+    bar = tqdm(
+        total=total,
+        initial=step,
+        desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
+        disable=None if session.main else True,
+    )
+    started = time.perf_counter()
+    while step < total:
+        set_lr(optimizer, warmup_cosine(step, total, warmup, config.lr, config.min_lr))
+        batch = next(data)
+        rainy, clean = session.to(batch["rainy"]), session.to(batch["clean"])
+        row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"]}
+        with session.autocast():
+            if replaying:
+                replayed = replay(clean, generators, replay_rng)
+                outputs = stage_outputs(model(torch.cat((rainy, replayed))))
+                real = [o[: len(rainy)] for o in outputs]
+                fake = [o[len(rainy) :] for o in outputs]
+                with torch.no_grad():
+                    taught = stage_outputs(teacher(replayed))
+                loss_real = restoration_loss([o.float() for o in real], clean, config.edge_weight)
+                loss_replay = restoration_loss([o.float() for o in fake], clean, config.edge_weight)
+                kd = distillation([o.float() for o in fake], [t.float() for t in taught])
+                if config.kd_mode == "released_code":
+                    kd = kd.detach()  # the released code adds KD as a number: logged, no gradient
+                loss = 0.5 * loss_real + 0.5 * loss_replay + config.kd_weight * kd
+                row.update(loss_real=loss_real.item(), loss_replay=loss_replay.item(), kd=kd.item())
+            else:
+                outputs = stage_outputs(model(rainy))
+                loss = restoration_loss([o.float() for o in outputs], clean, config.edge_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        row["loss"] = loss.item()
+        bar.update(1)
+        if step % config.log_every == 0 or step == total:
+            logger.write(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if session.main and (step % config.checkpoint_every == 0) and step < total:
+            _checkpoint(last, student, optimizer, step, config, replay_rng)
+    bar.close()
+    final = folder / "final.pt"
+    if session.main:
+        _checkpoint(last, student, optimizer, step, config, replay_rng)
+        save_checkpoint(final, unwrap(student), config=config_to_dict(config), task=index, step=step)
+        (folder / "task.json").write_text(
+            json.dumps({"datasets": names, "iterations": total, "seconds_this_run": time.perf_counter() - started})
+        )
+    session.barrier()
+    return final
+
+
+def _checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config, replay_rng: torch.Generator
+) -> None:
+    atomic_save(
+        {
+            "replay_rng": replay_rng.get_state(),
+            "weights": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "rng": rng_state(),
+            "config": config_to_dict(config),
+        },
+        path,
+    )
+
+
+def _score(config: ContinualConfig, model: nn.Module, device: torch.device) -> dict[str, dict[str, float]]:
+    """Mean metrics on the test split of every stream dataset and on every unseen set."""
+    model.eval()
+    scores = {}
+    for name in config.stream:
+        scores[name] = evaluate_folder(model, _folder(config, name) / "test", device=device, progress=False)["mean"]
+    for name in config.unseen:
+        scores[f"unseen:{name}"] = evaluate_folder(model, _folder(config, name), device=device, progress=False)["mean"]
+    return scores
+
+
+def _load_matrix(out: Path) -> dict:
+    path = out / "matrix.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"rows": {}}
+
+
+def summarize(config: ContinualConfig, matrix: dict) -> dict:
+    """Average seen PSNR after the last task, backward transfer, unseen PSNR (RGB and Y)."""
+    rows = matrix["rows"]
+    tasks = [t for t in task_names(config) if t in rows]
+    if not tasks:
+        return {"tasks_done": 0}
+    final = rows[tasks[-1]]
+    summary: dict = {"method": config.method, "model": config.model.name, "tasks_done": len(tasks)}
+    for metric in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):
+        seen = config.stream if config.method == "joint" else config.stream[: len(tasks)]
+        summary[f"avg_seen_{metric}"] = float(np.mean([final[n][metric] for n in seen]))
+        if config.method != "joint" and len(tasks) > 1:
+            drops = [final[n][metric] - rows[n][n][metric] for n in config.stream[: len(tasks) - 1]]
+            summary[f"bwt_{metric}"] = float(np.mean(drops))
+        for name in config.unseen:
+            summary[f"unseen_{name}_{metric}"] = final[f"unseen:{name}"][metric]
+    summary["final"] = final
+    return summary
+
+
+def _write_matrix(config: ContinualConfig, matrix: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.json").write_text(json.dumps(matrix, indent=2))
+    columns = [*config.stream, *(f"unseen:{n}" for n in config.unseen)]
+    lines = ["task," + ",".join(f"{c}:{m}" for c in columns for m in config.metrics)]
+    for task, scores in matrix["rows"].items():
+        lines.append(task + "," + ",".join(f"{scores[c][m]:.4f}" for c in columns for m in config.metrics))
+    (out / "matrix.csv").write_text("\n".join(lines) + "\n")
+    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png")
+
+
+def heatmap(matrix: dict, columns: list[str], metric: str, path: Path) -> None:
+    """Task x dataset PSNR heatmap as a PNG, drawn with OpenCV (no plotting dependency)."""
+    rows = list(matrix["rows"])
+    values = np.array([[matrix["rows"][r][c][metric] for c in columns] for r in rows], dtype=np.float32)
+    cell_w, cell_h, left, top = 150, 48, 170, 60
+    image = np.full((top + cell_h * len(rows) + 30, left + cell_w * len(columns), 3), 255, np.uint8)
+    low, high = float(values.min()), float(values.max())
+    colours = cv2.applyColorMap(
+        ((values - low) / max(high - low, 1e-6) * 255).astype(np.uint8)[..., None], cv2.COLORMAP_VIRIDIS
+    )
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, f"{metric} after each task (rows) on each test set (columns)", (8, 20), font, 0.5, 0, 1)
+    for j, column in enumerate(columns):
+        cv2.putText(image, column[:20], (left + j * cell_w + 4, top - 10), font, 0.42, 0, 1)
+    for i, row in enumerate(rows):
+        cv2.putText(image, f"after {row}"[:22], (4, top + i * cell_h + 30), font, 0.45, 0, 1)
+        for j in range(len(columns)):
+            x, y = left + j * cell_w, top + i * cell_h
+            image[y : y + cell_h - 2, x : x + cell_w - 2] = colours[i, j, 0]
+            shade = 0 if colours[i, j, 0].mean() > 110 else 255
+            cv2.putText(image, f"{values[i, j]:.2f}", (x + 40, y + 30), font, 0.6, (shade,) * 3, 1)
+    cv2.imwrite(str(path), image)

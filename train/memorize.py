@@ -1,0 +1,212 @@
+"""CLGID step 1, "memorize": train one VRGNet per dataset and keep its rain generator in a bank.
+
+Losses (released VRGNet joint training): WGAN-GP critic every step (gradient penalty weight 10); every
+`critic_steps` steps the encoder, generator and background net minimise -D(fake) + KL(z) + KL(background),
+where the background KL against the clean image with variance 1e-6 is a heavily weighted MSE.
+
+The bank is a folder with one sub-folder per dataset name: `<bank>/<name>/generator.pt` (a registry
+checkpoint of `vrgnet_generator`), `state.pt` while training (resume), `samples.png`, `summary.json`.
+A generator trained once serves every stream that contains its dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from derain.data.datasets import PairedDataset
+from derain.data.io import write_image
+from derain.models import build_model, load_model, save_checkpoint
+from derain.models.vrgnet import VRGNet
+from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """VRGNet training; defaults are the released recipe (700 epochs x 3000 iterations, batch 18)."""
+
+    nz: int = 128
+    size: int = 64
+    batch_size: int = 18
+    iterations: int = 2_100_000  # critic steps
+    critic_steps: int = 5  # critic steps per generator step
+    gp_weight: float = 10.0
+    lr_critic: float = 4e-4
+    lr_background: float = 2e-4
+    lr_generator: float = 1e-4  # encoder + generator
+    milestones: tuple[float, ...] = (400 / 700, 600 / 700, 650 / 700, 675 / 700, 690 / 700)  # x0.5, fractions
+    background_var: float = 1e-6
+    background_stages: int = 6  # PReNet stages of the background net (released: 6)
+    background_channels: int = 32  # its width (released: 32); it is ~90% of the cost and is discarded after
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class GeneratorRunConfig:
+    """`derain-train` trainer `generator`: one bank entry from one paired training folder."""
+
+    train_data: str  # folder with rain/ and norain/
+    out: str  # the bank entry folder, e.g. runs/generator_bank/rain100H
+    generator: GeneratorConfig = GeneratorConfig()
+
+
+def kl_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)), mean over batch and latent dimensions."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
+
+
+def kl_background(mu: torch.Tensor, logvar: torch.Tensor, clean: torch.Tensor, var: float) -> torch.Tensor:
+    """KL(N(mu_b, sigma_b^2) || N(clean, var)), mean over pixels."""
+    ratio = logvar.exp() / var
+    return 0.5 * ((mu - clean).pow(2) / var + ratio - 1 - torch.log(ratio)).mean()
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+class GeneratorBank:
+    """Frozen rain generators by dataset name, trained on demand."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name / "generator.pt"
+
+    def has(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def load(self, name: str, device: torch.device | str = "cpu") -> nn.Module:
+        generator = load_model(self.path(name), expect="vrgnet_generator").to(device).eval()
+        for parameter in generator.parameters():
+            parameter.requires_grad_(False)
+        return generator
+
+    def ensure(self, name: str, train_dir: str | Path, config: GeneratorConfig, session: Session | None = None) -> Path:
+        """The generator of `name`, training it from `train_dir` first if the bank lacks it (resumable)."""
+        missing = not self.has(name)
+        if session is not None:
+            missing = session.broadcast_flag(missing)  # rank 0 decides, so every rank takes the same branch
+        if missing:
+            train_rain_generator(train_dir, self.root / name, config, session)
+        return self.path(name)
+
+
+def train_rain_generator(
+    train_dir: str | Path, out: str | Path, config: GeneratorConfig, session: Session | None = None
+) -> Path:
+    """Train a VRGNet on the pairs of `train_dir`; resumes from `<out>/state.pt`; returns `<out>/generator.pt`.
+
+    Runs on one process (rank 0 under DDP; other ranks wait): a bank entry is small and trained once.
+    """
+    session = session or Session.start(config.device, amp=False, channels_last=False)
+    out = Path(out)
+    if not session.main:
+        session.barrier()
+        return out / "generator.pt"
+    single = Session(session.device)
+    seed_everything(config.seed)
+    dataset = PairedDataset(train_dir, patch_size=config.size, augment=False, seed=config.seed)
+    net = VRGNet(config.nz, config.size, config.background_stages, config.background_channels).to(session.device)
+    optimizers = {
+        "critic": torch.optim.Adam(net.critic.parameters(), lr=config.lr_critic),
+        "background": torch.optim.Adam(net.background.parameters(), lr=config.lr_background),
+        "generator": torch.optim.Adam([*net.encoder.parameters(), *net.generator.parameters()], lr=config.lr_generator),
+    }
+    milestones = [int(f * config.iterations) for f in config.milestones]
+    base_lr = {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
+    step = 0
+    state_path = out / "state.pt"
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["net"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        step = state["step"]
+        set_rng_state(state["rng"])
+        log.info("rain generator %s: resumed at step %d", out.name, step)
+    logger = CsvLog(out / "log.csv")
+    data = batches(dataset, config.batch_size, config.seed, single, start_step=step)
+    bar = tqdm(total=config.iterations, initial=step, desc=f"memorize {out.name}", disable=None)
+    started = time.perf_counter()
+    net.train()
+    while step < config.iterations:
+        decay = 0.5 ** sum(step >= m for m in milestones)
+        for name, opt in optimizers.items():
+            opt.param_groups[0]["lr"] = base_lr[name] * decay
+        batch = next(data)
+        rainy, clean = batch["rainy"].to(session.device), batch["clean"].to(session.device)
+        parts = net.synthesize(rainy)
+        fake = parts["fake"]
+        critic_loss = (
+            -net.critic(rainy).mean()
+            + net.critic(fake.detach()).mean()
+            + config.gp_weight * gradient_penalty(net.critic, rainy, fake.detach())
+        )
+        optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        optimizers["critic"].step()
+        row = {"step": step + 1, "critic": critic_loss.item()}
+        if step % config.critic_steps == 0:
+            adversarial = -net.critic(fake).mean()
+            kl_z = kl_latent(parts["mu_z"], parts["logvar_z"])
+            kl_b = kl_background(parts["mu_b"], parts["logvar_b"], clean, config.background_var)
+            loss = adversarial + kl_z + kl_b
+            for name in ("background", "generator"):
+                optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers["background"].step()
+            optimizers["generator"].step()
+            row.update(adversarial=adversarial.item(), kl_z=kl_z.item(), kl_b=kl_b.item())
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0:
+            logger.write(row)
+            bar.set_postfix(critic=f"{row['critic']:.3f}")
+        if step % config.checkpoint_every == 0 or step == config.iterations:
+            atomic_save(
+                {
+                    "net": net.state_dict(),
+                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+                    "step": step,
+                    "rng": rng_state(),
+                    "config": config.__dict__,
+                },
+                state_path,
+            )
+    bar.close()
+    generator = build_model("vrgnet_generator", nz=config.nz, size=config.size)
+    generator.load_state_dict(net.generator.state_dict())
+    path = save_checkpoint(out / "generator.pt", generator, dataset=str(train_dir), steps=step)
+    _write_samples(generator, out / "samples.png")
+    summary = {"train_dir": str(train_dir), "critic_steps": step, "seconds_this_run": time.perf_counter() - started}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    session.barrier()
+    return path
+
+
+@torch.no_grad()
+def _write_samples(generator: nn.Module, path: Path, count: int = 8) -> None:
+    """A strip of generated rain layers (grey, as replayed) for a quick look."""
+    generator = generator.cpu().eval()
+    rain = generator.sample(count, torch.Generator().manual_seed(0)).amax(1).clamp(0, 1)
+    strip = torch.cat(list(rain), dim=1).numpy()
+    image = np.repeat((strip * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+    write_image(path, image)
