@@ -62,9 +62,10 @@ class PairedDataset(Dataset):
 class UnpairedDataset(Dataset):
     """Rainy crops from one folder and clean crops from another (different scenes), as unpaired training wants.
 
-    Sample i takes rainy image i and a clean image drawn by (seed, epoch, i); both are cropped and augmented
-    independently. Returns {"rainy", "clean", "rainy_index", "name"}; `rainy_index` keys per-image state
-    (the RGSUD reward pool).
+    Sample i takes rainy image i and a clean image drawn by (seed, epoch, i); both are cropped and flipped
+    (horizontal flips only, as CSUD: rotations would turn the rain) independently. Returns {"rainy", "clean",
+    "rainy_index", "name"}. If `rewards` (one uint8 RGB image or None per rainy image, e.g. RGSUD's reward pool)
+    is set, samples also carry "reward" (the same window of the reward, or zeros) and "has_reward".
     """
 
     def __init__(self, rain_dir: str | Path, clean_dir: str | Path, patch_size: int = 256, seed: int = 0) -> None:
@@ -73,6 +74,7 @@ class UnpairedDataset(Dataset):
         self.patch_size = patch_size
         self.seed = seed
         self.epoch = 0
+        self.rewards: list[np.ndarray | None] | None = None
 
     @staticmethod
     def _images(folder: str | Path) -> list[Path]:
@@ -90,14 +92,27 @@ class UnpairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rainy_files)
 
+    @staticmethod
+    def _flip(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        if rng.random() < 0.5:
+            return [np.ascontiguousarray(image[:, ::-1]) for image in images]
+        return images
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
         rng = _sample_rng(self.seed, self.epoch, index)
         clean_path = self.clean_files[int(rng.integers(0, len(self.clean_files)))]
-        rainy = random_dihedral(random_crop([read_image(self.rainy_files[index])], self.patch_size, rng), rng)[0]
-        clean = random_dihedral(random_crop([read_image(clean_path)], self.patch_size, rng), rng)[0]
-        return {
-            "rainy": to_tensor(rainy),
+        rainy_image = read_image(self.rainy_files[index])
+        reward = self.rewards[index] if self.rewards is not None else None
+        group = [rainy_image] if reward is None else [rainy_image, reward]
+        group = self._flip(random_crop(group, self.patch_size, rng), rng)
+        clean = self._flip(random_crop([read_image(clean_path)], self.patch_size, rng), rng)[0]
+        sample = {
+            "rainy": to_tensor(group[0]),
             "clean": to_tensor(clean),
             "rainy_index": index,
             "name": self.rainy_files[index].name,
         }
+        if self.rewards is not None:
+            sample["reward"] = to_tensor(group[1]) if reward is not None else torch.zeros_like(sample["rainy"])
+            sample["has_reward"] = reward is not None
+        return sample

@@ -79,6 +79,7 @@ class RealtimeDerainNet(nn.Module):
         widths: tuple[int, ...] | list[int] = (24, 48, 96),
         blocks: tuple[int, ...] | list[int] = (1, 2, 4),
         decoder_blocks: tuple[int, ...] | list[int] = (2, 1),
+        tail_scale: float = 0.1,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or len(blocks) != 3 or len(decoder_blocks) != 2:
@@ -95,8 +96,9 @@ class RealtimeDerainNet(nn.Module):
         self.up1 = Up(w2, w1)
         self.decoder1 = res_stack(decoder_blocks[1], w1)
         self.tail = nn.Conv2d(w1, 12, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)  # start as the identity: the output is the input until rain is learned
-        nn.init.zeros_(self.tail.bias)
+        with torch.no_grad():  # start near the identity (small correction), with gradients reaching every layer
+            self.tail.weight.mul_(tail_scale)
+            self.tail.bias.zero_()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1], H and W multiples of 8 -> restored image (input + predicted correction)."""

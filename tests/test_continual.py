@@ -20,7 +20,6 @@ from derain.models import build_model, load_model
 from derain.models.vrgnet import VRGNet, grey_rain
 from derain.train.continual import ContinualConfig, replay, train_stream
 from derain.train.memorize import GeneratorBank, GeneratorConfig, train_rain_generator
-from derain.train.supervised import ModelConfig
 
 TINY_GAN = {"iterations": 6, "batch_size": 4, "checkpoint_every": 3, "background_stages": 1, "background_channels": 8}
 

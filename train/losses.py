@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -34,3 +36,43 @@ def edge_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> to
 def restoration_loss(outputs: list[torch.Tensor], target: torch.Tensor, edge_weight: float = 0.05) -> torch.Tensor:
     """Sum over stage outputs of Charbonnier + `edge_weight` x edge loss (MPRNet; single-output nets: once)."""
     return sum(charbonnier(o, target) + edge_weight * edge_loss(o, target) for o in outputs)
+
+
+def _ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Differentiable SSIM map (Gaussian window 11, sigma 1.5, zero 'same' padding), images in [0, 1]."""
+    offsets = torch.arange(11, dtype=x.dtype, device=x.device) - 5
+    g = torch.exp(-(offsets**2) / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :]).expand(x.shape[1], 1, 11, 11)
+
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, window, padding=5, groups=x.shape[1])
+
+    mu_x, mu_y = filt(x), filt(y)
+    sigma_x, sigma_y = filt(x * x) - mu_x**2, filt(y * y) - mu_y**2
+    sigma_xy = filt(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    return ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-log10(mean SSIM) (CSUD's SSIM loss)."""
+    return -torch.log10(_ssim_map(pred, target).mean().clamp_min(1e-6))
+
+
+def psnr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative PSNR up to a constant: (10 / ln 10) * mean over the batch of ln(MSE + 1e-8) (NAFNet/HINet)."""
+    mse = (pred - target).pow(2).flatten(1).mean(1)
+    return 10.0 / math.log(10.0) * torch.log(mse + 1e-8).mean()
+
+
+def channel_consistency(clean: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
+    """Rain is achromatic: the residual clean - rainy should be equal in R, G and B."""
+    d = clean - rainy
+    r, g, b = d[:, 0], d[:, 1], d[:, 2]
+    return F.l1_loss(r, g) + F.l1_loss(g, b) + F.l1_loss(b, r)
+
+
+def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least-squares GAN loss toward 1 (real) or 0 (fake)."""
+    return F.mse_loss(scores, torch.full_like(scores, 1.0 if real else 0.0))

@@ -1,0 +1,445 @@
+"""RGSUD: unpaired de-raining with a reward pool and a self-reinforcement stage, on the CSUD framework.
+
+Stage 1 (per iteration, rainy crops O and clean crops B of other scenes):
+  F(x) = x - C(x), C the DEM U-Net (rain estimate).        pseudo rainy  Ob = T(B, F(O))
+  pseudo pair (B, R(Ob)); real de-rained Ba = R(O); re-rain checks Oa = T(Ba, F(O)), Oa2 = T(Ba, Ob - B),
+  Ob2 = T(R(Ob), Ob - B); self-reconstruction S1 = T(B, F(B)), S2 = T(B, F(Ba)), S3 = T(B, F(R(Ob))).
+  T + DEM:  5 [L1(S1, B) + L1(S2, B)] + 10 L_cc(B, Ob) + sum_k LSGAN(D(fake_k), real) + L1(C(Ob), B)
+  R:        L1(R(Ob), B) - log10 SSIM(R(Ob), B) + 0.5 [L1(S3, B) + L1(S2, B)]
+  D:        LSGAN(D(O), real) + LSGAN(D(Ob), fake)
+  (VGG19 perceptual loss of CSUD left out: ImageNet weights cannot be had offline.)
+Every `sweep_every` iterations the reward pool re-derains every rainy training image (eval mode, full size),
+scores new output and current reward with the offline scorer, and keeps the better one (rewards carry no
+gradient; a replacement whose colour drifts from the input beyond `colour_drift` is rejected).
+Stage 2 starts from stage 1: DEM is replaced by the rewards (F(O) = O - reward), the de-rainer loss becomes
+PSNR loss + SSIM loss on the pseudo pair (weight 1) + 0.8 MSE(R(O), reward crop); recycling continues; training
+stops at `stage2_iterations` or when validation PSNR has not improved for `patience` validations.
+Plug-in mode (`init` = a supervised checkpoint): skip stage 1, seed the pool with the pretrained network's
+outputs, and run stage 2 to fine-tune it on unpaired data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from derain.config import config_to_dict, save_resolved
+from derain.data.datasets import UnpairedDataset
+from derain.data.io import read_image, to_tensor, to_uint8
+from derain.data.pairing import DatasetError, paired_folder
+from derain.models import build_model, load_model, load_weights, prediction, run_padded, save_checkpoint
+from derain.quality.scorers import Scorer, fit_scorer, load_scorer
+from derain.train.evaluate import evaluate_folder
+from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
+from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
+from derain.train.supervised import ModelConfig
+
+log = logging.getLogger(__name__)
+
+CSUD_NAFNET = {"width": 32, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12, "dec_blk_nums": [2, 2, 2, 2]}
+
+
+@dataclass(frozen=True)
+class UnpairedConfig:
+    rain_data: str  # rainy training images (no clean partners)
+    clean_data: str  # clean images of other scenes
+    test_data: str = ""  # paired folder (rain/ + norain/) used only for measurement and the stage-2 plateau
+    model: ModelConfig = ModelConfig("nafnet", CSUD_NAFNET)
+    transfer: dict = field(default_factory=lambda: {"width": 64, "blocks": 6})
+    discriminator: dict = field(default_factory=lambda: {"ndf": 64})
+    dem: dict = field(default_factory=lambda: {"width": 32})
+    out: str = "runs/rgsud"
+    init: str = ""  # plug-in mode: a supervised checkpoint to fine-tune with stage 2 only
+    patch_size: int = 256
+    batch_size: int = 2
+    lr: float = 2e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+    stage1_iterations: int = 100_000
+    milestones: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)  # x0.5, fractions of stage 1
+    stage2_iterations: int = 30_000
+    stage2_lr: float = 5e-5
+    patience: int = 3  # validations without improvement before stage 2 stops
+    sweep_every: int = 2000
+    val_every: int = 2000
+    scorer: str = "niqe"  # niqe | rain_cnn | combined, fitted offline on the training folders
+    scorer_path: str = ""  # a saved scorer to reuse instead of fitting
+    niqe_block: int = 64
+    colour_drift: float = 0.03
+    self_rec_weight: float = 0.5
+    transfer_self_weight: float = 5.0
+    cc_weight: float = 10.0
+    der_weight: float = 1.0  # lambda1
+    sr_weight: float = 0.8  # lambda2
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 728
+    device: str = "auto"
+
+
+class RewardPool:
+    """One reward per rainy training image: the best-scored de-rained output so far (uint8 RGB, in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.images: list[np.ndarray | None] = [None] * size
+        self.scores = torch.full((size,), float("inf"))
+        self.history: list[dict] = []  # one row per sweep
+
+    def state(self) -> dict:
+        return {"images": self.images, "scores": self.scores, "history": self.history}
+
+    def load(self, state: dict) -> None:
+        self.images, self.scores, self.history = state["images"], state["scores"], state["history"]
+
+    @torch.no_grad()
+    def sweep(
+        self,
+        model: nn.Module,
+        files: list[Path],
+        scorer: Scorer,
+        device: torch.device,
+        step: int,
+        colour_drift: float,
+        clean_files: list[Path] | None = None,
+    ) -> dict:
+        """De-rain every image, replace rewards the scorer prefers; returns (and records) the sweep's figures.
+
+        `clean_files` (paired synthetic data only) lets the sweep report whether replacements raised PSNR;
+        it never influences the decision.
+        """
+        was_training = model.training
+        model.eval()
+        replaced = rejected = improved = 0
+        for index, path in enumerate(files):
+            rainy = to_tensor(read_image(path))[None].to(device)
+            output = run_padded(model, rainy).clamp(0, 1)
+            new_score = float(scorer.score(output)[0])
+            if self.images[index] is not None and not new_score < float(self.scores[index]):
+                continue
+            if _chroma_drift(output, rainy) > colour_drift:
+                rejected += 1
+                continue
+            if self.images[index] is not None and clean_files is not None:
+                clean = to_tensor(read_image(clean_files[index]))[None].to(device)
+                before = to_tensor(self.images[index])[None].to(device)
+                improved += int(F.mse_loss(output, clean) < F.mse_loss(before, clean))
+            replaced += int(self.images[index] is not None)
+            self.images[index] = to_uint8(output[0].cpu())
+            self.scores[index] = new_score
+        model.train(was_training)
+        filled = torch.isfinite(self.scores)
+        row = {
+            "step": step,
+            "mean_score": float(self.scores[filled].mean()) if filled.any() else float("nan"),
+            "filled": int(filled.sum()),
+            "replaced": replaced,
+            "rejected_colour": rejected,
+        }
+        if clean_files is not None:
+            row["replacements_raising_psnr"] = improved
+        self.history.append(row)
+        return row
+
+    def crop_source(self) -> list[np.ndarray | None]:
+        return self.images
+
+
+def _chroma_drift(output: torch.Tensor, rainy: torch.Tensor) -> float:
+    """Mean absolute change of the colour components (pixel minus its grey level): rain is achromatic."""
+
+    def chroma(x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(1, keepdim=True)
+
+    return float((chroma(output) - chroma(rainy)).abs().mean())
+
+
+def _build(name: str, kwargs: dict, device: torch.device) -> nn.Module:
+    return build_model(name, **kwargs).to(device)
+
+
+def prepare_scorer(config: UnpairedConfig, dataset: UnpairedDataset, out: Path) -> Scorer:
+    """Reuse `scorer_path`, or a scorer saved in the run folder, or fit one on the training folders."""
+    saved = Path(config.scorer_path) if config.scorer_path else out / "scorer.pt"
+    if saved.is_file():
+        return load_scorer(saved)
+    clean = [to_tensor(read_image(p)) for p in dataset.clean_files[:64]]
+    rainy = [to_tensor(read_image(p)) for p in dataset.rainy_files[:64]]
+    scorer = fit_scorer(config.scorer, clean, rainy, block=config.niqe_block)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer.save(out / "scorer.pt")
+    return scorer
+
+
+def train_unpaired(config: UnpairedConfig, resume: str | None = None) -> dict:
+    """Stage 1 (unless plug-in) then stage 2; returns the summary (also `out/summary.json`)."""
+    session = Session.start(config.device, amp=False, channels_last=False)
+    device = session.device
+    out = Path(config.out)
+    dataset = UnpairedDataset(config.rain_data, config.clean_data, config.patch_size, seed=config.seed)
+    if config.test_data:
+        paired_folder(config.test_data, check=True)
+    if config.init and not Path(config.init).is_file():
+        raise DatasetError(f"init checkpoint not found: {config.init}")
+    if resume is None and (out / "summary.json").exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume auto to continue it or choose another out")
+    save_resolved(config, out)
+    seed_everything(config.seed)
+    scorer = prepare_scorer(config, dataset, out)
+    paired_clean = _paired_clean(config, dataset)
+
+    derainer = _build(config.model.name, config.model.kwargs, device)
+    transfer = _build("rain_transfer", config.transfer, device)
+    dem = _build("dem_unet", config.dem, device)
+    critic = _build("patch_discriminator", config.discriminator, device)
+    if config.init:
+        pretrained = load_model(config.init)
+        if pretrained.spec["name"] != config.model.name:
+            raise DatasetError(
+                f"init checkpoint is a {pretrained.spec['name']!r}, config.model is {config.model.name!r}"
+            )
+        load_weights(derainer, pretrained.state_dict(), config.init)
+    pool = RewardPool(len(dataset))
+    dataset.rewards = pool.images
+    state = _load_state(out) if resume == "auto" else None
+    stages = ["stage2"] if config.init else ["stage1", "stage2"]
+    summary: dict = {"stages": {}, "scorer": config.scorer}
+    if state is not None:
+        summary = state["summary"]
+    for stage in stages:
+        if stage in summary["stages"] and summary["stages"][stage].get("done"):
+            continue
+        summary["stages"][stage] = _run_stage(
+            stage,
+            config,
+            session,
+            dataset,
+            pool,
+            scorer,
+            paired_clean,
+            derainer,
+            transfer,
+            dem,
+            critic,
+            out,
+            state if state is not None and state["stage"] == stage else None,
+            summary,
+        )
+        state = None
+    summary["reward_history"] = pool.history
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _plot_rewards(pool.history, out / "reward_scores.png")
+    return summary
+
+
+def _paired_clean(config: UnpairedConfig, dataset: UnpairedDataset) -> list[Path] | None:
+    """Clean partners of the rainy training images, when the rainy folder sits in a paired layout (diagnostics)."""
+    sibling = Path(config.rain_data).parent / "norain"
+    if not sibling.is_dir():
+        return None
+    names = {p.name: p for p in sibling.iterdir()}
+    files = [names.get(p.name) for p in dataset.rainy_files]
+    return files if all(files) else None
+
+
+def _load_state(out: Path) -> dict | None:
+    path = out / "last.pt"
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+
+
+def _run_stage(
+    stage: str,
+    config: UnpairedConfig,
+    session: Session,
+    dataset: UnpairedDataset,
+    pool: RewardPool,
+    scorer: Scorer,
+    paired_clean: list[Path] | None,
+    derainer: nn.Module,
+    transfer: nn.Module,
+    dem: nn.Module,
+    critic: nn.Module,
+    out: Path,
+    state: dict | None,
+    summary: dict,
+) -> dict:
+    device = session.device
+    second = stage == "stage2"
+    total = config.stage2_iterations if second else config.stage1_iterations
+    lr = config.stage2_lr if second else config.lr
+    betas = tuple(config.betas)
+    opt_r = torch.optim.Adam(derainer.parameters(), lr=lr, betas=betas)
+    opt_t = torch.optim.Adam([*transfer.parameters(), *dem.parameters()], lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+    nets = {"derainer": derainer, "transfer": transfer, "dem": dem, "critic": critic}
+    opts = {"derainer": opt_r, "transfer": opt_t, "critic": opt_d}
+    step, best, stale, record = 0, -float("inf"), 0, {"validation": []}
+    if state is not None:
+        for name, net in nets.items():
+            net.load_state_dict(state["nets"][name])
+        for name, opt in opts.items():
+            opt.load_state_dict(state["optimizers"][name])
+        pool.load(state["pool"])
+        dataset.rewards = pool.images
+        step, best, stale, record = state["step"], state["best"], state["stale"], state["record"]
+        set_rng_state(state["rng"])
+        log.info("%s: resumed at iteration %d", stage, step)
+    elif second and pool.history == []:  # plug-in mode or a fresh stage 2: seed the pool first
+        pool.sweep(derainer, dataset.rainy_files, scorer, device, 0, config.colour_drift, paired_clean)
+    logger = CsvLog(out / f"{stage}_log.csv")
+    data = batches(dataset, config.batch_size, config.seed, Session(device), start_step=step)
+    milestones = [int(f * total) for f in config.milestones] if not second else []
+    bar = tqdm(total=total, initial=step, desc=f"rgsud {stage}", disable=None)
+    started = time.perf_counter()
+    while step < total:
+        decay = 0.5 ** sum(step >= m for m in milestones)
+        for opt in opts.values():
+            opt.param_groups[0]["lr"] = lr * decay
+        batch = next(data)
+        rainy, clean = batch["rainy"].to(device), batch["clean"].to(device)
+        reward = batch["reward"].to(device) if second else None
+        has_reward = batch["has_reward"].to(device).float().view(-1, 1, 1, 1) if second else None
+        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward)
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0:
+            logger.write({"step": step, **row})
+            bar.set_postfix(der=f"{row['derainer']:.3f}")
+        if step % config.sweep_every == 0 or step == total:
+            sweep = pool.sweep(derainer, dataset.rainy_files, scorer, device, step, config.colour_drift, paired_clean)
+            sweep["stage"] = stage
+        if config.test_data and (step % config.val_every == 0 or step == total):
+            scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
+            record["validation"].append({"step": step, **scores})
+            derainer.train()
+            if scores["psnr_rgb"] > best + 1e-3:
+                best, stale = scores["psnr_rgb"], 0
+                save_checkpoint(out / f"{stage}_best.pt", derainer, step=step, psnr_rgb=best)
+            else:
+                stale += 1
+            if second and stale >= config.patience:
+                log.info("stage 2: validation plateau after %d iterations", step)
+                break
+        if step % config.checkpoint_every == 0 and step < total:
+            _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
+    bar.close()
+    final = save_checkpoint(out / f"{stage}_final.pt", derainer, step=step, config=config_to_dict(config))
+    record.update(done=True, iterations=step, seconds_this_run=time.perf_counter() - started, checkpoint=str(final))
+    summary["stages"][stage] = record
+    _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
+    return record
+
+
+def _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary) -> None:
+    atomic_save(
+        {
+            "stage": stage,
+            "step": step,
+            "nets": {name: net.state_dict() for name, net in nets.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in opts.items()},
+            "pool": pool.state(),
+            "best": best,
+            "stale": stale,
+            "record": record,
+            "summary": summary,
+            "rng": rng_state(),
+        },
+        out / "last.pt",
+    )
+
+
+def _iteration(
+    config: UnpairedConfig,
+    second: bool,
+    nets: dict[str, nn.Module],
+    opts: dict[str, torch.optim.Optimizer],
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    reward: torch.Tensor | None,
+    has_reward: torch.Tensor | None,
+) -> dict[str, float]:
+    R, T, C, D = nets["derainer"], nets["transfer"], nets["dem"], nets["critic"]
+
+    def rain_of(x: torch.Tensor) -> torch.Tensor:
+        return x - C(x)
+
+    if second:  # DEM switched to rewards: the rain of a real rainy image is O - reward
+        estimate = torch.where(has_reward > 0, reward, C(rainy))
+        ref_rainy = rainy - estimate
+    else:
+        ref_rainy = rain_of(rainy)
+    pseudo = T(clean, ref_rainy)  # Ob
+    ref_pseudo = pseudo - clean  # the exact rain of Ob: its clean image is known
+    derained_pseudo = prediction(R(pseudo.detach()))  # R(Ob)
+    derained = prediction(R(rainy))  # Ba
+    fakes = [pseudo, T(derained, ref_pseudo), T(derained, ref_rainy), T(derained_pseudo, ref_pseudo)]
+    s1 = T(clean, rain_of(clean))
+    s2 = T(clean, rain_of(derained))
+    s3 = T(clean, rain_of(derained_pseudo))
+
+    adversarial = sum(lsgan(D(f), True) for f in fakes)
+    dem_loss = F.l1_loss(C(pseudo.detach()), clean)
+    loss_t = (
+        config.transfer_self_weight * (F.l1_loss(s1, clean) + F.l1_loss(s2, clean))
+        + config.cc_weight * channel_consistency(clean, pseudo)
+        + adversarial
+        + dem_loss
+    )
+    self_rec = config.self_rec_weight * (F.l1_loss(s3, clean) + F.l1_loss(s2, clean))
+    row = {}
+    if second:
+        pair = psnr_loss(derained_pseudo, clean) + ssim_loss(derained_pseudo, clean)
+        mask = has_reward
+        sr = ((derained - reward).pow(2) * mask).sum() / (mask.sum() * derained[0].numel()).clamp_min(1)
+        loss_r = config.der_weight * pair + config.sr_weight * sr + self_rec
+        row["self_reinforcement"] = sr.item()
+    else:
+        pair = F.l1_loss(derained_pseudo, clean) + ssim_loss(derained_pseudo, clean)
+        loss_r = pair + self_rec
+    for name in ("transfer", "derainer"):
+        opts[name].zero_grad(set_to_none=True)
+    (loss_t + loss_r).backward()  # both backward passes before both steps, as CSUD
+    opts["transfer"].step()
+    opts["derainer"].step()
+
+    loss_d = lsgan(D(rainy), True) + lsgan(D(pseudo.detach()), False)
+    opts["critic"].zero_grad(set_to_none=True)
+    loss_d.backward()
+    opts["critic"].step()
+    row.update(transfer=loss_t.item(), derainer=loss_r.item(), critic=loss_d.item(), pair=pair.item())
+    return row
+
+
+def _plot_rewards(history: list[dict], path: Path) -> None:
+    """Mean reward score per sweep as a small line plot (OpenCV, no plotting dependency)."""
+    import cv2
+
+    values = [h["mean_score"] for h in history if np.isfinite(h["mean_score"])]
+    if len(values) < 2:
+        return
+    width, height, margin = 640, 320, 40
+    image = np.full((height, width, 3), 255, np.uint8)
+    low, high = min(values), max(values)
+    span = max(high - low, 1e-9)
+    points = [
+        (
+            margin + int(i * (width - 2 * margin) / (len(values) - 1)),
+            height - margin - int((v - low) / span * (height - 2 * margin)),
+        )
+        for i, v in enumerate(values)
+    ]
+    cv2.polylines(image, [np.array(points, np.int32)], False, (200, 60, 0), 2)
+    for p in points:
+        cv2.circle(image, p, 3, (0, 0, 200), -1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(image, "reward pool mean score per sweep (lower is better)", (10, 22), font, 0.5, 0, 1)
+    cv2.putText(image, f"{high:.3f}", (2, margin), font, 0.4, 0, 1)
+    cv2.putText(image, f"{low:.3f}", (2, height - margin), font, 0.4, 0, 1)
+    cv2.imwrite(str(path), image)
