@@ -1,7 +1,8 @@
 """`derain-train`: run a training recipe from a YAML experiment file with `key.sub=value` overrides.
 
 The YAML's top-level `trainer:` key (or `--trainer`) picks the recipe from the trainer registry:
-`supervised` (default), `continual` (CLGID and its baselines), `generator` (one VRGNet rain generator).
+`supervised` (default), `continual` (CLGID and its baselines), `generator` (one VRGNet rain
+generator), `unpaired` (RGSUD: reward-guided unpaired de-raining).
 Multi-GPU / multi-process: `torchrun --nproc_per_node N -m derain.train.cli --yaml ...`.
 """
 
@@ -49,14 +50,23 @@ def _generator(config: Any, resume: str | None) -> Any:
     return {"generator": str(train_rain_generator(config.train_data, config.out, config.generator))}
 
 
+def _unpaired(config: Any, resume: str | None) -> Any:
+    from derain.train.unpaired import train_unpaired
+
+    summary = train_unpaired(config, resume=resume)
+    return {"stages": {k: {"iterations": v.get("iterations")} for k, v in summary["stages"].items()}}
+
+
 def _register() -> None:
     from derain.train.continual import ContinualConfig
     from derain.train.memorize import GeneratorRunConfig
     from derain.train.supervised import SupervisedConfig
+    from derain.train.unpaired import UnpairedConfig
 
     TRAINERS.add("supervised", Trainer(SupervisedConfig, _supervised))
     TRAINERS.add("continual", Trainer(ContinualConfig, _continual))
     TRAINERS.add("generator", Trainer(GeneratorRunConfig, _generator))
+    TRAINERS.add("unpaired", Trainer(UnpairedConfig, _unpaired))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--yaml", required=False, help="experiment file (YAML)")
-    parser.add_argument("--trainer", default=None, help="recipe: supervised, continual, generator (default: YAML)")
+    parser.add_argument(
+        "--trainer", default=None, help="recipe: supervised, continual, generator, unpaired (default: YAML)"
+    )
     parser.add_argument(
         "--resume", default=None, help="'auto' (continue from the run folder's last checkpoint) or a checkpoint path"
     )

@@ -36,7 +36,15 @@ from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import UnpairedDataset
 from derain.data.io import read_image, to_tensor, to_uint8
 from derain.data.pairing import DatasetError, paired_folder
-from derain.models import build_model, load_model, load_weights, prediction, run_padded, save_checkpoint
+from derain.models import (
+    CheckpointError,
+    build_model,
+    load_model,
+    load_weights,
+    prediction,
+    run_padded,
+    save_checkpoint,
+)
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
 from derain.train.evaluate import evaluate_folder
 from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
@@ -79,6 +87,7 @@ class UnpairedConfig:
     cc_weight: float = 10.0
     der_weight: float = 1.0  # lambda1
     sr_weight: float = 0.8  # lambda2
+    snapshots: bool = False  # keep the de-rainer at every sweep (scorer validation)
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 728
@@ -202,8 +211,9 @@ def train_unpaired(config: UnpairedConfig, resume: str | None = None) -> dict:
     if config.init:
         pretrained = load_model(config.init)
         if pretrained.spec["name"] != config.model.name:
-            raise DatasetError(
-                f"init checkpoint is a {pretrained.spec['name']!r}, config.model is {config.model.name!r}"
+            raise CheckpointError(
+                f"init checkpoint {config.init} holds a {pretrained.spec['name']!r}; "
+                f"config.model is {config.model.name!r}"
             )
         load_weights(derainer, pretrained.state_dict(), config.init)
     pool = RewardPool(len(dataset))
@@ -315,6 +325,8 @@ def _run_stage(
         if step % config.sweep_every == 0 or step == total:
             sweep = pool.sweep(derainer, dataset.rainy_files, scorer, device, step, config.colour_drift, paired_clean)
             sweep["stage"] = stage
+            if config.snapshots:
+                save_checkpoint(out / "snapshots" / f"{stage}_{step:07d}.pt", derainer, step=step)
         if config.test_data and (step % config.val_every == 0 or step == total):
             scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
             record["validation"].append({"step": step, **scores})
