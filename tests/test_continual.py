@@ -224,3 +224,13 @@ def test_ddp_two_cpu_processes_with_gloo(stream_root, tmp_path):
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())["rows"]
     assert list(matrix) == ["rain100H", "rain100L"]
     assert load_model(tmp_path / "run" / "task2_rain100L" / "final.pt", expect="realtime") is not None
+
+
+def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path):
+    for method in ("joint", "sequential"):
+        raw = tiny_stream(stream_root, tmp_path / method, stream=["rain100H", "rain100L"], method=method, iterations=4)
+        summary = train_stream(as_config(raw))
+        rows = json.loads((tmp_path / method / "run" / "matrix.json").read_text())["rows"]
+        assert list(rows) == (["joint"] if method == "joint" else ["rain100H", "rain100L"])
+        assert ("bwt_psnr_rgb" in summary) == (method == "sequential")
+        assert not (tmp_path / method / "bank").exists()

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="derain_out", help="output folder (data, run, outputs, report)")
     parser.add_argument("--domains", default="rain100L,rain100H", help="built-in rain domains to train on")
     parser.add_argument("--model", default="realtime", help="network name from the registry")
-    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="training iterations (default: 1500 on CPU, 20000 on CUDA)"
+    )
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=20)
     parser.add_argument("--device", default="auto")
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     started = time.perf_counter()
+    device = resolve_device(args.device)
+    iterations = args.iterations or (20000 if device.type == "cuda" else 1500)
     folders = synthesize(domains, out / "data", args.n_train, args.n_test, size=(256, 256))
     config = SupervisedConfig(
         train_data=tuple(str(folders[d] / "train") for d in domains),
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         out=str(out / "run"),
         patch_size=64,
         batch_size=8,
-        iterations=args.iterations,
+        iterations=iterations,
         lr=5e-4,
         warmup_iterations=50,
         checkpoint_every=500,
@@ -63,9 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     checkpoint = train_supervised(config)
     model = load_model(checkpoint)
-    device = resolve_device(args.device)
     lines = [
-        f"# derain-demo: {args.model} trained {args.iterations} iterations on {', '.join(domains)}",
+        f"# derain-demo: {args.model} trained {iterations} iterations on {', '.join(domains)}",
         "",
         "| test split | rainy PSNR (RGB) | de-rained PSNR (RGB) | rainy PSNR (Y) | de-rained PSNR (Y) "
         "| rainy SSIM (Y) | de-rained SSIM (Y) |",
