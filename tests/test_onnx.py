@@ -15,8 +15,8 @@ ort = pytest.importorskip("onnxruntime", reason="the [dev] extra installs onnxru
 
 # Operators of the default ONNX domain that TensorRT and TensorRT-RTX parse natively.
 STANDARD_OPS = {
-    "Add", "Sub", "Mul", "Div", "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Concat", "Slice",
-    "Split", "Reshape", "Transpose", "Shape", "Gather", "Expand", "Resize", "ReduceMean", "Sqrt", "Pow",
+    "Add", "Sub", "Mul", "Div", "Conv", "ConvTranspose", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Concat",
+    "Slice", "Split", "Reshape", "Transpose", "Shape", "Gather", "Expand", "Resize", "ReduceMean", "Sqrt", "Pow",
     "Squeeze", "Unsqueeze", "Constant", "ConstantOfShape", "DepthToSpace", "SpaceToDepth", "Identity", "Cast",
     "GlobalAveragePool", "Range", "Floor", "Max", "Min", "Clip", "Where", "Equal",
 }  # fmt: skip
