@@ -18,20 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from derain.filters import rain_band
 from derain.quality.niqe import NIQEModel
 from derain.registry import Registry
-
-
-def _high_pass(image: torch.Tensor, size: int = 15, sigma: float = 9.0) -> torch.Tensor:
-    x = torch.arange(size, dtype=image.dtype, device=image.device) - size // 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    c, pad = image.shape[1], size // 2
-    mode = "reflect" if min(image.shape[-2:]) > pad else "replicate"
-    blurred = F.pad(image, (pad,) * 4, mode=mode)
-    blurred = F.conv2d(blurred, g.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-    blurred = F.conv2d(blurred, g.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
-    return image - blurred
 
 
 class RainClassifier(nn.Module):
@@ -54,7 +43,7 @@ class RainClassifier(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(_high_pass(image) * 4)
+        return self.net(rain_band(image) * 4)
 
 
 def _crops(images: list[torch.Tensor], size: int, count: int, generator: torch.Generator) -> torch.Tensor:

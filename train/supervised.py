@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
@@ -23,6 +20,7 @@ from derain.config import save_resolved
 from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
 from derain.train.evaluate import evaluate_folder, resolve_device
+from derain.train.loop import seed_everything, warmup_cosine
 from derain.train.losses import restoration_loss
 
 log = logging.getLogger(__name__)
@@ -57,17 +55,7 @@ class SupervisedConfig:
 
 def learning_rate(config: SupervisedConfig, step: int) -> float:
     """Linear warm-up, then cosine from `lr` to `min_lr` over the remaining iterations."""
-    if step < config.warmup_iterations:
-        return config.lr * (step + 1) / config.warmup_iterations
-    span = max(1, config.iterations - config.warmup_iterations)
-    progress = min(1.0, (step - config.warmup_iterations) / span)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    return warmup_cosine(step, config.iterations, config.warmup_iterations, config.lr, config.min_lr)
 
 
 def validate(model: torch.nn.Module, folders: tuple[str, ...], device: torch.device) -> dict[str, dict[str, float]]:
