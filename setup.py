@@ -51,6 +51,7 @@ setup(
             "derain-train=derain.train.cli:main",
             "derain-eval=derain.train.evaluate:main",
             "derain-demo=derain.train.demo:main",
+            "derain-export=derain.export.cli:main",
         ]
     },
 )

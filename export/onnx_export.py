@@ -1,12 +1,22 @@
-"""Checkpoint -> ONNX: float frames (B, 3, H, W) in [0, 1] in, the network's prediction out."""
+"""Checkpoint -> ONNX, with float tensor I/O or uint8 frame I/O baked into the graph, and metadata.
+
+- `io="float"`: input `image` (B, 3, H, W) RGB in [0, 1], output `derained` the same; H and W must be multiples of
+  the network's `pad_multiple` (padding stays with the caller).
+- `io="uint8"`: input `frame` (1, H, W, 3) uint8 BGR (an OpenCV frame), output `derained` (1, H, W, 3) uint8 BGR.
+  The graph casts, reorders channels, pads bottom/right to the network's multiple (edge replication), runs the
+  network, crops, clamps, scales by 255 and rounds, so any H x W in the allowed range works.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from derain.models.padding import pad_multiple, prediction
@@ -14,6 +24,10 @@ from derain.models.padding import pad_multiple, prediction
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
+IO_MODES = ("float", "uint8")
+MAX_SIDE = 8192
+INPUT_NAMES = {"float": "image", "uint8": "frame"}
+OUTPUT_NAME = "derained"
 
 
 class PredictionOnly(nn.Module):
@@ -27,6 +41,48 @@ class PredictionOnly(nn.Module):
         return prediction(self.network(image))
 
 
+class FrameIO(nn.Module):
+    """uint8 BGR frames (B, H, W, 3) in and out around a network on float RGB (B, 3, H, W) in [0, 1].
+
+    The cast comes before the transpose: TensorRT cannot transpose uint8 tensors.
+    """
+
+    def __init__(self, network: nn.Module, multiple: int) -> None:
+        super().__init__()
+        self.network = network
+        self.multiple = multiple
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        image = frame.float().permute(0, 3, 1, 2).flip(1) / 255.0
+        height, width = image.shape[-2:]
+        pad_h = (self.multiple - height % self.multiple) % self.multiple
+        pad_w = (self.multiple - width % self.multiple) % self.multiple
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+        restored = prediction(self.network(image))[..., :height, :width]
+        restored = (restored.clamp(0, 1) * 255).round()
+        return restored.flip(1).permute(0, 2, 3, 1).to(torch.uint8)
+
+
+def input_shape(io: str, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """The graph's input shape for a batch of frames of `height` x `width`."""
+    return (batch, height, width, 3) if io == "uint8" else (batch, 3, height, width)
+
+
+def check_shape(model: nn.Module, io: str, height: int, width: int) -> None:
+    """Float I/O needs multiples of the network's pad; uint8 I/O pads in the graph, so any size >= 8 works."""
+    if io not in IO_MODES:
+        raise ValueError(f"io must be one of {IO_MODES}, got {io!r}")
+    multiple = pad_multiple(model)
+    if not (8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE):
+        raise ValueError(f"shape {height}x{width} is outside 8..{MAX_SIDE}")
+    if io == "float" and (height % multiple or width % multiple):
+        raise ValueError(
+            f"shape {height}x{width} is not a multiple of the network's {multiple}; pad the frames to "
+            f"{-(-height // multiple) * multiple}x{-(-width // multiple) * multiple} or export with io=uint8, "
+            "which pads inside the graph"
+        )
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -34,44 +90,79 @@ def export_onnx(
     width: int = 64,
     dynamic: bool = True,
     opset: int = DEFAULT_OPSET,
+    io: str = "float",
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Export the prediction of `model` to ONNX; with `dynamic`, batch, H and W are free.
+    """Export the prediction of `model` to ONNX.
 
-    H and W of the example (and, with `dynamic`, of every input at run time) must be multiples of the
-    network's `pad_multiple`; padding stays outside the graph unless the uint8 frame graph adds it.
+    Args:
+        height, width: the example frame size (the fixed size when not `dynamic`).
+        dynamic: batch, H and W free (float I/O: multiples of the network's pad; uint8 I/O: any size >= 8).
+        io: "float" or "uint8" (see the module docstring).
+        metadata: key -> JSON-able value, written into the ONNX `metadata_props`.
     """
+    check_shape(model, io, height, width)
     multiple = pad_multiple(model)
-    if height % multiple or width % multiple:
-        raise ValueError(f"export shape {height}x{width} is not a multiple of the network's {multiple}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = PredictionOnly(model).eval()
-    example = torch.rand(1, 3, height, width)
+    wrapped = (FrameIO(model, multiple) if io == "uint8" else PredictionOnly(model)).eval()
+    name = INPUT_NAMES[io]
+    if io == "uint8":
+        example = torch.randint(0, 256, input_shape(io, 1, height, width), dtype=torch.uint8)
+    else:
+        example = torch.rand(input_shape(io, 1, height, width))
     dynamic_shapes = None
     if dynamic:
-        batch = torch.export.Dim("batch", min=1, max=64)
-        h = (
-            torch.export.Dim("h", min=1, max=8192 // multiple) * multiple
-            if multiple > 1
-            else torch.export.Dim("h", min=8, max=8192)
-        )
-        w = (
-            torch.export.Dim("w", min=1, max=8192 // multiple) * multiple
-            if multiple > 1
-            else torch.export.Dim("w", min=8, max=8192)
-        )
-        dynamic_shapes = {"image": {0: batch, 2: h, 3: w}}
+        # frame graphs take one camera frame per call (the padding arithmetic ties the batch dim in MPRNet's trace)
+        batch = None if io == "uint8" else torch.export.Dim("batch", min=1, max=64)
+        if io == "uint8" or multiple == 1:
+            h, w = torch.export.Dim("h", min=8, max=MAX_SIDE), torch.export.Dim("w", min=8, max=MAX_SIDE)
+        else:
+            h = torch.export.Dim("h", min=1, max=MAX_SIDE // multiple) * multiple
+            w = torch.export.Dim("w", min=1, max=MAX_SIDE // multiple) * multiple
+        axes = {1: h, 2: w} if io == "uint8" else {0: batch, 2: h, 3: w}
+        dynamic_shapes = {"frame" if io == "uint8" else "image": axes}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             wrapped,
             (example,),
-            input_names=["image"],
-            output_names=["derained"],
+            input_names=[name],
+            output_names=[OUTPUT_NAME],
             opset_version=opset,
             dynamo=True,
             dynamic_shapes=dynamic_shapes,
             external_data=False,
+            verbose=False,
         )
     program.save(str(path))
+    if metadata:
+        write_metadata(path, metadata)
     return path
+
+
+def write_metadata(path: str | Path, metadata: dict[str, Any]) -> None:
+    """Set `metadata_props` of an ONNX file (values stored as JSON), keeping the entries already there."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    props.update({key: json.dumps(value) for key, value in metadata.items()})
+    del model.metadata_props[:]
+    for key, value in sorted(props.items()):
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The `metadata_props` of an ONNX file, JSON-decoded where they are JSON."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    out: dict[str, Any] = {}
+    for prop in model.metadata_props:
+        try:
+            out[prop.key] = json.loads(prop.value)
+        except json.JSONDecodeError:
+            out[prop.key] = prop.value
+    return out

@@ -1,0 +1,89 @@
+"""Frames for calibration (AutoCast magnitudes, INT8/FP8 ranges): rendered rainy frames or a user's folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8
+from derain.data.photos import backgrounds
+from derain.data.rain import render_rain
+
+log = logging.getLogger(__name__)
+
+# Rain of every built-in character, light to heavy, so ranges cover highlights, haze and dense streaks.
+CALIBRATION_DOMAINS = ("rain100H", "rain100L", "rain1400", "rain1200_medium", "rain1200_heavy", "real_like")
+
+
+def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """`count` rainy RGB uint8 frames (N, H, W, 3) rendered over the training photos, cycling the domains."""
+    clean = list(backgrounds("train", count, height, width, seed=seed))
+    frames = []
+    generator = torch.Generator().manual_seed(seed)
+    for index, image in enumerate(clean):
+        domain = CALIBRATION_DOMAINS[index % len(CALIBRATION_DOMAINS)]
+        frames.append(to_uint8(render_rain(to_tensor(image)[None], domain, generator)[0]))
+    return np.stack(frames)
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop to the target aspect, then resize to (height, width)."""
+    src_h, src_w = image.shape[:2]
+    scale = min(src_h / height, src_w / width)
+    crop_h, crop_w = int(round(height * scale)), int(round(width * scale))
+    top, left = (src_h - crop_h) // 2, (src_w - crop_w) // 2
+    crop = image[top : top + crop_h, left : left + crop_w]
+    interpolation = cv2.INTER_AREA if crop_h > height else cv2.INTER_CUBIC
+    return cv2.resize(crop, (width, height), interpolation=interpolation)
+
+
+def folder_frames(folder: str | Path, count: int, height: int, width: int) -> np.ndarray:
+    """Up to `count` RGB uint8 frames (N, H, W, 3) from the images of `folder` (undecodable files are skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"calibration folder not found: {folder}")
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"calibration folder {folder} holds no images (PNG/JPEG/BMP/TIFF/WebP)")
+    frames, skipped = [], []
+    for path in paths:
+        if len(frames) == count:
+            break
+        try:
+            frames.append(_fit(read_image(path), height, width))
+        except ImageReadError as error:
+            skipped.append(path.name)
+            log.warning("calibration: skipping %s", error)
+    if not frames:
+        raise ValueError(f"no readable image in calibration folder {folder} (skipped {', '.join(skipped)})")
+    if len(frames) < count:
+        log.warning("calibration: %s has %d usable images, fewer than the %d asked for", folder, len(frames), count)
+    return np.stack(frames)
+
+
+def calibration_frames(source: str | Path, count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """RGB uint8 frames (N, H, W, 3) from `source`: "synthetic" (built-in rain) or a folder of images."""
+    if str(source) == "synthetic":
+        return synthetic_frames(count, height, width, seed)
+    return folder_frames(source, count, height, width)
+
+
+def graph_input(frames_rgb: np.ndarray, io: str) -> np.ndarray:
+    """RGB uint8 frames (N, H, W, 3) -> what the exported graph takes: uint8 BGR NHWC or float RGB NCHW in [0, 1]."""
+    if frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3 or frames_rgb.dtype != np.uint8:
+        raise ValueError(f"expected RGB uint8 frames (N, H, W, 3), found {frames_rgb.dtype} {frames_rgb.shape}")
+    if io == "uint8":
+        return np.ascontiguousarray(frames_rgb[..., ::-1])
+    return np.ascontiguousarray(frames_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+
+
+def graph_output(output: np.ndarray, io: str) -> np.ndarray:
+    """The graph's output -> RGB uint8 frames (N, H, W, 3) (float outputs are clamped, scaled and rounded)."""
+    if io == "uint8":
+        return np.ascontiguousarray(output[..., ::-1])
+    scaled = np.clip(output.astype(np.float32), 0, 1) * 255
+    return np.ascontiguousarray(np.round(scaled).astype(np.uint8).transpose(0, 2, 3, 1))

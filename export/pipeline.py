@@ -1,0 +1,253 @@
+"""`export(...)`: checkpoint -> FP32 ONNX -> precision graph -> measured parity -> engines + cards, one function per
+stage. Everything is checked before the first stage runs (architecture, shapes, precision for the targets)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from derain.export.builder import BuildSettings, ShapeProfile, build_engine
+from derain.export.calibration import calibration_frames, graph_input
+from derain.export.card import sha256, write_card
+from derain.export.onnx_export import INPUT_NAMES, check_shape, export_onnx, input_shape
+from derain.export.parity import OnnxFrames, load_split, parity, run_split
+from derain.export.precision import (
+    CALIBRATION_METHODS,
+    QUANTIZED,
+    check_precision,
+    parse_targets,
+    protect_sensitive,
+    quantize,
+    sensitivity_sweep,
+    to_fp16,
+)
+from derain.models import load_model
+from derain.models.padding import pad_multiple
+from derain.models.registry import model_spec
+
+log = logging.getLogger(__name__)
+
+BUILDERS = ("tensorrt", "tensorrt_rtx", "onnx-only")
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """"720x1280" -> (720, 1280) (height x width)."""
+    try:
+        height, width = (int(side) for side in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"a shape is HEIGHTxWIDTH like 720x1280, got {text!r}") from None
+    return height, width
+
+
+def parse_target_groups(text: str | None) -> list[tuple[int, ...]]:
+    """"86,89,120" -> one engine per capability; "86+89+120" -> one engine for all three."""
+    if not text:
+        return [()]
+    return [parse_targets(group.replace("+", ",")) for group in text.split(",") if group]
+
+
+@dataclass
+class ExportRequest:
+    weights: str
+    out: str = "export_out"
+    precision: str = "fp16"
+    io: str = "uint8"
+    shapes: tuple[tuple[int, int], ...] = ((720, 1280),)
+    dynamic: tuple[tuple[int, int], tuple[int, int]] | None = None  # ((min H, min W), (max H, max W))
+    builder: str = "tensorrt_rtx"
+    targets: tuple[tuple[int, ...], ...] = ((),)  # engine groups; () = the library's default targets
+    calib: str = "synthetic"
+    calib_count: int = 32
+    calib_method: str = "max"
+    test: str = "synthetic"  # a paired folder ({rain,norain}) or the built-in split
+    test_domain: str = "rain1400"
+    test_count: int = 8
+    max_drop_db: float = 0.3  # INT8/FP8 PSNR loss against FP32 that triggers the sensitivity sweep
+    optimization_level: int = 3
+    opset: int = 18
+    seed: int = 0
+
+
+@dataclass
+class ExportResult:
+    onnx: dict[str, str] = field(default_factory=dict)  # precision -> path
+    parity: dict[str, dict[str, float]] = field(default_factory=dict)
+    engines: list[dict[str, Any]] = field(default_factory=list)
+    kept_high_precision: list[str] = field(default_factory=list)
+    sensitivity: list[tuple[str, float]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def check_request(request: ExportRequest, model: Any) -> None:
+    """Every error a user can make, before any stage runs."""
+    if request.builder not in BUILDERS:
+        raise ValueError(f"builder must be one of {BUILDERS}, got {request.builder!r}")
+    if request.calib_method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {request.calib_method!r}")
+    for group in request.targets:
+        check_precision(request.precision, group)
+    if request.builder == "tensorrt_rtx" and request.precision == "fp8" and () in request.targets:
+        raise ValueError("FP8 engines need explicit targets of SM89 or newer (e.g. --cc 89,120)")
+    if not request.shapes:
+        raise ValueError("give at least one --shape")
+    for height, width in request.shapes:
+        check_shape(model, request.io, height, width)
+    if request.dynamic:
+        (low_h, low_w), (high_h, high_w) = request.dynamic
+        check_shape(model, request.io, low_h, low_w)
+        check_shape(model, request.io, high_h, high_w)
+        for height, width in request.shapes:
+            if not (low_h <= height <= high_h and low_w <= width <= high_w):
+                raise ValueError(f"shape {height}x{width} is outside the dynamic range {request.dynamic}")
+
+
+def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
+    dynamic = request.dynamic is not None or len(request.shapes) > 1
+    height, width = request.shapes[0]
+    metadata = {
+        "model": model_spec(model),
+        "io": request.io,
+        "pad_multiple": pad_multiple(model),
+        "shapes": [list(shape) for shape in request.shapes],
+        "dynamic": [list(side) for side in request.dynamic] if request.dynamic else None,
+        "checkpoint": str(request.weights),
+        "precision": "fp32",
+    }
+    return export_onnx(model, out / "model_fp32.onnx", height, width, dynamic, request.opset, request.io, metadata)
+
+
+def stage_precision(
+    request: ExportRequest, fp32: Path, calibration: dict[str, np.ndarray], out: Path, keep: list[str] | None = None
+) -> Path:
+    from derain.export.onnx_export import write_metadata
+
+    path = out / f"model_{request.precision}.onnx"
+    if request.precision == "fp16":
+        to_fp16(fp32, path, calibration)
+    else:
+        quantize(fp32, path, request.precision, calibration, request.calib_method, keep_nodes=keep or ())
+    write_metadata(path, {"precision": request.precision})
+    return path
+
+
+def profiles_for(request: ExportRequest) -> list[ShapeProfile]:
+    """One static profile per --shape, or one dynamic profile over --dynamic with the first shape as optimum."""
+    shape = lambda hw: input_shape(request.io, 1, *hw)  # noqa: E731
+    if request.dynamic:
+        return [ShapeProfile(shape(request.dynamic[0]), shape(request.shapes[0]), shape(request.dynamic[1]))]
+    return [ShapeProfile(shape(hw), shape(hw), shape(hw)) for hw in request.shapes]
+
+
+def _test_pairs(request: ExportRequest, out: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    folder = Path(request.test)
+    if request.test == "synthetic":
+        from derain.data.synth import synthesize_split
+
+        height, width = request.shapes[0]
+        folder = out / "parity_split"
+        if not (folder / "rain").is_dir():
+            synthesize_split(request.test_domain, "test", request.test_count, folder, size=(height, width), seed=7)
+    static = request.dynamic is None and len(request.shapes) == 1
+    return load_split(folder, request.test_count, request.shapes[0] if static else None)
+
+
+def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
+    """Run every stage; see `ExportRequest` for the options (`export(weights=..., precision="int8", ...)`)."""
+    request = request or ExportRequest(**kwargs)
+    out = Path(request.out)
+    model = load_model(request.weights)
+    check_request(request, model)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult()
+    clock = time.perf_counter()
+
+    fp32 = stage_onnx(request, model, out)
+    result.onnx["fp32"] = str(fp32)
+    result.seconds["onnx"] = time.perf_counter() - clock
+
+    pairs = _test_pairs(request, out)
+    reference = run_split(OnnxFrames.open(fp32), pairs)
+    result.parity["fp32"] = parity(reference, pairs, reference)
+    final = fp32
+    if request.precision != "fp32":
+        clock = time.perf_counter()
+        frames = calibration_frames(request.calib, request.calib_count, *request.shapes[0], seed=request.seed)
+        calibration = {INPUT_NAMES[request.io]: graph_input(frames, request.io)}
+        final = stage_precision(request, fp32, calibration, out)
+        result.parity[request.precision] = parity(run_split(OnnxFrames.open(final), pairs), pairs, reference)
+        drop = result.parity["fp32"]["psnr_rgb_clean"] - result.parity[request.precision]["psnr_rgb_clean"]
+        if request.precision in QUANTIZED and drop > request.max_drop_db:
+            log.info("%s loses %.2f dB against FP32 (> %.2f): per-layer sensitivity sweep", request.precision, drop,
+                     request.max_drop_db)  # fmt: skip
+            result.parity[f"{request.precision}_before_protection"] = result.parity[request.precision]
+            target_psnr = result.parity["fp32"]["psnr_rgb_clean"] - request.max_drop_db
+
+            def clean_psnr(path: Path) -> float:
+                return parity(run_split(OnnxFrames.open(path), pairs), pairs, reference)["psnr_rgb_clean"]
+
+            result.sensitivity = sensitivity_sweep(
+                fp32, request.precision, calibration, clean_psnr, out / "sweep", request.calib_method
+            )
+            final, result.kept_high_precision = protect_sensitive(
+                fp32, final, request.precision, calibration, result.sensitivity,
+                lambda path: clean_psnr(path) >= target_psnr, request.calib_method,
+            )  # fmt: skip
+            result.parity[request.precision] = parity(run_split(OnnxFrames.open(final), pairs), pairs, reference)
+        result.onnx[request.precision] = str(final)
+        result.seconds["precision"] = time.perf_counter() - clock
+
+    if request.builder != "onnx-only":
+        for group in request.targets:
+            result.engines.append(stage_engine(request, final, group, result, out))
+    (out / "export.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return result
+
+
+def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ...], result: ExportResult,
+                 out: Path) -> dict[str, Any]:  # fmt: skip
+    suffix = "+".join(f"sm{t}" for t in targets) or "default"
+    engine_path = out / f"model_{request.precision}_{suffix}.engine"
+    settings = BuildSettings(request.builder, targets, request.optimization_level)
+    built = build_engine(onnx_path, engine_path, profiles_for(request), settings)
+    from derain.export.onnx_export import read_metadata
+
+    meta = read_metadata(onnx_path)
+    card = {
+        "model": meta["model"],
+        "checkpoint": str(request.weights),
+        "precision": request.precision,
+        "io": request.io,
+        "inputs": built.inputs,
+        "outputs": built.outputs,
+        "profiles": [asdict(profile) for profile in profiles_for(request)],
+        "builder": {
+            "library": built.library,
+            "version": built.version,
+            "rtx": built.rtx,
+            "targets": list(built.targets),
+            "built_on_cc": built.built_on_cc,
+            "optimization_level": request.optimization_level,
+            "seconds": round(built.seconds, 3),
+        },
+        "onnx": {"path": onnx_path.name, "sha256": sha256(onnx_path), "bytes": onnx_path.stat().st_size},
+        "engine_bytes": built.size_bytes,
+        "layers": built.layers_path.name,
+        "calibration": {"source": str(request.calib), "frames": request.calib_count, "method": request.calib_method},
+        "kept_high_precision": result.kept_high_precision,
+        "parity": {
+            "split": str(request.test) if request.test != "synthetic" else f"built-in {request.test_domain} test",
+            "images": request.test_count,
+            **result.parity.get(request.precision, result.parity["fp32"]),
+            **({"before_protection": result.parity[f"{request.precision}_before_protection"]}
+               if f"{request.precision}_before_protection" in result.parity else {}),  # fmt: skip
+        },
+    }
+    card_file = write_card(engine_path, card)
+    return {"engine": str(engine_path), "card": str(card_file), "bytes": built.size_bytes, "seconds": built.seconds,
+            "targets": list(targets)}  # fmt: skip

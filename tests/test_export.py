@@ -1,0 +1,174 @@
+"""Export stages on CPU: uint8 frame graphs, FP16/INT8 graphs on onnxruntime, real TensorRT-RTX engines and cards,
+the sensitivity sweep, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_NETWORKS
+
+from derain.export.calibration import synthetic_frames
+from derain.export.card import can_run, read_card
+from derain.export.onnx_export import export_onnx, read_metadata
+from derain.export.parity import OnnxFrames
+from derain.export.pipeline import export, parse_target_groups
+from derain.export.precision import PrecisionError, quantizable_nodes
+from derain.models import build_model, save_checkpoint
+from derain.models.registry import CheckpointError
+
+onnx = pytest.importorskip("onnx", reason="the [dev] extra installs onnx")
+pytest.importorskip("onnxruntime", reason="the [dev] extra installs onnxruntime")
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny realtime net trained for a few steps, so its output is not the identity."""
+    torch.manual_seed(0)
+    model = build_model("realtime", **TINY_NETWORKS["realtime"])
+    frames = torch.from_numpy(synthetic_frames(8, 32, 32)).permute(0, 3, 1, 2).float() / 255
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(20):
+        loss = (model(frames) - frames.mean(1, keepdim=True)).abs().mean()  # any non-trivial mapping
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "realtime.pt", model)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
+def test_uint8_graph_equals_float_graph_plus_host_conversion(name, tmp_path):
+    model = build_model(name, **TINY_NETWORKS[name]).eval()
+    frame_graph = OnnxFrames.open(
+        export_onnx(model, tmp_path / "u8.onnx", 32, 32, dynamic=True, io="uint8", metadata={"io": "uint8"})
+    )
+    float_graph = OnnxFrames.open(
+        export_onnx(model, tmp_path / "f.onnx", 32, 32, dynamic=True, io="float", metadata={"io": "float",
+                    "pad_multiple": int(getattr(model, "pad_multiple", 1))})  # fmt: skip
+    )
+    assert {n.op_type for n in onnx.load(str(tmp_path / "u8.onnx")).graph.node} >= {"Pad", "Round", "Cast"}
+    frames = synthetic_frames(1, 37, 45)  # not a multiple of any network's pad: the uint8 graph pads inside
+    got = frame_graph(frames)
+    expected = float_graph(frames)  # host side: edge pad, float conversion, clamp + round, crop
+    assert got.shape == frames.shape and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected).max() <= 1  # rounding of values at .5 may differ by one level
+
+
+def test_fp16_and_int8_graphs_run_and_stay_close_to_fp32(checkpoint, tmp_path):
+    results = {}
+    for precision in ("fp16", "int8"):
+        results[precision] = export(
+            weights=str(checkpoint), out=str(tmp_path / precision), precision=precision, shapes=((48, 64),),
+            builder="onnx-only", calib_count=8, test_count=3, max_drop_db=100,
+        )  # fmt: skip
+    fp16 = onnx.load(results["fp16"].onnx["fp16"])
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in fp16.graph.initializer)
+    int8 = onnx.load(results["int8"].onnx["int8"])
+    ops = [node.op_type for node in int8.graph.node]
+    assert ops.count("QuantizeLinear") >= len(quantizable_nodes(results["int8"].onnx["fp32"]))
+    # floors: FP16 is near-lossless on [0, 1] images; INT8 per-tensor PTQ of a tiny net keeps > 30 dB
+    assert results["fp16"].parity["fp16"]["psnr_rgb_fp32"] >= 45
+    assert results["int8"].parity["int8"]["psnr_rgb_fp32"] >= 30
+    assert results["int8"].parity["fp32"]["psnr_rgb_fp32"] == 99.0  # the reference against itself
+    meta = read_metadata(results["int8"].onnx["int8"])
+    assert meta["precision"] == "int8" and meta["model"]["name"] == "realtime" and meta["io"] == "uint8"
+
+
+def test_sensitivity_sweep_keeps_the_worst_layers_in_high_precision(checkpoint, tmp_path):
+    result = export(
+        weights=str(checkpoint), out=str(tmp_path), precision="int8", shapes=((32, 32),), builder="onnx-only",
+        calib_count=4, test_count=2, max_drop_db=-1.0,  # impossible budget: forces the sweep
+    )  # fmt: skip
+    convs = quantizable_nodes(result.onnx["fp32"])
+    assert [node for node, _ in result.sensitivity] and {node for node, _ in result.sensitivity} == set(convs)
+    scores = [score for _, score in result.sensitivity]
+    assert scores == sorted(scores)
+    assert result.kept_high_precision == [node for node, _ in result.sensitivity[: len(result.kept_high_precision)]]
+    graph = onnx.load(result.onnx["int8"]).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.name in result.kept_high_precision:
+            assert producers.get(node.input[1]) != "DequantizeLinear", node.name
+    assert "int8_before_protection" in result.parity
+
+
+def test_fp8_below_sm89_and_bad_shapes_and_architectures_fail_before_any_stage(checkpoint, tmp_path):
+    with pytest.raises(PrecisionError, match="FP8 needs compute capability 89"):
+        export(weights=str(checkpoint), out=str(tmp_path / "a"), precision="fp8", targets=((86,), (89,)))
+    with pytest.raises(ValueError, match="not a multiple of the network's 8"):
+        export(weights=str(checkpoint), out=str(tmp_path / "b"), io="float", shapes=((30, 32),))
+    state = torch.load(checkpoint, weights_only=False)
+    state["model"]["name"] = "swinir"
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="swinir"):
+        export(weights=str(tmp_path / "other.pt"), out=str(tmp_path / "c"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert parse_target_groups("86+89,120") == [(86, 89), (120,)]
+    with pytest.raises(ValueError, match="unknown compute capability"):
+        parse_target_groups("90")
+
+
+def test_cli_reports_errors_in_one_line(checkpoint, tmp_path, capsys):
+    from derain.export.cli import main
+
+    assert main(["--weights", str(checkpoint), "--precision", "fp8", "--cc", "86", "--out", str(tmp_path)]) == 2
+    assert "FP8 needs compute capability 89" in capsys.readouterr().err
+
+
+@pytest.fixture
+def trt():
+    return pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed (the [export] extra installs it)")
+
+
+@pytest.mark.trt
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_tensorrt_rtx_engines_build_on_cpu_for_sm86_and_sm89_with_cards(trt, checkpoint, tmp_path, precision):
+    result = export(
+        weights=str(checkpoint), out=str(tmp_path), precision=precision, shapes=((32, 48),),
+        dynamic=((16, 16), (64, 64)), targets=((86,), (89,)), calib_count=4, test_count=2, max_drop_db=100,
+    )  # fmt: skip
+    assert [engine["targets"] for engine in result.engines] == [[86], [89]]
+    for engine in result.engines:
+        card = read_card(engine["engine"])
+        assert card["builder"]["library"] == "tensorrt_rtx" and card["builder"]["version"] == trt.__version__
+        assert card["builder"]["targets"] == engine["targets"] and card["precision"] == precision
+        assert card["inputs"][0]["dtype"] == "UINT8" and card["inputs"][0]["name"] == "frame"
+        assert card["outputs"][0]["dtype"] == "UINT8"
+        assert card["profiles"][0]["minimum"] == [1, 16, 16, 3] and card["profiles"][0]["maximum"] == [1, 64, 64, 3]
+        assert card["engine_bytes"] == engine["bytes"] > 10_000
+        assert card["parity"]["psnr_rgb_fp32"] > 30
+        layers = json.loads((tmp_path / card["layers"]).read_text())
+        assert layers["layers"]
+        # on another GPU (the H100 is SM90, which TensorRT-RTX does not support) the check names the targets
+        verdict = can_run(engine["engine"], compute_capability=90)
+        assert not verdict and f"SM{engine['targets'][0]}" in verdict.reason and "SM90" in verdict.reason
+        assert "--builder tensorrt" in verdict.reason  # the H100 is no RTX target
+        assert "--cc 120" in can_run(engine["engine"], compute_capability=120).reason
+        assert can_run(engine["engine"], compute_capability=engine["targets"][0])
+
+
+@pytest.mark.trt
+def test_engine_card_of_another_library_version_is_refused(trt, checkpoint, tmp_path):
+    result = export(
+        weights=str(checkpoint), out=str(tmp_path), precision="fp32", shapes=((32, 32),), targets=((89,),),
+        test_count=1,
+    )  # fmt: skip
+    engine = result.engines[0]["engine"]
+    card_file = tmp_path / (engine.rsplit("/", 1)[1].replace(".engine", ".json"))
+    card = json.loads(card_file.read_text())
+    card["builder"]["version"] = "0.0.1"
+    card_file.write_text(json.dumps(card))
+    verdict = can_run(engine, compute_capability=89)
+    assert not verdict and "0.0.1" in verdict.reason and "rebuild" in verdict.reason
+    if not torch.cuda.is_available():
+        card["builder"]["version"] = trt.__version__
+        card_file.write_text(json.dumps(card))
+        verdict = can_run(engine)
+        assert not verdict and "needs a CUDA GPU" in verdict.reason
