@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="max")
     p.add_argument("--test", default="synthetic", help="paired folder ({rain,norain}) for parity, or 'synthetic'")
     p.add_argument("--test-count", type=int, default=8)
+    p.add_argument("--sample-size", help="HxW of calibration and parity frames for a dynamic graph (default: --shape)")
     p.add_argument("--max-drop", type=float, default=0.3, help="INT8/FP8 dB loss vs FP32 that triggers the sweep")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5")
     p.add_argument("--out", default="export_out")
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             calib_method=args.calib_method,
             test=args.test,
             test_count=args.test_count,
+            sample_size=parse_shape(args.sample_size) if args.sample_size else None,
             max_drop_db=args.max_drop,
             optimization_level=args.opt_level,
         )

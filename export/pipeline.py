@@ -68,6 +68,7 @@ class ExportRequest:
     test: str = "synthetic"  # a paired folder ({rain,norain}) or the built-in split
     test_domain: str = "rain1400"
     test_count: int = 8
+    sample_size: tuple[int, int] | None = None  # calibration / parity frame size of a dynamic graph (default: shape 1)
     max_drop_db: float = 0.3  # INT8/FP8 PSNR loss against FP32 that triggers the sensitivity sweep
     optimization_level: int = 3
     opset: int = 18
@@ -98,6 +99,8 @@ def check_request(request: ExportRequest, model: Any) -> None:
         raise ValueError("give at least one --shape")
     for height, width in request.shapes:
         check_shape(model, request.io, height, width)
+    if request.sample_size:
+        check_shape(model, request.io, *request.sample_size)
     if request.dynamic:
         (low_h, low_w), (high_h, high_w) = request.dynamic
         check_shape(model, request.io, low_h, low_w)
@@ -108,7 +111,7 @@ def check_request(request: ExportRequest, model: Any) -> None:
 
 
 def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
-    dynamic = request.dynamic is not None or len(request.shapes) > 1
+    dynamic = not is_static(request)
     height, width = request.shapes[0]
     metadata = {
         "model": model_spec(model),
@@ -144,17 +147,24 @@ def profiles_for(request: ExportRequest) -> list[ShapeProfile]:
     return [ShapeProfile(shape(hw), shape(hw), shape(hw)) for hw in request.shapes]
 
 
+def is_static(request: ExportRequest) -> bool:
+    return request.dynamic is None and len(request.shapes) == 1
+
+
+def sample_size(request: ExportRequest) -> tuple[int, int]:
+    """The frame size for calibration and parity: the graph's own size when static."""
+    return request.shapes[0] if is_static(request) or request.sample_size is None else request.sample_size
+
+
 def _test_pairs(request: ExportRequest, out: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     folder = Path(request.test)
     if request.test == "synthetic":
         from derain.data.synth import synthesize_split
 
-        height, width = request.shapes[0]
         folder = out / "parity_split"
         if not (folder / "rain").is_dir():
-            synthesize_split(request.test_domain, "test", request.test_count, folder, size=(height, width), seed=7)
-    static = request.dynamic is None and len(request.shapes) == 1
-    return load_split(folder, request.test_count, request.shapes[0] if static else None)
+            synthesize_split(request.test_domain, "test", request.test_count, folder, size=sample_size(request), seed=7)
+    return load_split(folder, request.test_count, request.shapes[0] if is_static(request) else None)
 
 
 def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
@@ -177,7 +187,7 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
     final = fp32
     if request.precision != "fp32":
         clock = time.perf_counter()
-        frames = calibration_frames(request.calib, request.calib_count, *request.shapes[0], seed=request.seed)
+        frames = calibration_frames(request.calib, request.calib_count, *sample_size(request), seed=request.seed)
         calibration = {INPUT_NAMES[request.io]: graph_input(frames, request.io)}
         final = stage_precision(request, fp32, calibration, out)
         result.parity[request.precision] = parity(run_split(OnnxFrames.open(final), pairs), pairs, reference)
