@@ -22,6 +22,14 @@ from derain.train.supervised import ModelConfig
 
 STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
 UNSEEN = "real_like/test"
+# benchmark name -> ContinualConfig overrides; `clgid_released` is the released code's detached distillation,
+# which gives no gradient and so is also "CLGID without KD"
+VARIANTS = {
+    "sequential": {"method": "sequential"},
+    "clgid": {"method": "clgid"},
+    "clgid_released": {"method": "clgid", "kd_mode": "released_code"},
+    "joint": {"method": "joint"},
+}
 
 
 def main() -> None:
@@ -34,7 +42,7 @@ def main() -> None:
     parser.add_argument("--gan-iterations", type=int, default=1000, help="VRGNet critic steps per dataset")
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=20)
-    parser.add_argument("--methods", default="sequential,clgid")
+    parser.add_argument("--methods", default="sequential,clgid,clgid_released", help=f"from {sorted(VARIANTS)}")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="benchmarks/results/continual_synthetic")
     args = parser.parse_args()
@@ -65,11 +73,13 @@ def main() -> None:
 
     results = {}
     for method in args.methods.split(","):
+        if method not in VARIANTS:
+            parser.error(f"unknown method {method!r}; choose from {sorted(VARIANTS)}")
         config = ContinualConfig(
             data_root=str(data),
             stream=STREAM,
             unseen=(UNSEEN,),
-            method=method,
+            **VARIANTS[method],
             model=ModelConfig(args.model),
             out=str(work / f"{method}_{args.model}"),
             bank=str(work / "bank"),
@@ -94,7 +104,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
     command = (
         f"python benchmarks/continual_synthetic.py --model {args.model} --iterations {args.iterations} "
         f"--batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
-        f"--n-train {args.n_train} --n-test {args.n_test}"
+        f"--n-train {args.n_train} --n-test {args.n_test} --methods {args.methods}"
     )
     device = (
         "CUDA " + torch.cuda.get_device_name()

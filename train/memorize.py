@@ -153,7 +153,9 @@ def train_rain_generator(
             opt.param_groups[0]["lr"] = base_lr[name] * decay
         batch = next(data)
         rainy, clean = batch["rainy"].to(session.device), batch["clean"].to(session.device)
-        parts = net.synthesize(rainy)
+        generator_step = step % config.critic_steps == 0
+        with torch.set_grad_enabled(generator_step):  # critic-only steps need no graph through the VRGNet
+            parts = net.synthesize(rainy)
         fake = parts["fake"]
         critic_loss = (
             -net.critic(rainy).mean()
@@ -164,7 +166,7 @@ def train_rain_generator(
         critic_loss.backward()
         optimizers["critic"].step()
         row = {"step": step + 1, "critic": critic_loss.item()}
-        if step % config.critic_steps == 0:
+        if generator_step:
             adversarial = -net.critic(fake).mean()
             kl_z = kl_latent(parts["mu_z"], parts["logvar_z"])
             kl_b = kl_background(parts["mu_b"], parts["logvar_b"], clean, config.background_var)
