@@ -172,3 +172,19 @@ def test_engine_card_of_another_library_version_is_refused(trt, checkpoint, tmp_
         card_file.write_text(json.dumps(card))
         verdict = can_run(engine)
         assert not verdict and "needs a CUDA GPU" in verdict.reason
+
+
+def test_fp16_graph_keeps_layernorm_reductions_in_fp32(tmp_path):
+    model = build_model("nafnet", **TINY_NETWORKS["nafnet"])
+    weights = save_checkpoint(tmp_path / "nafnet.pt", model)
+    result = export(
+        weights=str(weights), out=str(tmp_path / "out"), precision="fp16", shapes=((32, 32),), builder="onnx-only",
+        calib_count=2, test_count=2,
+    )  # fmt: skip
+    graph = onnx.shape_inference.infer_shapes(onnx.load(result.onnx["fp16"])).graph
+    types = {value.name: value.type.tensor_type.elem_type for value in graph.value_info}
+    reductions = [node for node in graph.node if node.op_type in ("ReduceMean", "Pow", "Sqrt")]
+    assert reductions
+    assert all(types.get(node.output[0]) == onnx.TensorProto.FLOAT for node in reductions)
+    assert any(t == onnx.TensorProto.FLOAT16 for t in types.values())
+    assert result.parity["fp16"]["psnr_rgb_fp32"] >= 45
