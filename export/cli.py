@@ -24,7 +24,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cc", default="", help="RTX targets: 86,89,120 = one engine each; 86+89+120 = one engine")
     p.add_argument("--calib", default="synthetic", help="folder of frames from the camera, or 'synthetic'")
     p.add_argument("--calib-count", type=int, default=32)
-    p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="max")
+    p.add_argument("--calib-method", choices=CALIBRATION_METHODS, default="entropy")
     p.add_argument("--test", default="synthetic", help="paired folder ({rain,norain}) for parity, or 'synthetic'")
     p.add_argument("--test-count", type=int, default=8)
     p.add_argument("--sample-size", help="HxW of calibration and parity frames for a dynamic graph (default: --shape)")

@@ -64,7 +64,7 @@ class ExportRequest:
     targets: tuple[tuple[int, ...], ...] = ((),)  # engine groups; () = the library's default targets
     calib: str = "synthetic"
     calib_count: int = 32
-    calib_method: str = "max"
+    calib_method: str = "entropy"  # measured closer to FP32 than max (benchmarks/results/export_parity.md)
     test: str = "synthetic"  # a paired folder ({rain,norain}) or the built-in split
     test_domain: str = "rain1400"
     test_count: int = 8
