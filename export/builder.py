@@ -17,12 +17,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from derain.export.card import current_compute_capability
+from derain.export.card import RTX_SUPPORTED, current_compute_capability
 
 log = logging.getLogger(__name__)
 
 LIBRARIES = ("tensorrt", "tensorrt_rtx")
-RTX_TARGETS = {75: "SM75", 80: "SM80", 86: "SM86", 89: "SM89", 120: "SM120", 121: "SM121"}
+RTX_TARGETS = {target: f"SM{target}" for target in RTX_SUPPORTED}  # names of trt.ComputeCapability
 
 
 class BuilderError(RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,14 +24,7 @@ class OnnxFrames:
     io: str
     multiple: int
     fixed: tuple[int, int] | None  # (H, W) of a static graph
-
-    def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+    session: Any
 
     @classmethod
     def open(cls, path: str | Path) -> OnnxFrames:
@@ -39,10 +33,13 @@ class OnnxFrames:
         meta = read_metadata(path)
         if "io" not in meta:
             raise ValueError(f"{path} was not written by derain-export (no 'io' in its metadata)")
-        shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        shape = session.get_inputs()[0].shape
         spatial = shape[1:3] if meta["io"] == "uint8" else shape[2:4]
         fixed = tuple(spatial) if all(isinstance(side, int) for side in spatial) else None
-        return cls(Path(path), meta["io"], int(meta.get("pad_multiple", 1)), fixed)
+        return cls(Path(path), meta["io"], int(meta.get("pad_multiple", 1)), fixed, session)
 
     def __call__(self, frames_rgb: np.ndarray) -> np.ndarray:
         height, width = frames_rgb.shape[1:3]
@@ -52,7 +49,8 @@ class OnnxFrames:
         if self.io == "float":  # the float graph needs the caller to pad; do it as the uint8 graph does
             pad_h, pad_w = (-height) % self.multiple, (-width) % self.multiple
             frames_rgb = np.pad(frames_rgb, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        output = self.session.run(None, {self.input_name: graph_input(frames_rgb, self.io)})[0]
+        name = self.session.get_inputs()[0].name
+        output = self.session.run(None, {name: graph_input(frames_rgb, self.io)})[0]
         return graph_output(output, self.io)[:, :height, :width]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from derain.export.builder import BuildSettings, ShapeProfile, build_engine
 from derain.export.calibration import calibration_frames, graph_input
 from derain.export.card import sha256, write_card
-from derain.export.onnx_export import INPUT_NAMES, check_shape, export_onnx, input_shape
+from derain.export.onnx_export import INPUT_NAMES, check_shape, export_onnx, input_shape, read_metadata
 from derain.export.parity import OnnxFrames, load_split, parity, run_split
 from derain.export.precision import (
     CALIBRATION_METHODS,
@@ -128,14 +128,11 @@ def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
 def stage_precision(
     request: ExportRequest, fp32: Path, calibration: dict[str, np.ndarray], out: Path, keep: list[str] | None = None
 ) -> Path:
-    from derain.export.onnx_export import write_metadata
-
     path = out / f"model_{request.precision}.onnx"
     if request.precision == "fp16":
         to_fp16(fp32, path, calibration)
     else:
         quantize(fp32, path, request.precision, calibration, request.calib_method, keep_nodes=keep or ())
-    write_metadata(path, {"precision": request.precision})
     return path
 
 
@@ -224,9 +221,8 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
     suffix = "+".join(f"sm{t}" for t in targets) or "default"
     engine_path = out / f"model_{request.precision}_{suffix}.engine"
     settings = BuildSettings(request.builder, targets, request.optimization_level)
-    built = build_engine(onnx_path, engine_path, profiles_for(request), settings)
-    from derain.export.onnx_export import read_metadata
-
+    profiles = profiles_for(request)
+    built = build_engine(onnx_path, engine_path, profiles, settings)
     meta = read_metadata(onnx_path)
     card = {
         "model": meta["model"],
@@ -235,7 +231,7 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
         "io": request.io,
         "inputs": built.inputs,
         "outputs": built.outputs,
-        "profiles": [asdict(profile) for profile in profiles_for(request)],
+        "profiles": [asdict(profile) for profile in profiles],
         "builder": {
             "library": built.library,
             "version": built.version,

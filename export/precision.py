@@ -95,7 +95,7 @@ def to_fp16(
             providers=["cpu"],
         )
     onnx.save(model, str(destination))
-    write_metadata(destination, read_metadata(source))
+    write_metadata(destination, {**read_metadata(source), "precision": "fp16"})
     return destination
 
 
@@ -133,7 +133,7 @@ def quantize(
         output_path=str(destination),
         log_level="WARNING",
     )
-    write_metadata(destination, read_metadata(source))
+    write_metadata(destination, {**read_metadata(source), "precision": mode})
     return destination
 
 
