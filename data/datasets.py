@@ -24,6 +24,8 @@ class PairedDataset(Dataset):
     (seed, epoch, index): call `set_epoch` each epoch. With `patch_size=None`, whole images, no augmentation.
 
     Returns dicts {"rainy": (3, h, w), "clean": (3, h, w), "name": str}, floats in [0, 1].
+    With `cache=True` each decoded pair is kept in memory after its first read (small sets on a GPU, where
+    decoding PNGs every step would cost more than the training step).
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class PairedDataset(Dataset):
         augment: bool = True,
         seed: int = 0,
         check: bool = True,
+        cache: bool = False,
     ) -> None:
         self.root = Path(root)
         self.pairs: list[Pair] = paired_folder(self.root, check=check)
@@ -40,6 +43,7 @@ class PairedDataset(Dataset):
         self.augment = augment and patch_size is not None
         self.seed = seed
         self.epoch = 0
+        self.cache: dict[int, list[np.ndarray]] | None = {} if cache else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -49,7 +53,12 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
-        images = [read_image(pair.rainy), read_image(pair.clean)]
+        if self.cache is not None and index in self.cache:
+            images = self.cache[index]
+        else:
+            images = [read_image(pair.rainy), read_image(pair.clean)]
+            if self.cache is not None:
+                self.cache[index] = images
         if self.patch_size is not None:
             rng = _sample_rng(self.seed, self.epoch, index)
             images = random_crop(images, self.patch_size, rng)

@@ -234,3 +234,23 @@ def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path
         assert list(rows) == (["joint"] if method == "joint" else ["rain100H", "rain100L"])
         assert ("bwt_psnr_rgb" in summary) == (method == "sequential")
         assert not (tmp_path / method / "bank").exists()
+
+
+def test_renderer_replay_draws_each_earlier_domains_rain(stream_root, tmp_path):
+    from derain.train.continual import RenderedRain
+
+    clean = torch.rand(32, 3, 64, 64) * 0.5
+    sources = [RenderedRain("rain100H", 256), RenderedRain("rain100L", 256)]
+    out = replay(clean, sources, torch.Generator().manual_seed(1))
+    assert out.shape == clean.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(out, replay(clean, sources, torch.Generator().manual_seed(1)))
+    # rain100H adds a haze veil (a raised mean), rain100L only sparse streaks: both kinds appear in one batch
+    lift = (out - clean).flatten(1).median(1).values
+    assert (lift > 0.05).any() and (lift < 0.01).any()
+    # a whole stream runs with it and trains no generator
+    raw = tiny_stream(stream_root, tmp_path / "oracle", stream=["rain100H", "rain100L"], replay_source="renderer")
+    assert train_stream(as_config(raw))["tasks_done"] == 2
+    assert not (tmp_path / "oracle" / "bank").exists()
+    raw = tiny_stream(stream_root, tmp_path / "bad", replay_source="renderer", stream=["rain100H", "my_rain"])
+    with pytest.raises(ValueError, match="built-in rain domains"):
+        train_stream(as_config(raw))

@@ -9,6 +9,10 @@ For task n of the stream (0-based t):
   teacher_s(replayed)). `kd_mode: released_code` adds the KD term without gradient, as the released code does.
 - t >= 1, method `sequential`: plain fine-tuning on the new dataset (the lower bound).
 - method `joint`: one task on the union of all datasets of the stream (the upper bound).
+- `replay_source: renderer` (diagnostic, built-in domains only): instead of a GAN's samples, replay draws the
+  earlier domain's rain from the built-in renderer (rendered at `render_size`, cropped to the patch) over the
+  current clean image, i.e. what a perfect rain generator would give. It separates "replay + distillation
+  works" from "the generators learned the rain".
 Every task restarts Adam and the warm-up + cosine schedule. After every task the network is scored on the test
 split of every dataset of the stream (seen or not) and on the unseen sets: the accuracy matrix.
 
@@ -38,6 +42,7 @@ from tqdm import tqdm
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
+from derain.data.rain import RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
 from derain.models.vrgnet import grey_rain
 from derain.train.evaluate import evaluate_folder
@@ -62,6 +67,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("clgid", "sequential", "joint")
 KD_MODES = ("paper", "released_code")
+REPLAY_SOURCES = ("gan", "renderer")
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class ContinualConfig:
     edge_weight: float = 0.05
     kd_weight: float = 1.0
     kd_mode: str = "paper"
+    replay_source: str = "gan"  # "renderer": oracle replay from the built-in renderer (diagnostic)
+    render_size: int = 256  # image size the renderer draws at before the patch crop (the built-in sets' size)
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 1234
@@ -93,6 +101,7 @@ class ContinualConfig:
     amp: bool = True
     channels_last: bool = True
     workers: int = 0
+    cache: bool = False  # keep decoded training pairs in memory (small sets on a GPU)
     metrics: tuple[str, ...] = field(default=("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"))
 
 
@@ -107,8 +116,14 @@ def check_config(config: ContinualConfig) -> None:
         raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
     if config.kd_mode not in KD_MODES:
         raise ValueError(f"kd_mode must be one of {KD_MODES}, got {config.kd_mode!r}")
+    if config.replay_source not in REPLAY_SOURCES:
+        raise ValueError(f"replay_source must be one of {REPLAY_SOURCES}, got {config.replay_source!r}")
     if not config.stream:
         raise ValueError("stream is empty: list the dataset names in training order")
+    if config.replay_source == "renderer":
+        unknown = [n for n in config.stream if n not in RAIN_DOMAINS]
+        if unknown:
+            raise ValueError(f"replay_source 'renderer' needs built-in rain domains; not built in: {unknown}")
     if len(set(config.stream)) != len(config.stream):
         raise ValueError(f"stream names must be distinct, got {list(config.stream)}")
     if config.method == "clgid" and config.patch_size != config.generator.size:
@@ -137,21 +152,47 @@ def task_dir(config: ContinualConfig, index: int) -> Path:
     return Path(config.out) / f"task{index + 1}_{task_names(config)[index]}"
 
 
+class RenderedRain:
+    """Oracle replay source: the built-in renderer's rain of `domain`, drawn at `size` and cropped to the patch."""
+
+    def __init__(self, domain: str, size: int) -> None:
+        self.domain = get_domain(domain)
+        self.size = size
+
+    def __call__(self, clean: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        batch, _, height, width = clean.shape
+        full = max(self.size, height, width)
+        rain, haze, splashes = render_rain_layer(batch, full, full, self.domain, rng, torch.device("cpu"))
+        top = int(torch.randint(full - height + 1, (1,), generator=rng))
+        left = int(torch.randint(full - width + 1, (1,), generator=rng))
+        window = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
+        rain, haze, splashes = (t[window].to(clean.device, clean.dtype) for t in (rain, haze, splashes))
+        light = (0.75 + 0.2 * torch.rand(batch, 1, 1, 1, generator=rng)).to(clean.device, clean.dtype)
+        return (clean * (1 - haze) + light * haze + rain + splashes).clamp(0, 1)
+
+
 @torch.no_grad()
-def replay(clean: torch.Tensor, generators: list[nn.Module], rng: torch.Generator) -> torch.Tensor:
+def replay(clean: torch.Tensor, generators: list[nn.Module | RenderedRain], rng: torch.Generator) -> torch.Tensor:
     """One replayed rainy twin per clean image: rain of a uniformly chosen earlier generator, grey, added."""
     choice = torch.randint(len(generators), (clean.shape[0],), generator=rng)
     rain = torch.zeros_like(clean)
+    rendered = {}
     for index, generator in enumerate(generators):
         picked = (choice == index).nonzero().flatten()
         if picked.numel() == 0:
+            continue
+        if isinstance(generator, RenderedRain):
+            rendered[index] = (picked.to(clean.device), generator(clean[picked.to(clean.device)], rng))
             continue
         z = torch.randn(picked.numel(), generator.nz, generator=rng).to(clean.device)
         layer = grey_rain(generator(z).float())
         if layer.shape[-2:] != clean.shape[-2:]:
             layer = F.interpolate(layer, size=clean.shape[-2:], mode="bilinear", align_corners=False)
         rain[picked.to(clean.device)] = layer.to(rain.dtype)
-    return (clean + rain).clamp(0, 1)
+    replayed = (clean + rain).clamp(0, 1)
+    for picked, images in rendered.values():
+        replayed[picked] = images
+    return replayed
 
 
 def distillation(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
@@ -180,7 +221,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
                 log.info("task %d (%s) already finished: %s", index + 1, name, final)
                 previous = final
                 continue
-            if config.method == "clgid" and index > 0:
+            if config.method == "clgid" and index > 0 and config.replay_source == "gan":
                 for earlier in config.stream[:index]:
                     bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
             final = _train_task(config, session, bank, index, previous)
@@ -212,7 +253,9 @@ def _train_task(
     names = list(config.stream) if config.method == "joint" else [config.stream[index]]
     seed_everything(config.seed + index)
     parts = [
-        PairedDataset(_folder(config, n) / "train", patch_size=config.patch_size, seed=config.seed + index)
+        PairedDataset(
+            _folder(config, n) / "train", patch_size=config.patch_size, seed=config.seed + index, cache=config.cache
+        )
         for n in names
     ]
     dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
@@ -233,7 +276,10 @@ def _train_task(
         teacher = copy.deepcopy(student).eval()
         for parameter in teacher.parameters():
             parameter.requires_grad_(False)
-        generators = [bank.load(n, session.device) for n in config.stream[:index]]
+        if config.replay_source == "renderer":
+            generators = [RenderedRain(n, config.render_size) for n in config.stream[:index]]
+        else:
+            generators = [bank.load(n, session.device) for n in config.stream[:index]]
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     step = 0
     replay_state = None

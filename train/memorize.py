@@ -52,6 +52,7 @@ class GeneratorConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
+    cache: bool = False  # keep decoded training pairs in memory (small sets on a GPU)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def train_rain_generator(
         return out / "generator.pt"
     single = Session(session.device)
     seed_everything(config.seed)
-    dataset = PairedDataset(train_dir, patch_size=config.size, augment=False, seed=config.seed)
+    dataset = PairedDataset(train_dir, patch_size=config.size, augment=False, seed=config.seed, cache=config.cache)
     net = VRGNet(config.nz, config.size, config.background_stages, config.background_channels).to(session.device)
     optimizers = {
         "critic": torch.optim.Adam(net.critic.parameters(), lr=config.lr_critic),
