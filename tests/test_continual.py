@@ -232,6 +232,8 @@ def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path
         summary = train_stream(as_config(raw))
         rows = json.loads((tmp_path / method / "run" / "matrix.json").read_text())["rows"]
         assert list(rows) == (["joint"] if method == "joint" else ["rain100H", "rain100L"])
+        task = json.loads(next((tmp_path / method / "run").glob("task1_*/task.json")).read_text())
+        assert task["iterations"] == (8 if method == "joint" else 4)  # joint: the whole stream's budget
         assert ("bwt_psnr_rgb" in summary) == (method == "sequential")
         assert not (tmp_path / method / "bank").exists()
 

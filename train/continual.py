@@ -8,7 +8,8 @@ For task n of the stream (0-based t):
   0.5 L(student(rainy), clean) + 0.5 L(student(replayed), clean) + kd_weight * sum_s L1(student_s(replayed),
   teacher_s(replayed)). `kd_mode: released_code` adds the KD term without gradient, as the released code does.
 - t >= 1, method `sequential`: plain fine-tuning on the new dataset (the lower bound).
-- method `joint`: one task on the union of all datasets of the stream (the upper bound).
+- method `joint`: one task on the union of all datasets of the stream (the upper bound), with the iterations
+  of the whole stream.
 - `replay_source: renderer` (diagnostic, built-in domains only): instead of a GAN's samples, replay draws the
   earlier domain's rain from the built-in renderer (rendered at `render_size`, cropped to the patch) over the
   current clean image, i.e. what a perfect rain generator would give. It separates "replay + distillation
@@ -83,7 +84,7 @@ class ContinualConfig:
     bank: str = "runs/generator_bank"
     generator: GeneratorConfig = GeneratorConfig()
     epochs: int = 250  # per task
-    iterations: int = 0  # per task; > 0 overrides epochs
+    iterations: int = 0  # per task (joint: per dataset of the union); > 0 overrides epochs
     warmup_epochs: float = 3.0
     batch_size: int = 16
     patch_size: int = 64
@@ -260,7 +261,9 @@ def _train_task(
     ]
     dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     per_epoch = steps_per_epoch(math.ceil(len(dataset) / session.world), max(1, config.batch_size // session.world))
-    total = config.iterations or config.epochs * per_epoch
+    # `iterations` is per dataset, so joint training (one task over the union) gets the whole stream's budget,
+    # as `epochs` over the union does
+    total = config.iterations * len(names) if config.iterations else config.epochs * per_epoch
     warmup = (
         int(round(config.warmup_epochs * per_epoch))
         if not config.iterations
