@@ -160,10 +160,9 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
     for method, summary in results.items():
         final = summary["final"]
         cells = [f"{final[name]['psnr_rgb']:.2f}" for name in STREAM]
+        bwt = f"{summary['bwt_psnr_rgb']:+.2f}" if "bwt_psnr_rgb" in summary else "n/a"
         lines.append(
-            f"| {method} | "
-            + " | ".join(cells)
-            + f" | {summary['avg_seen_psnr_rgb']:.2f} | {summary['bwt_psnr_rgb']:+.2f} | "
+            f"| {method} | " + " | ".join(cells) + f" | {summary['avg_seen_psnr_rgb']:.2f} | {bwt} | "
             f"{summary[f'unseen_{UNSEEN}_psnr_rgb']:.2f} | {summary['avg_seen_psnr_y']:.2f} | "
             f"{summary[f'unseen_{UNSEEN}_psnr_y']:.2f} |"
         )
