@@ -26,6 +26,7 @@ from derain.registry import Registry
 
 Range = tuple[float, float]
 REFERENCE_SIDE = 320.0
+AIRLIGHT: Range = (0.75, 0.95)  # range of the haze veil's brightness, one draw per image
 MIN_LENGTH = 3.0  # pixels
 MIN_WIDTH = 0.35  # pixels (Gaussian sigma)
 
@@ -226,7 +227,7 @@ def render_rain_layer(
 
 
 def render_rain(
-    clean: torch.Tensor, domain: str | RainDomain, seed: int | torch.Generator = 0, airlight: Range = (0.75, 0.95)
+    clean: torch.Tensor, domain: str | RainDomain, seed: int | torch.Generator = 0, airlight: Range = AIRLIGHT
 ) -> torch.Tensor:
     """Render rain of `domain` over clean images.
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
-from derain.data.rain import RAIN_DOMAINS, get_domain, render_rain_layer
+from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
 from derain.models.vrgnet import grey_rain
 from derain.train.evaluate import evaluate_folder
@@ -168,13 +168,15 @@ class RenderedRain:
         left = int(torch.randint(full - width + 1, (1,), generator=rng))
         window = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
         rain, haze, splashes = (t[window].to(clean.device, clean.dtype) for t in (rain, haze, splashes))
-        light = (0.75 + 0.2 * torch.rand(batch, 1, 1, 1, generator=rng)).to(clean.device, clean.dtype)
+        low, high = AIRLIGHT
+        light = (low + (high - low) * torch.rand(batch, 1, 1, 1, generator=rng)).to(clean.device, clean.dtype)
         return (clean * (1 - haze) + light * haze + rain + splashes).clamp(0, 1)
 
 
 @torch.no_grad()
 def replay(clean: torch.Tensor, generators: list[nn.Module | RenderedRain], rng: torch.Generator) -> torch.Tensor:
-    """One replayed rainy twin per clean image: rain of a uniformly chosen earlier generator, grey, added."""
+    """One replayed rainy twin per clean image: rain of a uniformly chosen earlier generator, grey, added
+    (a `RenderedRain` source gives the whole rendered image instead)."""
     choice = torch.randint(len(generators), (clean.shape[0],), generator=rng)
     rain = torch.zeros_like(clean)
     rendered = {}
