@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from derain.data.synth import synthesize, synthesize_split
-from derain.train.continual import ContinualConfig, train_stream
+from derain.train.continual import ContinualConfig, train_stream, uses_generators
 from derain.train.memorize import GeneratorBank, GeneratorConfig
 from derain.train.supervised import ModelConfig
 
@@ -94,16 +94,8 @@ def main() -> None:
         return
     if args.part not in ("all", "streams"):
         parser.error(f"unknown --part {args.part!r}")
-    if any(VARIANTS[m]["method"] == "clgid" and "replay_source" not in VARIANTS[m] for m in methods):
-        for name in STREAM[:-1]:
-            bank.ensure(name, data / name / "train", gan)
-            times[f"generator {name}"] = json.loads((work / "bank" / name / "summary.json").read_text())[
-                "seconds_this_run"
-            ]
-
-    results = {}
-    for method in methods:
-        config = ContinualConfig(
+    configs = {
+        method: ContinualConfig(
             data_root=str(data),
             stream=STREAM,
             unseen=(UNSEEN,),
@@ -120,8 +112,18 @@ def main() -> None:
             device=args.device,
             cache=True,
         )
-        summary = train_stream(config, resume="auto")
-        results[method] = summary
+        for method in methods
+    }
+    if any(uses_generators(config) for config in configs.values()):
+        for name in STREAM[:-1]:
+            bank.ensure(name, data / name / "train", gan)
+            times[f"generator {name}"] = json.loads((work / "bank" / name / "summary.json").read_text())[
+                "seconds_this_run"
+            ]
+
+    results = {}
+    for method, config in configs.items():
+        results[method] = train_stream(config, resume="auto")
         tasks = sorted(Path(config.out).glob("task*/task.json"))
         times[f"{method} stream (training)"] = sum(json.loads(t.read_text())["seconds_this_run"] for t in tasks)
     times["this invocation (wall)"] = time.perf_counter() - started

@@ -9,6 +9,7 @@ Times (median of `--repeat` steps after `--warmup`, synchronized):
 On CUDA it also profiles three plain steps: device time against host time and the number of kernel launches,
 which says whether the step is bound by the GPU or by the Python/launch side.
 
+Every step is the training code's own (`vrgnet_step`, `replay_loss`, the restoration loss), on random tensors.
 Writes `benchmarks/results/train_step_<device>.{json,md}`. Run on the GPU machine: `python benchmarks/train_step.py`.
 """
 
@@ -23,10 +24,11 @@ from pathlib import Path
 import torch
 
 from derain.models import build_model, stage_outputs
-from derain.models.vrgnet import VRGNet, grey_rain
-from derain.train.continual import distillation
+from derain.models.vrgnet import VRGNet
+from derain.train.continual import ContinualConfig, replay_loss
 from derain.train.losses import restoration_loss
-from derain.train.memorize import gradient_penalty, kl_background, kl_latent
+from derain.train.memorize import GeneratorConfig, vrgnet_optimizers, vrgnet_step
+from derain.train.supervised import ModelConfig
 
 
 def median_time(step, device: torch.device, warmup: int, repeat: int) -> float:
@@ -45,62 +47,40 @@ def median_time(step, device: torch.device, warmup: int, repeat: int) -> float:
 
 
 def gan_step(device: torch.device, batch: int = 18):
-    net = VRGNet(128, 64, 6, 32).to(device)
-    critic_opt = torch.optim.Adam(net.critic.parameters(), 4e-4)
-    rest = [*net.encoder.parameters(), *net.generator.parameters(), *net.background.parameters()]
-    other_opt = torch.optim.Adam(rest, 1e-4)
+    """The training code's own VRGNet step (`vrgnet_step`), released recipe, a generator step every 5th."""
+    config = GeneratorConfig(batch_size=batch, background_stages=6, background_channels=32)
+    net = VRGNet(config.nz, config.size, config.background_stages, config.background_channels).to(device)
+    optimizers = vrgnet_optimizers(net, config)
     rainy, clean = torch.rand(2, batch, 3, 64, 64, device=device)
     count = [0]
 
     def step() -> None:
-        generator_step = count[0] % 5 == 0
+        vrgnet_step(net, optimizers, rainy, clean, count[0] % config.critic_steps == 0, config)
         count[0] += 1
-        with torch.set_grad_enabled(generator_step):
-            parts = net.synthesize(rainy)
-        fake = parts["fake"].detach()
-        loss = -net.critic(rainy).mean() + net.critic(fake).mean() + 10 * gradient_penalty(net.critic, rainy, fake)
-        critic_opt.zero_grad()
-        loss.backward()
-        critic_opt.step()
-        if generator_step:
-            loss = (
-                -net.critic(parts["fake"]).mean()
-                + kl_latent(parts["mu_z"], parts["logvar_z"])
-                + kl_background(parts["mu_b"], parts["logvar_b"], clean, 1e-6)
-            )
-            other_opt.zero_grad()
-            loss.backward()
-            other_opt.step()
 
     return step
 
 
 def derain_step(name: str, device: torch.device, amp: bool, channels_last: bool, replay: bool, batch: int = 16):
-    model = build_model(name).to(device)
-    teacher = build_model(name).to(device).eval()
-    generator = build_model("vrgnet_generator").to(device).eval()
+    """A de-rainer step with the training code's losses: plain (task 1) or CLGID's `replay_loss` (task n >= 2)."""
     memory = torch.channels_last if channels_last else torch.contiguous_format
-    model, teacher = model.to(memory_format=memory), teacher.to(memory_format=memory)
-    optimizer = torch.optim.Adam(model.parameters(), 2e-4)
+    model = build_model(name).to(device).to(memory_format=memory)
+    teacher = build_model(name).to(device).to(memory_format=memory).eval()
+    generators = [build_model("vrgnet_generator").to(device).eval()]
+    config = ContinualConfig(data_root="", stream=("a", "b"), model=ModelConfig(name))
+    optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rainy = torch.rand(batch, 3, 64, 64, device=device).contiguous(memory_format=memory)
     clean = torch.rand_like(rainy)
+    rng = torch.Generator().manual_seed(0)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             if replay:
-                with torch.no_grad():
-                    replayed = (clean + grey_rain(generator(torch.randn(batch, 128, device=device)))).clamp(0, 1)
-                outputs = stage_outputs(model(torch.cat((rainy, replayed))))
-                with torch.no_grad():
-                    taught = stage_outputs(teacher(replayed))
-                loss = (
-                    0.5 * restoration_loss([o[:batch].float() for o in outputs], clean)
-                    + 0.5 * restoration_loss([o[batch:].float() for o in outputs], clean)
-                    + distillation([o[batch:].float() for o in outputs], [t.float() for t in taught])
-                )
+                loss, _ = replay_loss(model, teacher, generators, rainy, clean, rng, config)
             else:
-                loss = restoration_loss([o.float() for o in stage_outputs(model(rainy))], clean)
-        optimizer.zero_grad()
+                outputs = stage_outputs(model(rainy))
+                loss = restoration_loss([o.float() for o in outputs], clean, config.edge_weight)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 

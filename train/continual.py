@@ -179,13 +179,14 @@ def replay(clean: torch.Tensor, generators: list[nn.Module | RenderedRain], rng:
     (a `RenderedRain` source gives the whole rendered image instead)."""
     choice = torch.randint(len(generators), (clean.shape[0],), generator=rng)
     rain = torch.zeros_like(clean)
-    rendered = {}
+    rendered = []
     for index, generator in enumerate(generators):
         picked = (choice == index).nonzero().flatten()
         if picked.numel() == 0:
             continue
         if isinstance(generator, RenderedRain):
-            rendered[index] = (picked.to(clean.device), generator(clean[picked.to(clean.device)], rng))
+            on_device = picked.to(clean.device)
+            rendered.append((on_device, generator(clean[on_device], rng)))
             continue
         z = torch.randn(picked.numel(), generator.nz, generator=rng).to(clean.device)
         layer = grey_rain(generator(z).float())
@@ -193,7 +194,7 @@ def replay(clean: torch.Tensor, generators: list[nn.Module | RenderedRain], rng:
             layer = F.interpolate(layer, size=clean.shape[-2:], mode="bilinear", align_corners=False)
         rain[picked.to(clean.device)] = layer.to(rain.dtype)
     replayed = (clean + rain).clamp(0, 1)
-    for picked, images in rendered.values():
+    for picked, images in rendered:
         replayed[picked] = images
     return replayed
 
@@ -201,6 +202,36 @@ def replay(clean: torch.Tensor, generators: list[nn.Module | RenderedRain], rng:
 def distillation(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
     """L1 between student and teacher over every stage output."""
     return sum(F.l1_loss(s, t) for s, t in zip(student, teacher, strict=True))
+
+
+def replay_loss(
+    model: nn.Module,
+    teacher: nn.Module,
+    generators: list[nn.Module | RenderedRain],
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    rng: torch.Generator,
+    config: ContinualConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """CLGID's loss for task n >= 2: 0.5 real + 0.5 replayed + kd_weight x distillation; and its parts."""
+    replayed = replay(clean, generators, rng)
+    outputs = stage_outputs(model(torch.cat((rainy, replayed))))
+    real = [o[: len(rainy)] for o in outputs]
+    fake = [o[len(rainy) :] for o in outputs]
+    with torch.no_grad():
+        taught = stage_outputs(teacher(replayed))
+    loss_real = restoration_loss([o.float() for o in real], clean, config.edge_weight)
+    loss_replay = restoration_loss([o.float() for o in fake], clean, config.edge_weight)
+    kd = distillation([o.float() for o in fake], [t.float() for t in taught])
+    if config.kd_mode == "released_code":
+        kd = kd.detach()  # the released code adds KD as a number: logged, no gradient
+    loss = 0.5 * loss_real + 0.5 * loss_replay + config.kd_weight * kd
+    return loss, {"loss_real": loss_real.item(), "loss_replay": loss_replay.item(), "kd": kd.item()}
+
+
+def uses_generators(config: ContinualConfig) -> bool:
+    """Whether the stream replays from the GAN bank (CLGID with `replay_source: gan`)."""
+    return config.method == "clgid" and config.replay_source == "gan"
 
 
 def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
@@ -224,7 +255,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
                 log.info("task %d (%s) already finished: %s", index + 1, name, final)
                 previous = final
                 continue
-            if config.method == "clgid" and index > 0 and config.replay_source == "gan":
+            if uses_generators(config) and index > 0:
                 for earlier in config.stream[:index]:
                     bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
             final = _train_task(config, session, bank, index, previous)
@@ -319,19 +350,8 @@ def _train_task(
         row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"]}
         with session.autocast():
             if replaying:
-                replayed = replay(clean, generators, replay_rng)
-                outputs = stage_outputs(model(torch.cat((rainy, replayed))))
-                real = [o[: len(rainy)] for o in outputs]
-                fake = [o[len(rainy) :] for o in outputs]
-                with torch.no_grad():
-                    taught = stage_outputs(teacher(replayed))
-                loss_real = restoration_loss([o.float() for o in real], clean, config.edge_weight)
-                loss_replay = restoration_loss([o.float() for o in fake], clean, config.edge_weight)
-                kd = distillation([o.float() for o in fake], [t.float() for t in taught])
-                if config.kd_mode == "released_code":
-                    kd = kd.detach()  # the released code adds KD as a number: logged, no gradient
-                loss = 0.5 * loss_real + 0.5 * loss_replay + config.kd_weight * kd
-                row.update(loss_real=loss_real.item(), loss_replay=loss_replay.item(), kd=kd.item())
+                loss, parts = replay_loss(model, teacher, generators, rainy, clean, replay_rng, config)
+                row.update(parts)
             else:
                 outputs = stage_outputs(model(rainy))
                 loss = restoration_loss([o.float() for o in outputs], clean, config.edge_weight)

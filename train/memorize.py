@@ -82,6 +82,50 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
+def vrgnet_optimizers(net: VRGNet, config: GeneratorConfig) -> dict[str, torch.optim.Optimizer]:
+    """The released recipe's three Adams: critic, background net, encoder + generator."""
+    return {
+        "critic": torch.optim.Adam(net.critic.parameters(), lr=config.lr_critic),
+        "background": torch.optim.Adam(net.background.parameters(), lr=config.lr_background),
+        "generator": torch.optim.Adam([*net.encoder.parameters(), *net.generator.parameters()], lr=config.lr_generator),
+    }
+
+
+def vrgnet_step(
+    net: VRGNet,
+    optimizers: dict[str, torch.optim.Optimizer],
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    generator_step: bool,
+    config: GeneratorConfig,
+) -> dict[str, float]:
+    """One critic step (WGAN-GP), plus the encoder/generator/background step when `generator_step`; the losses."""
+    with torch.set_grad_enabled(generator_step):  # critic-only steps need no graph through the VRGNet
+        parts = net.synthesize(rainy)
+    fake = parts["fake"]
+    critic_loss = (
+        -net.critic(rainy).mean()
+        + net.critic(fake.detach()).mean()
+        + config.gp_weight * gradient_penalty(net.critic, rainy, fake.detach())
+    )
+    optimizers["critic"].zero_grad(set_to_none=True)
+    critic_loss.backward()
+    optimizers["critic"].step()
+    row = {"critic": critic_loss.item()}
+    if generator_step:
+        adversarial = -net.critic(fake).mean()
+        kl_z = kl_latent(parts["mu_z"], parts["logvar_z"])
+        kl_b = kl_background(parts["mu_b"], parts["logvar_b"], clean, config.background_var)
+        loss = adversarial + kl_z + kl_b
+        for name in ("background", "generator"):
+            optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers["background"].step()
+        optimizers["generator"].step()
+        row.update(adversarial=adversarial.item(), kl_z=kl_z.item(), kl_b=kl_b.item())
+    return row
+
+
 class GeneratorBank:
     """Frozen rain generators by dataset name, trained on demand."""
 
@@ -126,11 +170,7 @@ def train_rain_generator(
     seed_everything(config.seed)
     dataset = PairedDataset(train_dir, patch_size=config.size, augment=False, seed=config.seed, cache=config.cache)
     net = VRGNet(config.nz, config.size, config.background_stages, config.background_channels).to(session.device)
-    optimizers = {
-        "critic": torch.optim.Adam(net.critic.parameters(), lr=config.lr_critic),
-        "background": torch.optim.Adam(net.background.parameters(), lr=config.lr_background),
-        "generator": torch.optim.Adam([*net.encoder.parameters(), *net.generator.parameters()], lr=config.lr_generator),
-    }
+    optimizers = vrgnet_optimizers(net, config)
     milestones = [int(f * config.iterations) for f in config.milestones]
     base_lr = {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
     step = 0
@@ -154,30 +194,7 @@ def train_rain_generator(
             opt.param_groups[0]["lr"] = base_lr[name] * decay
         batch = next(data)
         rainy, clean = batch["rainy"].to(session.device), batch["clean"].to(session.device)
-        generator_step = step % config.critic_steps == 0
-        with torch.set_grad_enabled(generator_step):  # critic-only steps need no graph through the VRGNet
-            parts = net.synthesize(rainy)
-        fake = parts["fake"]
-        critic_loss = (
-            -net.critic(rainy).mean()
-            + net.critic(fake.detach()).mean()
-            + config.gp_weight * gradient_penalty(net.critic, rainy, fake.detach())
-        )
-        optimizers["critic"].zero_grad(set_to_none=True)
-        critic_loss.backward()
-        optimizers["critic"].step()
-        row = {"step": step + 1, "critic": critic_loss.item()}
-        if generator_step:
-            adversarial = -net.critic(fake).mean()
-            kl_z = kl_latent(parts["mu_z"], parts["logvar_z"])
-            kl_b = kl_background(parts["mu_b"], parts["logvar_b"], clean, config.background_var)
-            loss = adversarial + kl_z + kl_b
-            for name in ("background", "generator"):
-                optimizers[name].zero_grad(set_to_none=True)
-            loss.backward()
-            optimizers["background"].step()
-            optimizers["generator"].step()
-            row.update(adversarial=adversarial.item(), kl_z=kl_z.item(), kl_b=kl_b.item())
+        row = {"step": step + 1, **vrgnet_step(net, optimizers, rainy, clean, step % config.critic_steps == 0, config)}
         step += 1
         bar.update(1)
         if step % config.log_every == 0:
