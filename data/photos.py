@@ -67,9 +67,16 @@ def random_background(photo: np.ndarray, height: int, width: int, rng: np.random
     return np.ascontiguousarray(out)
 
 
+def background_sources(split: str, count: int) -> list[str]:
+    """The source photo of each image `backgrounds(split, count, ...)` yields, in order (it cycles the photos)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown photo split {split!r}; known: {', '.join(SPLITS)}")
+    names = SPLITS[split]
+    return [names[index % len(names)] for index in range(count)]
+
+
 def backgrounds(split: str, count: int, height: int, width: int, seed: int) -> Iterator[np.ndarray]:
     """`count` distinct backgrounds from a split's photos, cycling through the photos, deterministic by seed."""
-    photos = clean_photos(split)
     rng = np.random.default_rng(seed)
-    for index in range(count):
-        yield random_background(photos[index % len(photos)], height, width, rng)
+    for name in background_sources(split, count):
+        yield random_background(_load(name), height, width, rng)

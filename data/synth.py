@@ -7,6 +7,7 @@ domains are added and every run gives the same files.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import torch
 from tqdm import tqdm
 
 from derain.data.io import to_tensor, to_uint8, write_image
-from derain.data.photos import backgrounds
+from derain.data.photos import background_sources, backgrounds
 from derain.data.rain import domain_seed, get_domain, render_rain
 
 log = logging.getLogger(__name__)
+SCENES_FILE = "scenes.json"
 
 
 def synthesize_split(
@@ -29,7 +31,11 @@ def synthesize_split(
     seed: int = 0,
     batch: int = 16,
 ) -> Path:
-    """Render `count` pairs of one domain and split into `out_dir/{rain,norain}`; returns `out_dir`."""
+    """Render `count` pairs of one domain and split into `out_dir/{rain,norain}`; returns `out_dir`.
+
+    `out_dir/scenes.json` names the source photo of every pair (`{"0001.png": "coffee.png", ...}`), so that
+    scores can be broken down by scene.
+    """
     get_domain(domain)  # unknown names fail before anything is written
     out_dir = Path(out_dir)
     height, width = size
@@ -47,6 +53,8 @@ def synthesize_split(
                 write_image(out_dir / "rain" / name, to_uint8(rainy[offset]))
             index += len(chunk)
             bar.update(len(chunk))
+    scenes = {f"{i + 1:04d}.png": name for i, name in enumerate(background_sources(split, count))}
+    (out_dir / SCENES_FILE).write_text(json.dumps(scenes, indent=0))
     return out_dir
 
 
