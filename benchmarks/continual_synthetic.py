@@ -13,10 +13,16 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from derain.data.synth import synthesize, synthesize_split
-from derain.train.continual import ContinualConfig, train_stream, uses_generators
+from derain.data.io import read_image, to_tensor
+from derain.data.photos import background_sources
+from derain.data.synth import SCENES_FILE, synthesize, synthesize_split
+from derain.models.registry import load_model
+from derain.quality.metrics import psnr
+from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
+from derain.train.evaluate import derain_image
 from derain.train.memorize import GeneratorBank, GeneratorConfig
 from derain.train.supervised import ModelConfig
 
@@ -38,6 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="runs/continual_synthetic")
     parser.add_argument("--model", default="realtime")
+    parser.add_argument(
+        "--model-kwargs", type=json.loads, default={}, help="network arguments as JSON, e.g. '{\"width\": 16}'"
+    )
     parser.add_argument("--iterations", type=int, default=1200, help="de-rainer iterations per task")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -100,7 +109,7 @@ def main() -> None:
             stream=STREAM,
             unseen=(UNSEEN,),
             **VARIANTS[method],
-            model=ModelConfig(args.model),
+            model=ModelConfig(args.model, args.model_kwargs),
             out=str(work / f"{method}_{args.model}"),
             bank=str(work / "bank"),
             generator=gan,
@@ -127,14 +136,63 @@ def main() -> None:
         tasks = sorted(Path(config.out).glob("task*/task.json"))
         times[f"{method} stream (training)"] = sum(json.loads(t.read_text())["seconds_this_run"] for t in tasks)
     times["this invocation (wall)"] = time.perf_counter() - started
-    write_report(args, results, times)
+    write_report(args, results, times, scene_scores(data, configs))
 
 
-def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
+def model_args(kwargs: dict) -> str:
+    return "(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""
+
+
+def scenes_of(folder: Path) -> dict[str, str]:
+    """File name -> source photo of a built-in test split (`scenes.json`; folders rendered before it existed
+    follow the same rule, `background_sources`, by file order)."""
+    path = folder / SCENES_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    names = sorted(p.name for p in (folder / "norain").iterdir())
+    return dict(zip(names, background_sources("test", len(names)), strict=True))
+
+
+def dark_channel(folder: Path, scenes: dict[str, str]) -> dict[str, float]:
+    """Per scene: mean over its clean images of the 5th percentile of the per-pixel channel minimum. Haze lifts
+    it (O = B t + A (1 - t)), so a scene that is high here looks hazy to a network that learned to remove haze."""
+    values: dict[str, list[float]] = {}
+    for name, scene in scenes.items():
+        clean = read_image(folder / "norain" / name).min(axis=2)
+        values.setdefault(scene, []).append(float(np.percentile(clean, 5)) / 255)
+    return {scene: sum(v) / len(v) for scene, v in values.items()}
+
+
+def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
+    """PSNR RGB of each method's final network (and of the rainy input) per test split and source scene."""
+    splits = {name: data / name / "test" for name in STREAM} | {"unseen": data / UNSEEN}
+    scenes = {split: scenes_of(folder) for split, folder in splits.items()}
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    models = {"rainy input": None} | {
+        method: load_model(task_dir(config, len(task_names(config)) - 1) / "final.pt", map_location=device)
+        for method, config in configs.items()
+    }
+    table: dict = {method: {} for method in models}
+    for split, folder in splits.items():
+        pairs = [
+            (read_image(folder / "rain" / n), read_image(folder / "norain" / n), s) for n, s in scenes[split].items()
+        ]
+        for method, model in models.items():
+            grouped: dict[str, list[float]] = {}
+            for rainy, clean, scene in pairs:
+                restored = rainy if model is None else derain_image(model, rainy, device)
+                grouped.setdefault(scene, []).append(float(psnr(to_tensor(restored)[None], to_tensor(clean)[None])))
+            table[method][split] = {scene: sum(v) / len(v) for scene, v in grouped.items()}
+    return {"psnr_rgb": table, "dark_channel": dark_channel(splits[STREAM[1]], scenes[STREAM[1]])}
+
+
+def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: dict) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
-        f"python benchmarks/continual_synthetic.py --model {args.model} --iterations {args.iterations} "
+        f"python benchmarks/continual_synthetic.py --model {args.model} "
+        + (f"--model-kwargs '{json.dumps(args.model_kwargs)}' " if args.model_kwargs else "")
+        + f"--iterations {args.iterations} "
         f"--batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
         f"--gan-batch-size {args.gan_batch_size} --gan-background {args.gan_background} "
         f"--n-train {args.n_train} --n-test {args.n_test} --methods {args.methods} --work {args.work} --out {args.out}"
@@ -149,7 +207,8 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
         "",
         f"Command: `{command}`",
         "",
-        f"Network `{args.model}`, {args.iterations} iterations per task, batch {args.batch_size}, 64x64 patches, "
+        f"Network `{args.model}`{model_args(args.model_kwargs)}, {args.iterations} iterations per task, "
+        f"batch {args.batch_size}, 64x64 patches, "
         f"Adam {args.lr} with warm-up + cosine restarted per task; VRGNet generators {args.gan_iterations} critic "
         f"steps each (batch {args.gan_batch_size}, background net {args.gan_background.replace('x', ' stages x ')} "
         f"ch); {args.n_train} train / {args.n_test} test images of 256x256 per domain; "
@@ -188,6 +247,23 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
         for task, row in matrix.items():
             lines.append(f"| {task} | " + " | ".join(f"{row[c]['psnr_rgb']:.2f}" for c in columns) + " |")
         lines.append("")
+    photos = list(next(iter(scenes["psnr_rgb"]["rainy input"].values())))
+    columns = [*STREAM, "unseen"]
+    lines += [
+        "## By test scene",
+        "",
+        "PSNR RGB after the last task on each source photo of the test splits, as "
+        + " / ".join(f"`{p}`" for p in photos)
+        + ". Dark channel of the clean test images (5th percentile of the per-pixel channel minimum; haze lifts "
+        "it): " + ", ".join(f"`{p}` {v:.3f}" for p, v in scenes["dark_channel"].items()) + ".",
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for method, row in scenes["psnr_rgb"].items():
+        cells = [" / ".join(f"{row[c][p]:.2f}" for p in photos) for c in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append("")
     lines += [
         "## Time",
         "",
@@ -200,7 +276,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
     lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(
-        json.dumps({"results": results, "times_s": times, "command": command}, indent=2)
+        json.dumps({"results": results, "times_s": times, "command": command, "by_scene": scenes}, indent=2)
     )
     print("\n".join(lines))
 
