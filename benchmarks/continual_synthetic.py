@@ -111,7 +111,7 @@ def main() -> None:
             unseen=(UNSEEN,),
             **VARIANTS[method],
             model=ModelConfig(args.model, args.model_kwargs),
-            out=str(work / f"{method}_{args.model}"),
+            out=str(work / run_name(method, args)),
             bank=str(work / "bank"),
             generator=gan,
             iterations=args.iterations,
@@ -138,6 +138,11 @@ def main() -> None:
         times[f"{method} stream (training)"] = sum(json.loads(t.read_text())["seconds_this_run"] for t in tasks)
     times["this invocation (wall)"] = time.perf_counter() - started
     write_report(args, results, times, scene_scores(data, configs))
+
+
+def run_name(method: str, args: argparse.Namespace) -> str:
+    """Folder of one method's stream under --work; network arguments are part of it, so sizes never mix."""
+    return f"{method}_{args.model}" + "".join(f"-{k}{v}" for k, v in args.model_kwargs.items())
 
 
 def model_args(kwargs: dict) -> str:
@@ -247,7 +252,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     lines.append("")
     lines += ["## Accuracy matrices (PSNR RGB; rows: after task, columns: test split)", ""]
     for method in results:
-        matrix = json.loads((Path(args.work) / f"{method}_{args.model}" / "matrix.json").read_text())["rows"]
+        matrix = json.loads((Path(args.work) / run_name(method, args) / "matrix.json").read_text())["rows"]
         columns = [*STREAM, f"unseen:{UNSEEN}"]
         lines += [f"### {method}", "", "| after | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for task, row in matrix.items():
