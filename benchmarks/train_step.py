@@ -9,7 +9,8 @@ Times (median of `--repeat` steps after `--warmup`, synchronized):
 On CUDA it also profiles three plain steps: device time against host time and the number of kernel launches,
 which says whether the step is bound by the GPU or by the Python/launch side.
 
-Every step is the training code's own (`vrgnet_step`, `replay_loss`, the restoration loss), on random tensors.
+Every step is the training code's own (`vrgnet_step`, `task_loss`: the restoration loss or `replay_loss`), on
+random tensors.
 Writes `benchmarks/results/train_step_<device>.{json,md}`. Run on the GPU machine: `python benchmarks/train_step.py`.
 """
 
@@ -23,10 +24,9 @@ from pathlib import Path
 
 import torch
 
-from derain.models import build_model, stage_outputs
+from derain.models import build_model
 from derain.models.vrgnet import VRGNet
-from derain.train.continual import ContinualConfig, replay_loss
-from derain.train.losses import restoration_loss
+from derain.train.continual import ContinualConfig, task_loss
 from derain.train.memorize import GeneratorConfig, vrgnet_optimizers, vrgnet_step
 from derain.train.supervised import ModelConfig
 
@@ -62,7 +62,7 @@ def gan_step(device: torch.device, batch: int = 18):
 
 
 def derain_step(name: str, device: torch.device, amp: bool, channels_last: bool, replay: bool, batch: int = 16):
-    """A de-rainer step with the training code's losses: plain (task 1) or CLGID's `replay_loss` (task n >= 2)."""
+    """A de-rainer step with the training code's loss (`task_loss`): plain (task 1) or CLGID's replay (task n >= 2)."""
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(name).to(device).to(memory_format=memory)
     teacher = build_model(name).to(device).to(memory_format=memory).eval()
@@ -75,11 +75,7 @@ def derain_step(name: str, device: torch.device, amp: bool, channels_last: bool,
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            if replay:
-                loss, _ = replay_loss(model, teacher, generators, rainy, clean, rng, config)
-            else:
-                outputs = stage_outputs(model(rainy))
-                loss = restoration_loss([o.float() for o in outputs], clean, config.edge_weight)
+            loss, _ = task_loss(model, teacher if replay else None, generators, rainy, clean, rng, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -229,6 +229,23 @@ def replay_loss(
     return loss, {"loss_real": loss_real.item(), "loss_replay": loss_replay.item(), "kd": kd.item()}
 
 
+def task_loss(
+    model: nn.Module,
+    teacher: nn.Module | None,
+    generators: list[nn.Module | RenderedRain] | None,
+    rainy: torch.Tensor,
+    clean: torch.Tensor,
+    rng: torch.Generator,
+    config: ContinualConfig,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss of one batch: CLGID's `replay_loss` when there is a teacher (task n >= 2), else the plain
+    restoration loss (task 1, sequential, joint); and its logged parts."""
+    if teacher is not None:
+        return replay_loss(model, teacher, generators, rainy, clean, rng, config)
+    outputs = stage_outputs(model(rainy))
+    return restoration_loss([o.float() for o in outputs], clean, config.edge_weight), {}
+
+
 def uses_generators(config: ContinualConfig) -> bool:
     """Whether the stream replays from the GAN bank (CLGID with `replay_source: gan`)."""
     return config.method == "clgid" and config.replay_source == "gan"
@@ -349,12 +366,8 @@ def _train_task(
         rainy, clean = session.to(batch["rainy"]), session.to(batch["clean"])
         row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"]}
         with session.autocast():
-            if replaying:
-                loss, parts = replay_loss(model, teacher, generators, rainy, clean, replay_rng, config)
-                row.update(parts)
-            else:
-                outputs = stage_outputs(model(rainy))
-                loss = restoration_loss([o.float() for o in outputs], clean, config.edge_weight)
+            loss, parts = task_loss(model, teacher, generators, rainy, clean, replay_rng, config)
+        row.update(parts)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
