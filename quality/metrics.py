@@ -55,21 +55,24 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, convention: str = "rgb") -> t
 
 
 def gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The 11x11 Gaussian window as one 1-D kernel (channels, 1, 1, 11); the 2-D window is its outer product."""
     offsets = torch.arange(WINDOW, dtype=dtype, device=device) - WINDOW // 2
     g = torch.exp(-(offsets**2) / (2 * SIGMA**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, WINDOW, WINDOW).contiguous()
+    return (g / g.sum()).expand(channels, 1, 1, WINDOW).contiguous()
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, convention: str = "rgb") -> torch.Tensor:
     """Per-image SSIM (B,), Gaussian window 11 / sigma 1.5, in the given convention."""
     pred, target, peak = _prepare(pred, target, convention)
     channels = pred.shape[1]
-    window = gaussian_window(channels, pred.dtype, pred.device)
+    row = gaussian_window(channels, pred.dtype, pred.device)
+    column = row.transpose(2, 3)
     padding = WINDOW // 2 if convention == "rgb" else 0
 
     def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, window, padding=padding, groups=channels)
+        # separable: a row pass then a column pass equals the 2-D window (zero padding commutes with it)
+        x = F.conv2d(x, row, padding=(0, padding), groups=channels)
+        return F.conv2d(x, column, padding=(padding, 0), groups=channels)
 
     mu_x, mu_y = filt(pred), filt(target)
     sigma_x = filt(pred * pred) - mu_x**2
@@ -89,11 +92,13 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
     }
 
 
-def uint8_metrics(pred_rgb: np.ndarray, target_rgb: np.ndarray) -> dict[str, float]:
-    """Both conventions for one pair of RGB uint8 (H, W, 3) images."""
+def uint8_metrics(
+    pred_rgb: np.ndarray, target_rgb: np.ndarray, device: torch.device | str = "cpu"
+) -> dict[str, float]:
+    """Both conventions for one pair of RGB uint8 (H, W, 3) images, computed in float64 on `device`."""
 
     def as_tensor(image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].double() / 255.0
+        return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].double() / 255.0
 
     values = image_metrics(as_tensor(pred_rgb), as_tensor(target_rgb))
     return {key: float(value[0]) for key, value in values.items()}

@@ -81,7 +81,7 @@ def evaluate_folder(
                 raise DatasetError(
                     f"{rainy_path.name} is {rainy.shape[:2]} but its clean image {clean_path.name} is {clean.shape[:2]}"
                 )
-            row.update(uint8_metrics(restored, clean))
+            row.update(uint8_metrics(restored, clean, device))
         rows.append(row)
     result: dict = {"images": len(rows), "per_image": rows}
     if clean_dir.is_dir():
