@@ -67,9 +67,19 @@ def main() -> None:
         help="all | data | generator:NAME | streams: one independent part, so that parts can run as parallel "
         "processes on one GPU (render `data` first); `all` (or `streams` once the parts are done) writes the report",
     )
+    parser.add_argument(
+        "--merge",
+        default="",
+        help="REPORT.json[,REPORT.json...]: write one report (to --out) from the reports of streams that ran as "
+        "separate processes (`--part streams --methods M --out REPORT`), without their checkpoints; give the "
+        "other options as those runs had them",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work)
+    if args.merge:
+        merge_reports(args, [Path(p) for p in args.merge.split(",")])
+        return
     times: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -137,7 +147,36 @@ def main() -> None:
         tasks = sorted(Path(config.out).glob("task*/task.json"))
         times[f"{method} stream (training)"] = sum(json.loads(t.read_text())["seconds_this_run"] for t in tasks)
     times["this invocation (wall)"] = time.perf_counter() - started
-    write_report(args, results, times, scene_scores(data, configs))
+    write_report(args, results, times, scene_scores(data, configs), device_name())
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return "CUDA " + torch.cuda.get_device_name()
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def merge_reports(args: argparse.Namespace, paths: list[Path]) -> None:
+    """One report from the JSON reports of methods that trained in separate processes (the parts of one run)."""
+    results, times, by_scene, devices = {}, {}, {"psnr_rgb": {}, "dark_channel": {}}, set()
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"--merge: no report at {path}")
+        part = json.loads(path.read_text())
+        if "device" not in part:
+            raise SystemExit(f"--merge: {path} does not say which device it ran on (a 'device' entry)")
+        devices.add(part["device"])
+        results |= part["results"]
+        for stage, seconds in part["times_s"].items():
+            if stage == "this invocation (wall)":
+                stage = f"{', '.join(part['results'])} invocation (wall)"
+            times[stage] = seconds
+        by_scene["psnr_rgb"] |= part["by_scene"]["psnr_rgb"]
+        by_scene["dark_channel"] = part["by_scene"]["dark_channel"]
+    if len(devices) != 1:
+        raise SystemExit(f"--merge: the reports ran on different devices: {sorted(devices)}")
+    args.methods = ",".join(results)
+    write_report(args, results, times, by_scene, devices.pop())
 
 
 def run_name(method: str, args: argparse.Namespace) -> str:
@@ -197,7 +236,7 @@ def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
     return {"psnr_rgb": table, "dark_channel": dark_channel(splits[STREAM[1]], scenes[STREAM[1]])}
 
 
-def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: dict) -> None:
+def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: dict, device: str) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
@@ -207,11 +246,6 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         f"--batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
         f"--gan-batch-size {args.gan_batch_size} --gan-background {args.gan_background} "
         f"--n-train {args.n_train} --n-test {args.n_test} --methods {args.methods} --work {args.work} --out {args.out}"
-    )
-    device = (
-        "CUDA " + torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"CPU ({torch.get_num_threads()} threads)"
     )
     lines = [
         "# Continual de-raining on the built-in stream rain100H -> rain100L -> rain1400 -> rain1200_medium",
@@ -289,7 +323,10 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(
-        json.dumps({"results": results, "times_s": times, "command": command, "by_scene": scenes}, indent=2)
+        json.dumps(
+            {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes},
+            indent=2,
+        )
     )
     print("\n".join(lines))
 
