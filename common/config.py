@@ -77,17 +77,42 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def read_yaml(path: str | Path | None) -> dict[str, Any]:
-    """A YAML mapping from a file ({} for None)."""
+BASE_KEY = "base"
+
+
+def read_yaml(path: str | Path | None, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping from a file ({} for None).
+
+    A top-level `base: other.yaml` (relative to this file) reads that file first and lays this one over it:
+    mappings merge key by key, anything else (lists included) is replaced. Bases may have bases of their own.
+    """
     if path is None:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        where = f" (base of {_chain[-1]})" if _chain else ""
+        raise FileNotFoundError(f"config file not found: {path}{where}")
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: its bases form a cycle: {' -> '.join(str(p) for p in (*_chain, path))}")
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return raw
+    base = raw.pop(BASE_KEY, None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY!r} names one YAML file, found {base!r}")
+    return _merge(read_yaml(path.parent / base, (*_chain, path.resolve())), raw)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_config(

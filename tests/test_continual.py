@@ -238,6 +238,66 @@ def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path
         assert not (tmp_path / method / "bank").exists()
 
 
+def test_individual_trains_every_dataset_alone_from_a_fresh_network(stream_root, tmp_path):
+    raw = tiny_stream(stream_root, tmp_path / "ind", stream=["rain100H", "rain100L"], method="individual", iterations=4)
+    summary = train_stream(as_config(raw))
+    rows = json.loads((tmp_path / "ind" / "run" / "matrix.json").read_text())["rows"]
+    assert list(rows) == ["rain100H", "rain100L"] and "bwt_psnr_rgb" not in summary
+    own = [rows[name][name]["psnr_rgb"] for name in ("rain100H", "rain100L")]
+    assert summary["avg_seen_psnr_rgb"] == pytest.approx(sum(own) / 2)
+    unseen = [rows[name]["unseen:real_like/test"]["psnr_y"] for name in rows]
+    assert summary["unseen_real_like/test_psnr_y"] == pytest.approx(sum(unseen) / 2)
+    # task 2 is exactly a one-dataset run of rain100L (task index 0 with seed + 1), not a fine-tune of task 1
+    alone = tiny_stream(
+        stream_root, tmp_path / "alone", stream=["rain100L"], method="individual", iterations=4, seed=1235
+    )
+    train_stream(as_config(alone))
+    task2 = torch.load(tmp_path / "ind" / "run" / "task2_rain100L" / "final.pt", weights_only=False)["weights"]
+    single = torch.load(tmp_path / "alone" / "run" / "task1_rain100L" / "final.pt", weights_only=False)["weights"]
+    for key in single:
+        torch.testing.assert_close(task2[key], single[key], atol=1e-6, rtol=0)
+    fine_tuned = tiny_stream(stream_root, tmp_path / "sf", stream=["rain100H", "rain100L"], method="sequential")
+    train_stream(as_config(fine_tuned | {"iterations": 4}))
+    sequential = torch.load(tmp_path / "sf" / "run" / "task2_rain100L" / "final.pt", weights_only=False)["weights"]
+    assert any(not torch.allclose(sequential[k].float(), task2[k].float()) for k in task2)
+
+
+CODES = {"100H": "Rain100H", "100L": "Rain100L", "1400": "Rain1400"} | {
+    f"1200{level[0]}": f"Rain1200_{level}" for level in ("light", "medium", "heavy")
+}
+
+
+def test_the_released_streams_load_and_check_their_data_first(tmp_path):
+    """Every paper stream config (clgid_paper.yaml and its `base:` variants) is the order its name says, shares
+    the paper's recipe and generator bank, and fails before training, naming each missing dataset."""
+    from derain.config import load_config
+    from derain.data.pairing import DatasetError
+
+    folder = Path(__file__).resolve().parents[1] / "train" / "configs"
+    paths = sorted(folder.glob("clgid_paper*.yaml"))
+    assert len(paths) == 5
+    configs = {p.name: load_config(ContinualConfig, p, drop=("trainer",)) for p in paths}
+    orders = {"clgid_paper.yaml": "100H-100L-1400-1200m"} | {
+        name: name.removeprefix("clgid_paper_").removesuffix(".yaml") for name in configs if name != "clgid_paper.yaml"
+    }
+    assert sorted(len(c.stream) for c in configs.values()) == [4, 4, 4, 4, 6]
+    for name, config in configs.items():
+        assert config.stream == tuple(CODES[code] for code in orders[name].split("-")), name
+        recipe = (config.model.name, config.epochs, config.batch_size, config.lr, config.method)
+        assert recipe == ("mprnet", 250, 16, 2e-4, "clgid"), name
+        assert config.bank == "runs/generator_bank" and config.unseen == ("../real/SPA",)
+    assert len({c.out for c in configs.values()}) == 5
+    config = configs["clgid_paper_1400-1200m-100H-100L-1200l-1200h.yaml"]
+    empty = tmp_path / "Derain" / "syn"
+    empty.mkdir(parents=True)
+    local = ContinualConfig(**{**config.__dict__, "data_root": str(empty), "out": str(tmp_path / "run")})
+    with pytest.raises(DatasetError) as error:
+        train_stream(local)
+    for name in config.stream:
+        assert f"{name}/train" in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_renderer_replay_draws_each_earlier_domains_rain(stream_root, tmp_path):
     from derain.train.continual import RenderedRain
 

@@ -10,6 +10,8 @@ For task n of the stream (0-based t):
 - t >= 1, method `sequential`: plain fine-tuning on the new dataset (the lower bound).
 - method `joint`: one task on the union of all datasets of the stream (the upper bound), with the iterations
   of the whole stream.
+- method `individual`: every dataset trained alone from a fresh network (the paper's per-dataset reference);
+  its summary scores each dataset with its own network, and the unseen sets with the mean over the networks.
 - `replay_source: renderer` (diagnostic, built-in domains only): instead of a GAN's samples, replay draws the
   earlier domain's rain from the built-in renderer (rendered at `render_size`, cropped to the patch) over the
   current clean image, i.e. what a perfect rain generator would give. It separates "replay + distillation
@@ -66,7 +68,7 @@ from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
 
-METHODS = ("clgid", "sequential", "joint")
+METHODS = ("clgid", "sequential", "joint", "individual")
 KD_MODES = ("paper", "released_code")
 REPLAY_SOURCES = ("gan", "renderer")
 
@@ -239,7 +241,7 @@ def task_loss(
     config: ContinualConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of one batch: CLGID's `replay_loss` when there is a teacher (task n >= 2), else the plain
-    restoration loss (task 1, sequential, joint); and its logged parts."""
+    restoration loss (task 1, sequential, joint, individual); and its logged parts."""
     if teacher is not None:
         return replay_loss(model, teacher, generators, rainy, clean, rng, config)
     outputs = stage_outputs(model(rainy))
@@ -275,7 +277,8 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
             if uses_generators(config) and index > 0:
                 for earlier in config.stream[:index]:
                     bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
-            final = _train_task(config, session, bank, index, previous)
+            start = None if config.method == "individual" else previous
+            final = _train_task(config, session, bank, index, start)
             if session.main:
                 model = _load_net(config, final, session.device)
                 matrix["rows"][name] = _score(config, model, session.device)
@@ -426,17 +429,25 @@ def _load_matrix(out: Path) -> dict:
 
 
 def summarize(config: ContinualConfig, matrix: dict) -> dict:
-    """Average seen PSNR after the last task, backward transfer, unseen PSNR (RGB and Y)."""
+    """Average seen PSNR after the last task, backward transfer, unseen PSNR (RGB and Y).
+
+    `individual` has no last task: each dataset is scored by its own network, each unseen set by the mean over
+    the networks trained so far, and there is no backward transfer."""
     rows = matrix["rows"]
     tasks = [t for t in task_names(config) if t in rows]
     if not tasks:
         return {"tasks_done": 0}
     final = rows[tasks[-1]]
+    if config.method == "individual":
+        final = {name: rows[name][name] for name in tasks}
+        for unseen in (f"unseen:{name}" for name in config.unseen):
+            metrics = rows[tasks[0]][unseen]
+            final[unseen] = {m: float(np.mean([rows[t][unseen][m] for t in tasks])) for m in metrics}
     summary: dict = {"method": config.method, "model": config.model.name, "tasks_done": len(tasks)}
     for metric in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):
         seen = config.stream if config.method == "joint" else config.stream[: len(tasks)]
         summary[f"avg_seen_{metric}"] = float(np.mean([final[n][metric] for n in seen]))
-        if config.method != "joint" and len(tasks) > 1:
+        if config.method in ("clgid", "sequential") and len(tasks) > 1:
             drops = [final[n][metric] - rows[n][n][metric] for n in config.stream[: len(tasks) - 1]]
             summary[f"bwt_{metric}"] = float(np.mean(drops))
         for name in config.unseen:
