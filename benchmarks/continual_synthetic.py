@@ -36,6 +36,7 @@ VARIANTS = {
     "clgid": {"method": "clgid"},
     "clgid_released": {"method": "clgid", "kd_mode": "released_code"},
     "joint": {"method": "joint"},
+    "individual": {"method": "individual"},
     # diagnostic: replay rain drawn by the built-in renderer (a perfect generator); no GANs are trained for it
     "clgid_oracle": {"method": "clgid", "replay_source": "renderer"},
 }
@@ -208,15 +209,22 @@ def dark_channel(folder: Path, scenes: dict[str, str]) -> dict[str, float]:
     return {scene: sum(v) / len(v) for scene, v in values.items()}
 
 
+def scene_networks(config: ContinualConfig, device: torch.device) -> dict[str, list[torch.nn.Module]]:
+    """The final network(s) that score each split of the by-scene table: the last task's for every split; for
+    `individual`, each dataset's own network, and all of them (averaged) on the unseen split."""
+    if config.method != "individual":
+        last = load_model(task_dir(config, len(task_names(config)) - 1) / "final.pt", map_location=device)
+        return {split: [last] for split in (*STREAM, "unseen", CLEAN_INPUT)}
+    own = {name: load_model(task_dir(config, i) / "final.pt", map_location=device) for i, name in enumerate(STREAM)}
+    return {name: [own[name]] for name in STREAM} | {"unseen": list(own.values()), CLEAN_INPUT: [own[STREAM[1]]]}
+
+
 def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
     """PSNR RGB of each method's final network (and of the rainy input) per test split and source scene."""
     splits = {name: data / name / "test" for name in STREAM} | {"unseen": data / UNSEEN}
     scenes = {split: scenes_of(folder) for split, folder in splits.items()}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    models = {"rainy input": None} | {
-        method: load_model(task_dir(config, len(task_names(config)) - 1) / "final.pt", map_location=device)
-        for method, config in configs.items()
-    }
+    models = {"rainy input": None} | {method: scene_networks(config, device) for method, config in configs.items()}
     table: dict = {method: {} for method in models}
     inputs = {split: "rain" for split in splits} | {CLEAN_INPUT: "norain"}
     splits[CLEAN_INPUT], scenes[CLEAN_INPUT] = splits[STREAM[1]], scenes[STREAM[1]]
@@ -225,13 +233,15 @@ def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
             (read_image(folder / inputs[split] / n), read_image(folder / "norain" / n), s)
             for n, s in scenes[split].items()
         ]
-        for method, model in models.items():
-            if model is None and split == CLEAN_INPUT:
+        for method, networks in models.items():
+            if networks is None and split == CLEAN_INPUT:
                 continue  # the clean input is its own target
             grouped: dict[str, list[float]] = {}
             for rainy, clean, scene in pairs:
-                restored = rainy if model is None else derain_image(model, rainy, device)
-                grouped.setdefault(scene, []).append(float(psnr(to_tensor(restored)[None], to_tensor(clean)[None])))
+                for model in [None] if networks is None else networks[split]:
+                    restored = rainy if model is None else derain_image(model, rainy, device)
+                    score = float(psnr(to_tensor(restored)[None], to_tensor(clean)[None]))
+                    grouped.setdefault(scene, []).append(score)
             table[method][split] = {scene: sum(v) / len(v) for scene, v in grouped.items()}
     return {"psnr_rgb": table, "dark_channel": dark_channel(splits[STREAM[1]], scenes[STREAM[1]])}
 
@@ -288,7 +298,10 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     for method in results:
         matrix = json.loads((Path(args.work) / run_name(method, args) / "matrix.json").read_text())["rows"]
         columns = [*STREAM, f"unseen:{UNSEEN}"]
-        lines += [f"### {method}", "", "| after | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [f"### {method}", ""]
+        if VARIANTS[method]["method"] == "individual":
+            lines += ["Rows: the network trained on that dataset alone (its row is not a stage of a stream).", ""]
+        lines += ["| after | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
         for task, row in matrix.items():
             lines.append(f"| {task} | " + " | ".join(f"{row[c]['psnr_rgb']:.2f}" for c in columns) + " |")
         lines.append("")
@@ -302,7 +315,12 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         + ". Dark channel of the clean test images (5th percentile of the per-pixel channel minimum; haze lifts "
         "it): " + ", ".join(f"`{p}` {v:.3f}" for p, v in scenes["dark_channel"].items()) + ". "
         f"`{CLEAN_INPUT}`: the network fed the clean images of {STREAM[1]}'s test split (a network that learned to "
-        "remove haze and sees haze where there is none lowers it).",
+        "remove haze and sees haze where there is none lowers it)."
+        + (
+            " `individual`: each split by its own dataset's network, the unseen split averaged over all four."
+            if "individual" in results
+            else ""
+        ),
         "",
         "| method | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -236,6 +238,23 @@ def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path
         assert task["iterations"] == (8 if method == "joint" else 4)  # joint: the whole stream's budget
         assert ("bwt_psnr_rgb" in summary) == (method == "sequential")
         assert not (tmp_path / method / "bank").exists()
+
+
+@pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
+def test_clgid_runs_with_every_network_of_the_registry(name, stream_root, tmp_path_factory):
+    """Replay + distillation over each network's stage outputs (MPRNet 3, the others 1), one shared bank."""
+    bank = tmp_path_factory.getbasetemp() / "shared_bank"
+    out = tmp_path_factory.mktemp(name)
+    model = {"name": name, "kwargs": TINY_NETWORKS[name]}
+    raw = tiny_stream(stream_root, out, stream=["rain100H", "rain100L"], model=model, iterations=6, bank=str(bank))
+    summary = train_stream(as_config(raw | {"log_every": 1}))
+    assert summary["tasks_done"] == 2 and np.isfinite(summary["avg_seen_psnr_rgb"])
+    assert load_model(out / "run" / "task2_rain100L" / "final.pt", expect=name) is not None
+    with open(out / "run" / "task2_rain100L" / "log.csv") as file:
+        rows = list(csv.DictReader(file))
+    kd = [float(row["kd"]) for row in rows]
+    assert kd[0] == pytest.approx(0.0, abs=1e-6)  # the student starts as the teacher
+    assert max(kd) > 0 and all(np.isfinite(float(row["loss"])) for row in rows)
 
 
 def test_individual_trains_every_dataset_alone_from_a_fresh_network(stream_root, tmp_path):
