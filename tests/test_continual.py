@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -133,6 +134,8 @@ def test_stream_writes_matrix_summary_and_heatmap(stream_root, tmp_path):
         (matrix["rain100L"]["rain100H"]["psnr_rgb"] + matrix["rain100L"]["rain100L"]["psnr_rgb"]) / 2
     )
     assert (run / "matrix.png").stat().st_size > 1000 and (run / "matrix.csv").read_text().count("\n") == 3
+    png = cv2.imread(str(run / "matrix.png")).astype(int)
+    assert (png.max(2) - png.min(2)).max() > 100  # cells coloured by the viridis map, not shades of grey
     log_rows = (run / "task2_rain100L" / "log.csv").read_text().splitlines()
     assert "kd" in log_rows[0] and len(log_rows) > 2
     assert (tmp_path / "bank" / "rain100H" / "generator.pt").is_file()

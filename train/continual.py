@@ -464,11 +464,12 @@ def _write_matrix(config: ContinualConfig, matrix: dict, out: Path) -> None:
     for task, scores in matrix["rows"].items():
         lines.append(task + "," + ",".join(f"{scores[c][m]:.4f}" for c in columns for m in config.metrics))
     (out / "matrix.csv").write_text("\n".join(lines) + "\n")
-    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png")
+    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png", "alone on" if config.method == "individual" else "after")
 
 
-def heatmap(matrix: dict, columns: list[str], metric: str, path: Path) -> None:
-    """Task x dataset PSNR heatmap as a PNG, drawn with OpenCV (no plotting dependency)."""
+def heatmap(matrix: dict, columns: list[str], metric: str, path: Path, rows_are: str = "after") -> None:
+    """Task x dataset PSNR heatmap as a PNG, drawn with OpenCV (no plotting dependency); row labels read
+    `<rows_are> <task>` ("after" a task of a stream, "alone on" a dataset for `individual`)."""
     rows = list(matrix["rows"])
     values = np.array([[matrix["rows"][r][c][metric] for c in columns] for r in rows], dtype=np.float32)
     cell_w, cell_h, left, top = 150, 48, 170, 60
@@ -478,14 +479,15 @@ def heatmap(matrix: dict, columns: list[str], metric: str, path: Path) -> None:
         ((values - low) / max(high - low, 1e-6) * 255).astype(np.uint8)[..., None], cv2.COLORMAP_VIRIDIS
     )
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(image, f"{metric} after each task (rows) on each test set (columns)", (8, 20), font, 0.5, 0, 1)
+    title = "after each task" if rows_are == "after" else f"trained {rows_are} each set"
+    cv2.putText(image, f"{metric} {title} (rows) on each test set (columns)", (8, 20), font, 0.5, 0, 1)
     for j, column in enumerate(columns):
         cv2.putText(image, column[:20], (left + j * cell_w + 4, top - 10), font, 0.42, 0, 1)
     for i, row in enumerate(rows):
-        cv2.putText(image, f"after {row}"[:22], (4, top + i * cell_h + 30), font, 0.45, 0, 1)
+        cv2.putText(image, f"{rows_are} {row}"[:22], (4, top + i * cell_h + 30), font, 0.45, 0, 1)
         for j in range(len(columns)):
             x, y = left + j * cell_w, top + i * cell_h
-            image[y : y + cell_h - 2, x : x + cell_w - 2] = colours[i, j, 0]
-            shade = 0 if colours[i, j, 0].mean() > 110 else 255
+            image[y : y + cell_h - 2, x : x + cell_w - 2] = colours[i, j]  # BGR
+            shade = 0 if colours[i, j].mean() > 110 else 255
             cv2.putText(image, f"{values[i, j]:.2f}", (x + 40, y + 30), font, 0.6, (shade,) * 3, 1)
     cv2.imwrite(str(path), image)
