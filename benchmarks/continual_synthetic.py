@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def merge_reports(args: argparse.Namespace, paths: list[Path]) -> None:
     for path in paths:
         if not path.is_file():
             raise SystemExit(f"--merge: no report at {path}")
-        part = json.loads(path.read_text())
+        part = revive_json(json.loads(path.read_text()))
         if "device" not in part:
             raise SystemExit(f"--merge: {path} does not say which device it ran on (a 'device' entry)")
         devices.add(part["device"])
@@ -178,6 +179,32 @@ def merge_reports(args: argparse.Namespace, paths: list[Path]) -> None:
         raise SystemExit(f"--merge: the reports ran on different devices: {sorted(devices)}")
     args.methods = ",".join(results)
     write_report(args, results, times, by_scene, devices.pop())
+
+
+NON_FINITE = ("inf", "-inf", "nan")
+
+
+def strict_json(value):
+    """A copy that strict JSON can hold: a non-finite float (PSNR of an image returned unchanged is inf) becomes the
+    string 'inf' / '-inf' / 'nan' (`revive_json` reads it back)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def revive_json(value):
+    """The inverse of `strict_json`."""
+    if isinstance(value, str) and value in NON_FINITE:
+        return float(value)
+    if isinstance(value, dict):
+        return {key: revive_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [revive_json(item) for item in value]
+    return value
 
 
 def run_name(method: str, args: argparse.Namespace) -> str:
@@ -340,12 +367,8 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     ]
     lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(
-        json.dumps(
-            {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes},
-            indent=2,
-        )
-    )
+    report = {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes}
+    out.with_suffix(".json").write_text(json.dumps(strict_json(report), indent=2, allow_nan=False))
     print("\n".join(lines))
 
 

@@ -39,3 +39,15 @@ def test_merge_names_a_missing_or_unlabelled_part(bench, tmp_path):
         bench.merge_reports(Namespace(methods=""), [labelled, tmp_path / "missing.json"])
     with pytest.raises(SystemExit, match="which device"):
         bench.merge_reports(Namespace(methods=""), [part(tmp_path / "b.json", "clgid")])
+
+
+def test_reports_are_strict_json_and_keep_infinite_psnr(bench, tmp_path):
+    """A network that returns its input unchanged scores inf dB; the report stays parseable by strict JSON readers
+    and a merge reads the value back as inf."""
+    report = {"results": {"individual": {"x": [1.5, float("inf")]}}, "by_scene": {"clean input": -float("inf")}}
+    text = json.dumps(bench.strict_json(report), allow_nan=False)
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    assert bench.revive_json(json.loads(text, parse_constant=refuse)) == report
