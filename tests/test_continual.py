@@ -278,8 +278,10 @@ def test_individual_trains_every_dataset_alone_from_a_fresh_network(stream_root,
     single = torch.load(tmp_path / "alone" / "run" / "task1_rain100L" / "final.pt", weights_only=False)["weights"]
     for key in single:
         torch.testing.assert_close(task2[key], single[key], atol=1e-6, rtol=0)
-    fine_tuned = tiny_stream(stream_root, tmp_path / "sf", stream=["rain100H", "rain100L"], method="sequential")
-    train_stream(as_config(fine_tuned | {"iterations": 4}))
+    fine_tuned = tiny_stream(
+        stream_root, tmp_path / "sf", stream=["rain100H", "rain100L"], method="sequential", iterations=4
+    )
+    train_stream(as_config(fine_tuned))
     sequential = torch.load(tmp_path / "sf" / "run" / "task2_rain100L" / "final.pt", weights_only=False)["weights"]
     assert any(not torch.allclose(sequential[k].float(), task2[k].float()) for k in task2)
 

@@ -437,12 +437,13 @@ def summarize(config: ContinualConfig, matrix: dict) -> dict:
     tasks = [t for t in task_names(config) if t in rows]
     if not tasks:
         return {"tasks_done": 0}
-    final = rows[tasks[-1]]
     if config.method == "individual":
         final = {name: rows[name][name] for name in tasks}
         for unseen in (f"unseen:{name}" for name in config.unseen):
             metrics = rows[tasks[0]][unseen]
             final[unseen] = {m: float(np.mean([rows[t][unseen][m] for t in tasks])) for m in metrics}
+    else:
+        final = rows[tasks[-1]]
     summary: dict = {"method": config.method, "model": config.model.name, "tasks_done": len(tasks)}
     for metric in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):
         seen = config.stream if config.method == "joint" else config.stream[: len(tasks)]
