@@ -8,7 +8,7 @@ $(VENV)/.installed: setup.py pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,export]"
+	$(PY) -m pip install -q -e ".[dev,export,runtime]"
 	touch $@
 
 .PHONY: demo test lint

@@ -52,6 +52,7 @@ setup(
             "derain-eval=derain.train.evaluate:main",
             "derain-demo=derain.train.demo:main",
             "derain-export=derain.export.cli:main",
+            "derain-stream=derain.runtime.cli:main",
         ]
     },
 )

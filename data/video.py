@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from derain.data.photos import clean_photos
-from derain.data.rain import REFERENCE_SIDE, StreakLayer, rotate_onto, streak_canvas
+from derain.data.rain import REFERENCE_SIDE, StreakLayer, get_domain, rotate_onto, streak_canvas
 
 # Far drizzle, mid streaks, near defocused streaks: speeds in pixels per frame at a 320-pixel short side.
 VIDEO_LAYERS = (
@@ -29,6 +29,23 @@ VIDEO_LAYERS = (
         30.0,
     ),
 )
+
+
+
+
+def domain_layers(name: str, rng: np.random.Generator) -> tuple[list[tuple[StreakLayer, float]], float, float]:
+    """A rain domain as video: its streak layers with fall speeds (longer streaks fall faster), an angle and a
+    haze strength drawn once for the whole clip."""
+    domain = get_domain(name)
+    layers = list(domain.layers)
+    if domain.streak_types:  # Rain1400-like: one streak type per clip
+        angle, length = domain.streak_types[int(rng.integers(len(domain.streak_types)))]
+        layers = [StreakLayer(**{**layer.__dict__, "length": (length, length)}) for layer in layers]
+    else:
+        angle = float(rng.uniform(*domain.angle))
+    speeds = [6.0 + 0.5 * (layer.length[0] + layer.length[1]) / 2 for layer in layers]
+    haze = float(rng.uniform(*domain.haze)) if domain.haze[1] > 0 else 0.0
+    return list(zip(layers, speeds)), float(angle), haze
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class SyntheticRainVideo:
         fps: nominal frame rate (reported, not enforced).
         angle: fall direction in degrees from vertical.
         split: which photos to pan over ("test" keeps scenes unseen in training).
+        domain: a registered rain domain whose streaks (and haze) the clip shows instead of the default
+            three-depth rain; its angle and haze are drawn once per clip from the seed.
     """
 
     def __init__(
@@ -59,12 +78,16 @@ class SyntheticRainVideo:
         seed: int = 0,
         split: str = "test",
         haze: float = 0.08,
+        domain: str | None = None,
     ) -> None:
         if width < 16 or height < 16:
             raise ValueError(f"frame size must be at least 16x16, found {width}x{height}")
         self.width, self.height, self.frames, self.fps = width, height, frames, fps
-        self.angle, self.haze = angle, haze
         rng = np.random.default_rng(seed)
+        layers = list(VIDEO_LAYERS)
+        if domain is not None:
+            layers, angle, haze = domain_layers(domain, np.random.default_rng([seed, 1]))
+        self.angle, self.haze = angle, haze
         photos = clean_photos(split)
         photo = photos[int(rng.integers(len(photos)))]
         # Panorama: the photo scaled so its height is 1.2 frames, at least 1.6 frames wide.
@@ -76,7 +99,7 @@ class SyntheticRainVideo:
         unit = min(width, height) / REFERENCE_SIDE
         self.side = int(math.ceil(math.hypot(width, height))) + 4
         self.sheets, self.speeds = [], []
-        for layer, speed in VIDEO_LAYERS:
+        for layer, speed in layers:
             sheet = streak_canvas(1, self.side, layer, unit, generator, torch.device("cpu"), circular=True)
             self.sheets.append(sheet)
             self.speeds.append(speed * unit)

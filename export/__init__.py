@@ -1,7 +1,8 @@
 """Checkpoint -> ONNX -> FP16 / INT8 / FP8 -> TensorRT or TensorRT-RTX engines with cards and measured parity.
 
 `derain.export.export(weights=..., precision=..., ...)` runs every stage (see `pipeline.ExportRequest`); each
-stage is also a function of its own module. Imported lazily so `derain.export.card` stays free of torch.
+stage is also a function of its own module. Imported lazily: `import derain.export` loads no torch. Engine cards
+live in `derain.runtime.card`, where the runtime reads them without importing export.
 """
 
 from __future__ import annotations

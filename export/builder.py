@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from derain.export.card import RTX_SUPPORTED, current_compute_capability
+from derain.runtime.card import RTX_SUPPORTED, current_compute_capability
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import torch
 from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8
 from derain.data.photos import backgrounds
 from derain.data.rain import render_rain
+from derain.frames import to_network
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +74,9 @@ def calibration_frames(source: str | Path, count: int, height: int, width: int, 
 
 
 def graph_input(frames_rgb: np.ndarray, io: str) -> np.ndarray:
-    """RGB uint8 frames (N, H, W, 3) -> what the exported graph takes: uint8 BGR NHWC or float RGB NCHW in [0, 1]."""
+    """RGB uint8 frames (N, H, W, 3) -> what the exported graph takes: uint8 BGR NHWC, or float RGB NCHW in [0, 1]
+    by the frame contract (`derain.frames.to_network`)."""
     if frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3 or frames_rgb.dtype != np.uint8:
         raise ValueError(f"expected RGB uint8 frames (N, H, W, 3), found {frames_rgb.dtype} {frames_rgb.shape}")
-    if io == "uint8":
-        return np.ascontiguousarray(frames_rgb[..., ::-1])
-    return np.ascontiguousarray(frames_rgb.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
-
-
-def graph_output(output: np.ndarray, io: str) -> np.ndarray:
-    """The graph's output -> RGB uint8 frames (N, H, W, 3) (float outputs are clamped, scaled and rounded)."""
-    if io == "uint8":
-        return np.ascontiguousarray(output[..., ::-1])
-    scaled = np.clip(output.astype(np.float32), 0, 1) * 255
-    return np.ascontiguousarray(np.round(scaled).astype(np.uint8).transpose(0, 2, 3, 1))
+    bgr = np.ascontiguousarray(frames_rgb[..., ::-1])
+    return bgr if io == "uint8" else to_network(bgr)

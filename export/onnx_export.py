@@ -3,8 +3,9 @@
 - `io="float"`: input `image` (B, 3, H, W) RGB in [0, 1], output `derained` the same; H and W must be multiples of
   the network's `pad_multiple` (padding stays with the caller).
 - `io="uint8"`: input `frame` (1, H, W, 3) uint8 BGR (an OpenCV frame), output `derained` (1, H, W, 3) uint8 BGR.
-  The graph casts, reorders channels, pads bottom/right to the network's multiple (edge replication), runs the
-  network, crops, clamps, scales by 255 and rounds, so any H x W in the allowed range works.
+  The graph is `derain.models.frame_io.FrameIO`, the frame contract of `derain.frames` (cast, RGB, pad bottom/right
+  to the network's multiple by edge replication, network, crop, clamp, x255, round half to even), so any H x W in
+  the allowed range works.
 """
 
 from __future__ import annotations
@@ -16,51 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from derain.models.padding import pad_multiple, prediction
+from derain.frames import MAX_SIDE, MIN_SIDE
+from derain.models.frame_io import FrameIO, PredictionOnly
+from derain.models.padding import pad_multiple
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 IO_MODES = ("float", "uint8")
-MAX_SIDE = 8192
 INPUT_NAMES = {"float": "image", "uint8": "frame"}
 OUTPUT_NAME = "derained"
-
-
-class PredictionOnly(nn.Module):
-    """Wraps a network so it returns only its final prediction (multi-stage nets return lists)."""
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return prediction(self.network(image))
-
-
-class FrameIO(nn.Module):
-    """uint8 BGR frames (B, H, W, 3) in and out around a network on float RGB (B, 3, H, W) in [0, 1].
-
-    The cast comes before the transpose: TensorRT cannot transpose uint8 tensors.
-    """
-
-    def __init__(self, network: nn.Module, multiple: int) -> None:
-        super().__init__()
-        self.network = network
-        self.multiple = multiple
-
-    def forward(self, frame: torch.Tensor) -> torch.Tensor:
-        image = frame.float().permute(0, 3, 1, 2).flip(1) / 255.0
-        height, width = image.shape[-2:]
-        pad_h = (self.multiple - height % self.multiple) % self.multiple
-        pad_w = (self.multiple - width % self.multiple) % self.multiple
-        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
-        restored = prediction(self.network(image))[..., :height, :width]
-        restored = (restored.clamp(0, 1) * 255).round()
-        return restored.flip(1).permute(0, 2, 3, 1).to(torch.uint8)
 
 
 def input_shape(io: str, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
@@ -69,12 +37,13 @@ def input_shape(io: str, batch: int, height: int, width: int) -> tuple[int, int,
 
 
 def check_shape(model: nn.Module, io: str, height: int, width: int) -> None:
-    """Float I/O needs multiples of the network's pad; uint8 I/O pads in the graph, so any size >= 8 works."""
+    """Float I/O needs multiples of the network's pad; uint8 I/O pads in the graph, so any size in
+    MIN_SIDE..MAX_SIDE works."""
     if io not in IO_MODES:
         raise ValueError(f"io must be one of {IO_MODES}, got {io!r}")
     multiple = pad_multiple(model)
-    if not (8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE):
-        raise ValueError(f"shape {height}x{width} is outside 8..{MAX_SIDE}")
+    if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
+        raise ValueError(f"shape {height}x{width} is outside {MIN_SIDE}..{MAX_SIDE}")
     if io == "float" and (height % multiple or width % multiple):
         raise ValueError(
             f"shape {height}x{width} is not a multiple of the network's {multiple}; pad the frames to "
@@ -116,7 +85,7 @@ def export_onnx(
         # frame graphs take one camera frame per call (the padding arithmetic ties the batch dim in MPRNet's trace)
         batch = None if io == "uint8" else torch.export.Dim("batch", min=1, max=64)
         if io == "uint8" or multiple == 1:
-            h, w = torch.export.Dim("h", min=8, max=MAX_SIDE), torch.export.Dim("w", min=8, max=MAX_SIDE)
+            h, w = torch.export.Dim("h", min=MIN_SIDE, max=MAX_SIDE), torch.export.Dim("w", min=MIN_SIDE, max=MAX_SIDE)
         else:
             h = torch.export.Dim("h", min=1, max=MAX_SIDE // multiple) * multiple
             w = torch.export.Dim("w", min=1, max=MAX_SIDE // multiple) * multiple

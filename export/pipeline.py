@@ -14,9 +14,8 @@ import numpy as np
 
 from derain.export.builder import BuildSettings, ShapeProfile, build_engine
 from derain.export.calibration import calibration_frames, graph_input
-from derain.export.card import sha256, write_card
 from derain.export.onnx_export import INPUT_NAMES, check_shape, export_onnx, input_shape, read_metadata
-from derain.export.parity import OnnxFrames, load_split, parity, run_split
+from derain.export.parity import load_split, open_graph, parity, run_split
 from derain.export.precision import (
     CALIBRATION_METHODS,
     QUANTIZED,
@@ -30,6 +29,8 @@ from derain.export.precision import (
 from derain.models import load_model
 from derain.models.padding import pad_multiple
 from derain.models.registry import model_spec
+from derain.runtime.backends import open_backend
+from derain.runtime.card import can_run, sha256, write_card
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
     result.seconds["onnx"] = time.perf_counter() - clock
 
     pairs = _test_pairs(request, out)
-    reference = run_split(OnnxFrames.open(fp32), pairs)
+    reference = run_split(open_graph(fp32), pairs)
     result.parity["fp32"] = parity(reference, pairs, reference)
     final = fp32
     if request.precision != "fp32":
@@ -187,7 +188,7 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
         frames = calibration_frames(request.calib, request.calib_count, *sample_size(request), seed=request.seed)
         calibration = {INPUT_NAMES[request.io]: graph_input(frames, request.io)}
         final = stage_precision(request, fp32, calibration, out)
-        result.parity[request.precision] = parity(run_split(OnnxFrames.open(final), pairs), pairs, reference)
+        result.parity[request.precision] = parity(run_split(open_graph(final), pairs), pairs, reference)
         drop = result.parity["fp32"]["psnr_rgb_clean"] - result.parity[request.precision]["psnr_rgb_clean"]
         if request.precision in QUANTIZED and drop > request.max_drop_db:
             log.info("%s loses %.2f dB against FP32 (> %.2f): per-layer sensitivity sweep", request.precision, drop,
@@ -196,7 +197,7 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
             target_psnr = result.parity["fp32"]["psnr_rgb_clean"] - request.max_drop_db
 
             def clean_psnr(path: Path) -> float:
-                return parity(run_split(OnnxFrames.open(path), pairs), pairs, reference)["psnr_rgb_clean"]
+                return parity(run_split(open_graph(path), pairs), pairs, reference)["psnr_rgb_clean"]
 
             result.sensitivity = sensitivity_sweep(
                 fp32, request.precision, calibration, clean_psnr, out / "sweep", request.calib_method
@@ -205,19 +206,20 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
                 fp32, final, request.precision, calibration, result.sensitivity,
                 lambda path: clean_psnr(path) >= target_psnr, request.calib_method,
             )  # fmt: skip
-            result.parity[request.precision] = parity(run_split(OnnxFrames.open(final), pairs), pairs, reference)
+            result.parity[request.precision] = parity(run_split(open_graph(final), pairs), pairs, reference)
         result.onnx[request.precision] = str(final)
         result.seconds["precision"] = time.perf_counter() - clock
 
     if request.builder != "onnx-only":
         for group in request.targets:
-            result.engines.append(stage_engine(request, final, group, result, out))
+            result.engines.append(stage_engine(request, final, group, result, out, pairs, reference))
     (out / "export.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
 
 
 def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ...], result: ExportResult,
-                 out: Path) -> dict[str, Any]:  # fmt: skip
+                 out: Path, pairs: list[tuple[np.ndarray, np.ndarray]], reference: list[np.ndarray]
+                 ) -> dict[str, Any]:  # fmt: skip
     suffix = "+".join(f"sm{t}" for t in targets) or "default"
     engine_path = out / f"model_{request.precision}_{suffix}.engine"
     settings = BuildSettings(request.builder, targets, request.optimization_level)
@@ -229,6 +231,7 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
         "checkpoint": str(request.weights),
         "precision": request.precision,
         "io": request.io,
+        "pad_multiple": meta.get("pad_multiple", 1),
         "inputs": built.inputs,
         "outputs": built.outputs,
         "profiles": [asdict(profile) for profile in profiles],
@@ -254,6 +257,13 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
                if f"{request.precision}_before_protection" in result.parity else {}),  # fmt: skip
         },
     }
+    card_file = write_card(engine_path, card)
+    verdict = can_run(engine_path)
+    if verdict:  # a GPU of the targets is here: measure the engine itself through the runtime's TensorRT backend
+        with open_backend(engine_path) as engine:
+            card["parity"]["engine"] = parity(run_split(engine, pairs), pairs, reference)
+    else:
+        card["parity"]["engine"] = {"not_measured": verdict.reason}
     card_file = write_card(engine_path, card)
     return {"engine": str(engine_path), "card": str(card_file), "bytes": built.size_bytes, "seconds": built.seconds,
             "targets": list(targets)}  # fmt: skip

@@ -12,10 +12,14 @@ def pad_multiple(model: nn.Module) -> int:
     return int(getattr(model, "pad_multiple", 1))
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+def pad_to_multiple(
+    image: torch.Tensor, multiple: int, mode: str = "replicate"
+) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad (B, C, H, W) on the bottom/right so H and W are multiples of `multiple`.
 
-    Reflect padding needs the pad to be smaller than the side; for tiny images it falls back to replicate.
+    The default is the frame contract's edge replication (`derain.frames`), so evaluation, the ONNX graph and the
+    runtime give the same border pixels. Reflect padding needs the pad to be smaller than the side; for tiny
+    images it falls back to replicate.
 
     Returns:
         The padded tensor and the original (H, W), for `crop_to`.

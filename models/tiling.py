@@ -1,30 +1,24 @@
-"""De-raining large images tile by tile with overlap, so memory stays bounded at any resolution."""
+"""De-raining large images tile by tile with overlap, so memory stays bounded at any resolution.
+
+The tile layout and blend weights are the frame contract's (`derain.frames.tile_origins`, `blend_ramp`): tiles
+start on the network's size multiple and are blended with weights rising linearly over the overlap, as in the
+runtime.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from derain.models.padding import run_padded
-
-
-def _starts(size: int, tile: int, stride: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    starts = list(range(0, size - tile, stride))
-    starts.append(size - tile)
-    return starts
+from derain.frames import blend_ramp, tile_origins
+from derain.models.padding import pad_multiple, run_padded
 
 
 def blend_window(height: int, width: int, overlap: int, device: torch.device) -> torch.Tensor:
     """(1, 1, h, w) weights rising linearly over `overlap` pixels at every edge (never zero)."""
-
-    def ramp(n: int) -> torch.Tensor:
-        position = torch.arange(n, device=device, dtype=torch.float32)
-        distance = torch.minimum(position + 1, n - position)
-        return (distance / max(overlap, 1)).clamp(max=1.0)
-
-    return (ramp(height)[:, None] * ramp(width)[None, :])[None, None]
+    rows = torch.from_numpy(blend_ramp(height, overlap)).to(device)
+    cols = torch.from_numpy(blend_ramp(width, overlap)).to(device)
+    return (rows[:, None] * cols[None, :])[None, None]
 
 
 @torch.no_grad()
@@ -39,11 +33,11 @@ def tiled_forward(model: nn.Module, image: torch.Tensor, tile: int = 512, overla
     _, _, height, width = image.shape
     if height <= tile and width <= tile:
         return run_padded(model, image)
-    stride = tile - overlap
+    multiple = pad_multiple(model)
     out = torch.zeros_like(image)
     weight = torch.zeros_like(image[:, :1])
-    for top in _starts(height, tile, stride):
-        for left in _starts(width, tile, stride):
+    for top in tile_origins(height, tile, overlap, multiple):
+        for left in tile_origins(width, tile, overlap, multiple):
             window = image[:, :, top : top + tile, left : left + tile]
             restored = run_padded(model, window)
             w = blend_window(window.shape[2], window.shape[3], overlap, image.device)

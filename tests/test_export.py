@@ -11,13 +11,12 @@ import torch
 from conftest import TINY_NETWORKS
 
 from derain.export.calibration import synthetic_frames
-from derain.export.card import can_run, read_card
-from derain.export.onnx_export import export_onnx, read_metadata
-from derain.export.parity import OnnxFrames
+from derain.export.onnx_export import read_metadata
 from derain.export.pipeline import export, parse_target_groups
 from derain.export.precision import PrecisionError, quantizable_nodes
 from derain.models import build_model, save_checkpoint
 from derain.models.registry import CheckpointError
+from derain.runtime.card import can_run, read_card
 
 onnx = pytest.importorskip("onnx", reason="the [dev] extra installs onnx")
 pytest.importorskip("onnxruntime", reason="the [dev] extra installs onnxruntime")
@@ -41,24 +40,6 @@ def checkpoint(tmp_path_factory):
         loss.backward()
         optimizer.step()
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "realtime.pt", model)
-
-
-@pytest.mark.parametrize("name", sorted(TINY_NETWORKS))
-def test_uint8_graph_equals_float_graph_plus_host_conversion(name, tmp_path):
-    model = build_model(name, **TINY_NETWORKS[name]).eval()
-    frame_graph = OnnxFrames.open(
-        export_onnx(model, tmp_path / "u8.onnx", 32, 32, dynamic=True, io="uint8", metadata={"io": "uint8"})
-    )
-    float_graph = OnnxFrames.open(
-        export_onnx(model, tmp_path / "f.onnx", 32, 32, dynamic=True, io="float", metadata={"io": "float",
-                    "pad_multiple": int(getattr(model, "pad_multiple", 1))})  # fmt: skip
-    )
-    assert {n.op_type for n in onnx.load(str(tmp_path / "u8.onnx")).graph.node} >= {"Pad", "Round", "Cast"}
-    frames = synthetic_frames(1, 37, 45)  # not a multiple of any network's pad: the uint8 graph pads inside
-    got = frame_graph(frames)
-    expected = float_graph(frames)  # host side: edge pad, float conversion, clamp + round, crop
-    assert got.shape == frames.shape and got.dtype == np.uint8
-    assert np.abs(got.astype(int) - expected).max() <= 1  # rounding of values at .5 may differ by one level
 
 
 def test_fp16_and_int8_graphs_run_and_stay_close_to_fp32(checkpoint, tmp_path):

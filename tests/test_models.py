@@ -60,7 +60,10 @@ def test_padding_is_outside_forward_and_cropped_back():
     padded, size = pad_to_multiple(image, 8)
     assert padded.shape[-2:] == (8, 8) and size == (5, 7)
     assert torch.equal(padded[..., :5, :7], image)
-    assert torch.equal(padded[..., 5, :7], image[..., 3, :])  # reflect: row 5 mirrors row 3
+    assert torch.equal(padded[..., 5, :7], image[..., 4, :])  # edge (the frame contract): row 5 repeats row 4
+    assert torch.equal(padded[..., :5, 7], image[..., :, 6])
+    reflected, _ = pad_to_multiple(image, 8, mode="reflect")
+    assert torch.equal(reflected[..., 5, :7], image[..., 3, :])  # reflect on request: row 5 mirrors row 3
 
 
 def test_checkpoint_round_trip_rebuilds_the_network(tmp_path):

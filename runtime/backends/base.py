@@ -1,0 +1,115 @@
+"""The backend protocol: an artifact loaded once, frames in, frames out.
+
+A backend takes uint8 BGR frames (N, H, W, 3) and returns the de-rained frames in the same form, following the frame
+contract of `derain.frames` whatever its graph takes inside. Frames on the host (numpy) come back on the host;
+frames on the device (a torch CUDA tensor, or any object with `__cuda_array_interface__`) come back on the
+device where the backend supports it (`InputSpec.device_frames`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BackendError(RuntimeError):
+    """An artifact cannot be loaded or run here: wrong kind of file, not a de-rainer, library missing, wrong GPU."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a loaded backend accepts.
+
+    Attributes:
+        multiple: H and W of the network tensor are padded to multiples of this.
+        min_size, max_size: the frame sizes (H, W) the artifact takes; max_size None = up to MAX_SIDE.
+        fixed_sizes: the sizes of a static engine or graph (frames are padded up to one, or tiled beyond the
+            largest); empty for dynamic artifacts.
+        max_batch: frames per call.
+        precision: "fp32", "fp16", "int8", "fp8" (what the artifact computes in).
+        device: where the network runs ("cpu", "cuda:0").
+        device_frames: whether device arrays are taken and returned without a host copy.
+    """
+
+    multiple: int = 1
+    min_size: tuple[int, int] = (8, 8)
+    max_size: tuple[int, int] | None = None
+    fixed_sizes: tuple[tuple[int, int], ...] = ()
+    max_batch: int = 1
+    precision: str = "fp32"
+    device: str = "cpu"
+    device_frames: bool = False
+
+    def fitting_size(self, height: int, width: int) -> tuple[int, int] | None:
+        """The size a (height, width) frame runs at: itself for dynamic artifacts, the smallest fixed size that
+        holds it for static ones, None when it must be tiled."""
+        if self.fixed_sizes:
+            holding = [s for s in self.fixed_sizes if s[0] >= height and s[1] >= width]
+            return min(holding, key=lambda s: s[0] * s[1]) if holding else None
+        if self.max_size is not None and (height > self.max_size[0] or width > self.max_size[1]):
+            return None
+        return height, width
+
+    def largest(self) -> tuple[int, int] | None:
+        """The largest frame the artifact takes in one piece (the tile size for larger frames)."""
+        if self.fixed_sizes:
+            return max(self.fixed_sizes, key=lambda s: s[0] * s[1])
+        return self.max_size
+
+
+class Backend:
+    """One loaded artifact. Subclasses set `name`, `suffixes` and implement `load`, `spec`, `run` and `clone`.
+
+    Use as a context manager, or call `close()`; `clone()` gives an instance for another thread that shares the
+    loaded weights where the library allows (one execution context, stream and buffers per thread).
+    """
+
+    name = "backend"
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, path: Path, spec: InputSpec) -> None:
+        self.path = Path(path)
+        self.spec = spec
+        self.closed = False
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", **options: Any) -> Backend:
+        raise NotImplementedError
+
+    def run(self, frames: Any) -> Any:
+        """uint8 BGR (N, H, W, 3) of a size the artifact takes -> uint8 BGR (N, H, W, 3)."""
+        raise NotImplementedError
+
+    def clone(self) -> Backend:
+        raise NotImplementedError
+
+    def warmup(self, size: tuple[int, int], iterations: int = 2) -> None:
+        """Run blank frames at `size` so compilation, allocation and graph capture happen before live frames."""
+        import numpy as np
+
+        blank = np.zeros((1, *size, 3), np.uint8)
+        for _ in range(iterations):
+            self.run(blank)
+
+    def __call__(self, frames: Any) -> Any:
+        if self.closed:
+            raise BackendError(f"{self.name} backend for {self.path.name} is closed")
+        return self.run(frames)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """What is loaded, for logs and benchmark records."""
+        return {"backend": self.name, "artifact": str(self.path), "precision": self.spec.precision,
+                "device": self.spec.device}  # fmt: skip

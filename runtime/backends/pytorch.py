@@ -1,0 +1,153 @@
+"""PyTorch backend: `.pt` checkpoints written by `derain-train`, on CPU or CUDA.
+
+The network runs inside `derain.models.frame_io.FrameIO`, the same module the ONNX frame graph is traced from, so
+PyTorch and ONNX give the same pixels. On CUDA: FP16, channels_last and one CUDA graph per frame shape (captured at
+the first frame of that shape, replayed after); `torch.compile` on request (measure it: `benchmarks/latency.py`).
+Device frames (a CUDA torch tensor, or any `__cuda_array_interface__` array) are taken without a host copy and
+the result is returned as a CUDA torch tensor.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from derain.frames import as_batch, frame_size
+from derain.runtime.backends.base import Backend, BackendError, InputSpec
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+
+
+class _CapturedShape:
+    """One CUDA graph of the whole frame -> frame module at one input shape, with its static buffers."""
+
+    def __init__(self, module: Any, example: Any) -> None:
+        import torch
+
+        self.input = example.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode():
+            for _ in range(3):  # warm-up outside the graph: cuDNN picks algorithms, allocator settles
+                module(self.input)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.inference_mode():
+            self.output = module(self.input)
+
+    def __call__(self, frames: Any) -> Any:
+        self.input.copy_(frames)
+        self.graph.replay()
+        return self.output
+
+
+class TorchBackend(Backend):
+    """A checkpoint's network behind the frame contract."""
+
+    name = "pytorch"
+    suffixes = (".pt", ".pth")
+
+    def __init__(self, path: Path, spec: InputSpec, module: Any, cuda_graphs: bool) -> None:
+        super().__init__(path, spec)
+        self.module = module
+        self.cuda_graphs = cuda_graphs
+        self.graphs: dict[tuple[int, ...], _CapturedShape] = {}
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        cuda_graphs: bool | None = None,
+        compile: bool = False,
+        threads: int | None = None,
+        **options: Any,
+    ) -> TorchBackend:
+        """Args:
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        precision: "fp32" or "fp16" (CUDA only).
+        channels_last, cuda_graphs: default on with CUDA, off on CPU.
+        compile: wrap the frame module in `torch.compile`.
+        threads: torch CPU threads (default: torch's choice).
+        """
+        try:
+            import torch
+
+            from derain.models import CheckpointError, load_model
+            from derain.models.frame_io import FrameIO
+            from derain.models.padding import pad_multiple
+        except ImportError as error:
+            raise BackendError(f"loading {path} needs torch ({error})") from None
+        if precision not in PRECISIONS:
+            raise BackendError(f"PyTorch precision must be one of {PRECISIONS}, got {precision!r}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(f"device {device!r} asked for, but torch sees no CUDA device")
+        on_cuda = device.startswith("cuda")
+        if precision == "fp16" and not on_cuda:
+            raise BackendError("FP16 needs CUDA in the PyTorch backend; on CPU use fp32 (or an INT8 ONNX graph)")
+        if threads:
+            torch.set_num_threads(int(threads))
+        try:
+            network = load_model(path, map_location=device)
+        except CheckpointError as error:
+            raise BackendError(str(error)) from None
+        dtype = torch.float16 if precision == "fp16" else torch.float32
+        channels_last = on_cuda if channels_last is None else channels_last
+        if channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        network = network.to(dtype)
+        module: Any = FrameIO(network, pad_multiple(network), dtype, channels_last).eval()
+        if compile:
+            module = torch.compile(module, dynamic=False)
+        spec = InputSpec(multiple=pad_multiple(network), max_batch=64, precision=precision,
+                         device=str(torch.device(device)), device_frames=on_cuda)  # fmt: skip
+        log.info("pytorch: %s (%s) on %s", Path(path).name, network.spec["name"], spec.device)
+        return cls(Path(path), spec, module, on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda))
+
+    def run(self, frames: Any) -> Any:
+        import torch
+
+        on_device = isinstance(frames, torch.Tensor) or hasattr(frames, "__cuda_array_interface__")
+        if on_device:
+            frame_size(frames)
+            tensor = torch.as_tensor(frames, device=self.spec.device)
+            single = tensor.ndim == 3
+            tensor = tensor[None] if single else tensor
+        else:
+            batch, single = as_batch(np.asarray(frames))
+            tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.spec.device, non_blocking=True)
+        if self.cuda_graphs:
+            key = tuple(tensor.shape)
+            if key not in self.graphs:
+                log.info("pytorch: capturing a CUDA graph for frames %s", "x".join(map(str, key[1:3])))
+                self.graphs[key] = _CapturedShape(self.module, tensor)
+            out = self.graphs[key](tensor)
+            out = out.clone() if on_device else out
+        else:
+            with torch.inference_mode():
+                out = self.module(tensor)
+        out = out[0] if single else out
+        return out if on_device else out.cpu().numpy()
+
+    def clone(self) -> TorchBackend:
+        """Shares the network; CUDA graphs (and their static buffers) are per clone."""
+        return TorchBackend(self.path, self.spec, self.module, self.cuda_graphs)
+
+    def close(self) -> None:
+        super().close()
+        self.graphs.clear()
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {**super().describe(), "library": f"torch {torch.__version__}", "cuda_graphs": self.cuda_graphs,
+                "channels_last": bool(getattr(self.module, "channels_last", False))}  # fmt: skip

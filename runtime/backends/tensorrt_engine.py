@@ -1,0 +1,333 @@
+"""TensorRT backend: `.engine` / `.plan` files built by `derain-export`, with `tensorrt` or `tensorrt_rtx`.
+
+- The engine card is checked first (`derain.runtime.card.can_run`): an engine for another GPU or library version
+  gets a clear error before any deserialization.
+- Tensor names, dtypes and profiles are read from the engine; device buffers are allocated once at the largest
+  profile shape, host staging buffers are pinned; each backend instance (and each `clone()`) has its own
+  execution context and CUDA stream, and runs `set_tensor_address` + `execute_async_v3` on it.
+- Device frames (`__cuda_array_interface__`, e.g. a torch or cupy array) are copied device-to-device into the
+  input buffer; the result is returned as a `DeviceFrames` view of the output buffer (valid until the next call).
+- TensorRT-RTX: a runtime config whose runtime cache is persisted beside the engine (`<engine>.rtcache`), the
+  whole-graph CUDA graph strategy, and the JIT compilation done at load by a warm-up with a log line, never on a
+  live frame. Classic TensorRT: one CUDA graph captured per input shape after a warm-up run.
+
+CUDA through cuda-python (`cuda.bindings.runtime`), not pycuda.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
+from derain.runtime.backends.base import Backend, BackendError, InputSpec
+from derain.runtime.card import can_run, read_card
+
+log = logging.getLogger(__name__)
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python 12.x layout
+        except ImportError as error:
+            raise BackendError(f"TensorRT engines need cuda-python ({error}): pip install cuda-python") from None
+    return cudart
+
+
+def _check(result: Any) -> Any:
+    """Unwrap a cuda-python call's (error, value...) tuple, raising a BackendError on failure."""
+    cudart = _cudart()
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if int(error) != int(cudart.cudaError_t.cudaSuccess):
+        name = cudart.cudaGetErrorName(error)[1]
+        raise BackendError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass
+class DeviceFrames:
+    """A uint8 (N, H, W, 3) array in device memory, exposed through `__cuda_array_interface__` (zero-copy into
+    torch with `torch.as_tensor(x, device="cuda")`, or cupy with `cupy.asarray(x)`)."""
+
+    pointer: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...] | None = None
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "typestr": "|u1", "data": (self.pointer, False), "version": 3,
+                "strides": self.strides}  # fmt: skip
+
+
+class _Buffer:
+    """Device memory of `nbytes` plus a pinned host mirror viewed as numpy."""
+
+    def __init__(self, nbytes: int, dtype: np.dtype) -> None:
+        cudart = _cudart()
+        self.nbytes = nbytes
+        self.device = int(_check(cudart.cudaMalloc(nbytes)))
+        self.host_pointer = int(_check(cudart.cudaMallocHost(nbytes)))
+        raw = (ctypes.c_uint8 * nbytes).from_address(self.host_pointer)
+        self.host = np.frombuffer(raw, dtype=np.uint8).view(dtype)
+
+    def free(self) -> None:
+        cudart = _cudart()
+        cudart.cudaFree(self.device)
+        cudart.cudaFreeHost(self.host_pointer)
+
+
+def _logger(trt: Any) -> Any:
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, message: str) -> None:
+            if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                log.error("%s", message)
+            elif int(severity) <= int(trt.ILogger.Severity.WARNING):
+                log.debug("%s", message)
+
+    return Logger()
+
+
+@dataclass
+class _Engine:
+    """What clones share: the library, the deserialized engine, its I/O description and the RTX runtime config."""
+
+    trt: Any
+    engine: Any
+    logger: Any
+    input_name: str
+    output_name: str
+    input_dtype: np.dtype
+    output_dtype: np.dtype
+    layout: str  # "frame" (uint8 NHWC) or "tensor" (float NCHW)
+    profile_max: tuple[int, ...]
+    rtx: bool
+    runtime_config: Any = None
+    cache_path: Path | None = None
+
+
+def _load_engine(path: Path, runtime_cache: bool) -> _Engine:
+    verdict = can_run(path)
+    if not verdict:
+        raise BackendError(verdict.reason)
+    card = read_card(path)
+    trt = importlib.import_module(card["builder"]["library"])
+    logger = _logger(trt)
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        raise BackendError(f"{card['builder']['library']} could not deserialize {path.name} (see the errors above)")
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BackendError(f"{path.name} is not a de-raining engine: inputs {inputs}, outputs {outputs}")
+    input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
+    output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(outputs[0])))
+    layout = "frame" if input_dtype == np.uint8 else "tensor"
+    profile_max = tuple(engine.get_tensor_profile_shape(inputs[0], 0)[2])
+    rtx = hasattr(trt, "ComputeCapability")
+    loaded = _Engine(trt, engine, logger, inputs[0], outputs[0], input_dtype, output_dtype, layout, profile_max, rtx)
+    if rtx:
+        config = engine.create_runtime_config()
+        config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
+        if runtime_cache:
+            loaded.cache_path = path.with_suffix(".rtcache")
+            cache = config.create_runtime_cache()
+            if loaded.cache_path.is_file():
+                cache.deserialize(loaded.cache_path.read_bytes())
+            config.set_runtime_cache(cache)
+        loaded.runtime_config = config
+    return loaded
+
+
+def _save_runtime_cache(loaded: _Engine) -> None:
+    if loaded.cache_path is None:
+        return
+    blob = bytes(loaded.runtime_config.get_runtime_cache().serialize())
+    fd, tmp = tempfile.mkstemp(dir=loaded.cache_path.parent, prefix=loaded.cache_path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(blob)
+    os.replace(tmp, loaded.cache_path)
+
+
+def _spec(loaded: _Engine, card: dict[str, Any]) -> InputSpec:
+    profiles = card.get("profiles") or []
+    spatial = (lambda s: (s[1], s[2])) if loaded.layout == "frame" else (lambda s: (s[2], s[3]))  # noqa: E731
+    fixed = tuple(spatial(p["maximum"]) for p in profiles if p["minimum"] == p["maximum"])
+    dynamic = [p for p in profiles if p["minimum"] != p["maximum"]]
+    return InputSpec(
+        multiple=int(card.get("pad_multiple", 1)),
+        min_size=spatial(dynamic[0]["minimum"]) if dynamic else (8, 8),
+        max_size=spatial(dynamic[0]["maximum"]) if dynamic else None,
+        fixed_sizes=() if dynamic else fixed,
+        max_batch=int(loaded.profile_max[0]),
+        precision=str(card.get("precision", "fp32")),
+        device="cuda:0",
+        device_frames=True,
+    )
+
+
+class TensorRTBackend(Backend):
+    """One execution context, stream and buffer set over a shared engine."""
+
+    name = "tensorrt"
+    suffixes = (".engine", ".plan")
+
+    def __init__(self, path: Path, spec: InputSpec, loaded: _Engine) -> None:
+        super().__init__(path, spec)
+        cudart = _cudart()
+        self.loaded = loaded
+        self.multiple = spec.multiple
+        self.stream = int(_check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking)))
+        engine = loaded.engine
+        self.context = (
+            engine.create_execution_context(loaded.runtime_config) if loaded.rtx else engine.create_execution_context()
+        )
+        if self.context is None:
+            raise BackendError(f"cannot create an execution context for {path.name} (out of GPU memory?)")
+        shape = loaded.profile_max
+        count = int(np.prod(shape))  # the output has the input's shape (frames or RGB tensors)
+        self.input = _Buffer(count * loaded.input_dtype.itemsize, loaded.input_dtype)
+        self.output = _Buffer(count * loaded.output_dtype.itemsize, loaded.output_dtype)
+        self.context.set_tensor_address(loaded.input_name, self.input.device)
+        self.context.set_tensor_address(loaded.output_name, self.output.device)
+        self.graphs: dict[tuple[int, ...], Any] = {}  # classic TensorRT: input shape -> instantiated CUDA graph
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", runtime_cache: bool = True, **options: Any):
+        """Args:
+        device: "auto" or "cuda" / "cuda:0" (engines run on the GPU they were built for).
+        runtime_cache: TensorRT-RTX only: keep the JIT's runtime cache in `<engine>.rtcache` across runs.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"engine not found: {path}")
+        if device == "cpu":
+            raise BackendError(f"{path.name} is a TensorRT engine: it runs on a GPU, not on device 'cpu'")
+        try:
+            card = read_card(path)
+        except FileNotFoundError as error:
+            raise BackendError(str(error)) from None
+        loaded = _load_engine(path, runtime_cache)
+        backend = cls(path, _spec(loaded, card), loaded)
+        if loaded.rtx:  # JIT-compile every kernel now, not on the first live frame
+            size = backend.spec.largest() or backend.spec.min_size
+            started = time.perf_counter()
+            log.info("tensorrt_rtx: compiling %s for this GPU (first load only; cached in %s)", path.name,
+                     loaded.cache_path.name if loaded.cache_path else "memory")  # fmt: skip
+            backend.warmup(size, iterations=1)
+            _save_runtime_cache(loaded)
+            log.info("tensorrt_rtx: ready in %.1f s", time.perf_counter() - started)
+        return backend
+
+    def _shape_for(self, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
+        count, height, width = batch_shape[:3]
+        size = self.spec.fitting_size(height, width)
+        if size is None:
+            raise BackendError(f"frames {width}x{height} exceed {self.path.name}'s profiles; tile them (Derainer does)")
+        if self.loaded.layout == "frame":
+            return (count, *size, 3)
+        return (count, 3, -(-size[0] // self.multiple) * self.multiple, -(-size[1] // self.multiple) * self.multiple)
+
+    def _execute(self, shape: tuple[int, ...]) -> None:
+        cudart = _cudart()
+        if not self.context.set_input_shape(self.loaded.input_name, shape):
+            raise BackendError(f"{self.path.name} refused input shape {shape}")
+        if self.loaded.rtx:  # RTX captures and replays the whole graph itself (WHOLE_GRAPH_CAPTURE)
+            if not self.context.execute_async_v3(self.stream):
+                raise BackendError(f"{self.path.name}: enqueue failed")
+            return
+        graph = self.graphs.get(shape)
+        if graph is None:
+            if not self.context.execute_async_v3(self.stream):  # the first run after a shape change is not captured
+                raise BackendError(f"{self.path.name}: enqueue failed")
+            _check(cudart.cudaStreamSynchronize(self.stream))
+            _check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+            self.context.execute_async_v3(self.stream)
+            captured = _check(cudart.cudaStreamEndCapture(self.stream))
+            graph = self.graphs[shape] = _check(cudart.cudaGraphInstantiate(captured, 0))
+            return  # the warm-up run already produced the output
+        _check(cudart.cudaGraphLaunch(graph, self.stream))
+
+    def run(self, frames: Any) -> Any:
+        cudart = _cudart()
+        to_device = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        if hasattr(frames, "__cuda_array_interface__"):
+            return self._run_device(frames)
+        batch, single = as_batch(np.asarray(frames))
+        height, width = batch.shape[1:3]
+        shape = self._shape_for(batch.shape)
+        if self.loaded.layout == "frame":
+            staged = pad_frames(batch, shape[1], shape[2])
+        else:
+            staged = to_network(batch, self.multiple, self.loaded.input_dtype, size=(shape[2], shape[3]))
+        count = staged.size
+        self.input.host[:count] = staged.reshape(-1)
+        source, nbytes = self.input.host_pointer, staged.nbytes
+        _check(cudart.cudaMemcpyAsync(self.input.device, source, nbytes, to_device, self.stream))
+        self._execute(shape)
+        out_bytes = count * self.loaded.output_dtype.itemsize
+        to_host = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(self.output.host_pointer, self.output.device, out_bytes, to_host, self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        out = self.output.host[:count].reshape(shape)
+        out = out[:, :height, :width] if self.loaded.layout == "frame" else from_network(out, height, width)
+        out = np.array(out)  # own the pixels: the pinned buffer is reused by the next call
+        return out[0] if single else out
+
+    def _run_device(self, frames: Any) -> DeviceFrames:
+        """Device frames in, device frames out (uint8 frame engines): no host copy."""
+        cudart = _cudart()
+        if self.loaded.layout != "frame":
+            raise BackendError(f"{self.path.name} takes float tensors; device frames need a uint8 frame engine")
+        frame_size(frames)
+        interface = frames.__cuda_array_interface__
+        shape = tuple(interface["shape"])
+        shape = (1, *shape) if len(shape) == 3 else shape
+        if interface.get("strides") is not None:
+            raise BackendError("device frames must be C-contiguous (N, H, W, 3) uint8")
+        if self._shape_for(shape) != shape:
+            raise BackendError(f"device frames {shape} must match a profile exactly (pad them, or pass host frames)")
+        nbytes = int(np.prod(shape))
+        to_device = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        _check(cudart.cudaMemcpyAsync(self.input.device, interface["data"][0], nbytes, to_device, self.stream))
+        self._execute(shape)
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return DeviceFrames(self.output.device, shape if len(interface["shape"]) == 4 else shape[1:])
+
+    def clone(self) -> TensorRTBackend:
+        return TensorRTBackend(self.path, self.spec, self.loaded)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        cudart = _cudart()
+        for graph in self.graphs.values():
+            cudart.cudaGraphExecDestroy(graph)
+        self.graphs.clear()
+        self.context = None
+        self.input.free()
+        self.output.free()
+        cudart.cudaStreamDestroy(self.stream)
+        if self.loaded.rtx:
+            _save_runtime_cache(self.loaded)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "library": f"{self.loaded.trt.__name__} {self.loaded.trt.__version__}",
+                "layout": self.loaded.layout, "profile_max": list(self.loaded.profile_max)}  # fmt: skip

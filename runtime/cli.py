@@ -1,0 +1,154 @@
+"""derain-stream: de-rain a camera, stream, video file or folder through an engine, ONNX graph or checkpoint.
+
+Examples:
+  derain-stream --model engines/model_fp16_sm89.engine --source csi://0 --sink display://0 --side-by-side
+  derain-stream --model export_out/model_fp32.onnx --source "synthetic://rain100H?size=640x480&frames=60" \\
+      --sink out.mp4 --side-by-side
+  derain-stream --model final.pt --source rtsp://camera/stream --sink rtp://127.0.0.1:5000 --deadline-ms 50
+
+A status line goes to stderr once a second; the final statistics (JSON) go to stdout. Ctrl-C or SIGTERM stops the
+stream cleanly: threads joined, the video file finalized.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("derain.runtime.cli")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="derain-stream", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--model", required=True, help=".engine/.plan (TensorRT), .onnx (ONNX Runtime), .pt (PyTorch)")
+    p.add_argument("--source", required=True, help="csi://N, v4l2:///dev/videoN, N, rtsp://..., a video file, a "
+                   "folder, a GStreamer pipeline, synthetic://DOMAIN?size=WxH&fps=F&frames=N")  # fmt: skip
+    p.add_argument("--sink", help="display://0, out.mp4/.avi/.mkv, a folder, rtp://HOST:PORT, an appsrc pipeline")
+    p.add_argument("--side-by-side", action="store_true", help="write rainy | de-rained with an fps/latency overlay")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--lossless", action="store_true", default=None, help="process every frame (default for "
+                      "files and folders)")  # fmt: skip
+    mode.add_argument("--live", dest="lossless", action="store_false", help="newest frame only, drop stale ones "
+                      "(default for cameras and streams)")  # fmt: skip
+    p.add_argument("--max-fps", type=float, help="process at most this many frames a second")
+    p.add_argument("--deadline-ms", type=float, help="frames that would be older than this when done are passed "
+                   "through (or dropped) and counted")  # fmt: skip
+    p.add_argument("--deadline-action", choices=("passthrough", "drop"), default="passthrough")
+    p.add_argument("--frames", type=int, help="stop after this many output frames")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--backend", choices=("tensorrt", "onnxruntime", "pytorch"), help="default: from the suffix")
+    p.add_argument("--precision", choices=("fp32", "fp16"), help="PyTorch backend only (fp16 needs CUDA)")
+    p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch")
+    p.add_argument("--open-timeout", type=float, default=10.0, help="seconds a source may take to open")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output video / write into a "
+                   "non-empty folder")  # fmt: skip
+    p.add_argument("--stats", help="also write the final statistics (JSON) to this file")
+    p.add_argument("--quiet", action="store_true", help="no status line")
+    return p
+
+
+def check_arguments(args: argparse.Namespace) -> list[str]:
+    """Every problem with the arguments, before anything is loaded."""
+    problems = []
+    if not Path(args.model).exists():
+        problems.append(f"model not found: {args.model}")
+    for name in ("max_fps", "deadline_ms", "frames", "threads", "open_timeout"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            problems.append(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.sink and not args.sink.startswith(("display://", "rtp://", "appsrc")):
+        sink, source = Path(args.sink).resolve(), Path(str(args.source)).resolve()
+        if Path(str(args.source)).exists() and (sink == source or source in sink.parents):
+            problems.append(f"the sink {args.sink} would write into the source {args.source}")
+    return problems
+
+
+class Reporter:
+    """Prints the stream's status line to stderr once a second (in place on a terminal)."""
+
+    def __init__(self, stats: Any, quiet: bool) -> None:
+        self.stats, self.quiet = stats, quiet
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="derain-stats", daemon=True)
+        self.tty = sys.stderr.isatty()
+
+    def _loop(self) -> None:
+        while not self.done.wait(1.0):
+            end = "\r" if self.tty else "\n"
+            print(self.stats.line(), end=end, file=sys.stderr, flush=True)
+
+    def __enter__(self) -> Reporter:
+        if not self.quiet:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+            if self.tty:
+                print(file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("derain").setLevel(logging.INFO)
+    from derain.frames import FrameError
+    from derain.runtime import BackendError, Derainer, SinkError, SourceError, Stream, open_sink, side_by_side
+    from derain.runtime.sources import open_source
+
+    problems = check_arguments(args)
+    if problems:
+        print("derain-stream: error: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    options = {key: value for key, value in (("threads", args.threads), ("precision", args.precision)) if value}
+    received: list[int] = []
+    try:
+        source = open_source(args.source, args.open_timeout)
+        sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
+        derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)
+        log.info("model: %s", derainer)
+        if source.size is not None:
+            log.info("warming up at %dx%d", *source.size)
+            derainer.backend.warmup((source.size[1], source.size[0]))
+        stream = Stream(source, derainer, lossless=args.lossless, deadline_ms=args.deadline_ms,
+                        deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames,
+                        open_timeout=args.open_timeout)  # fmt: skip
+
+        def on_signal(number: int, _frame: Any) -> None:
+            received.append(number)
+            stream.stop()
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, on_signal)
+
+        def compose(clean: Any, info: Any) -> Any:
+            line = stream.stats.snapshot()
+            caption = f"{line['fps_last_second']:.0f} fps  {info.latency_ms:.0f} ms  {info.action}"
+            return side_by_side(info.rainy, clean, caption)
+
+        with Reporter(stream.stats, args.quiet):
+            stats = stream.run(sink, compose if args.side_by_side else None)
+        derainer.close()
+    except (BackendError, SourceError, SinkError, FrameError, ValueError, OSError) as error:
+        print(f"derain-stream: error: {error}", file=sys.stderr)
+        return 2
+    summary = {**stats.snapshot(), "model": str(args.model), "source": str(args.source), "sink": args.sink,
+               "written": sink.frames if sink is not None else 0}  # fmt: skip
+    text = json.dumps(summary, indent=2, default=str)
+    print(text)
+    if args.stats:
+        Path(args.stats).write_text(text + "\n")
+    return 130 if signal.SIGINT in received else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

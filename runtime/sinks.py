@@ -1,0 +1,217 @@
+"""Frame sinks by URI: `display://0`, a video file (`.mp4`, `.avi`, `.mkv`), a folder of images, `rtp://host:port`
+or a GStreamer pipeline starting with appsrc (both need OpenCV with GStreamer), or a Python callable.
+
+Sinks never replace what is there unasked: an existing video file or a non-empty folder is an error unless
+`overwrite=True`. A video is written under a `.partial` name and renamed when closed, so a finished file is always
+a complete, playable one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from derain.runtime.sources import gstreamer_available
+
+log = logging.getLogger(__name__)
+
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+
+
+class SinkError(RuntimeError):
+    """A sink that cannot be opened or written: no display, no GStreamer, an existing output, a full disk."""
+
+
+class Sink:
+    """Base class: `write(frame)` (uint8 BGR (H, W, 3)), `close()`; context manager."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoSink(Sink):
+    """A video file, opened at the first frame (its size); `<name>.partial<suffix>` until closed."""
+
+    def __init__(self, path: Path, fps: float, overwrite: bool = False) -> None:
+        super().__init__(str(path))
+        if path.suffix.lower() not in VIDEO_CODECS:
+            raise SinkError(f"video sink {path}: use one of {', '.join(VIDEO_CODECS)}")
+        if path.exists() and not overwrite:
+            raise SinkError(f"{path} exists; pass --overwrite to replace it")
+        if not path.parent.is_dir():
+            raise SinkError(f"folder of {path} does not exist")
+        self.path, self.fps = path, fps
+        self.partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+        self.writer: Any = None
+        self.size: tuple[int, int] | None = None
+
+    def write(self, frame: np.ndarray) -> None:
+        height, width = frame.shape[:2]
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
+            self.writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps, (width, height))
+            if not self.writer.isOpened():
+                raise SinkError(f"cannot write video {self.partial} (codec {VIDEO_CODECS[self.path.suffix.lower()]})")
+            self.size = (height, width)
+        elif (height, width) != self.size:
+            frame = cv2.resize(frame, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            os.replace(self.partial, self.path)
+            log.info("wrote %s (%d frames)", self.path, self.frames)
+
+
+class FolderSink(Sink):
+    """One PNG per frame, `frame_000000.png` upwards."""
+
+    def __init__(self, path: Path, overwrite: bool = False) -> None:
+        super().__init__(str(path))
+        if path.exists() and not path.is_dir():
+            raise SinkError(f"{path} is a file, not a folder")
+        if path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise SinkError(f"{path} is not empty; pass --overwrite to write into it")
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    def write(self, frame: np.ndarray) -> None:
+        target = self.path / f"frame_{self.frames:06d}.png"
+        ok, encoded = cv2.imencode(".png", frame)
+        if not ok:
+            raise SinkError(f"cannot encode frame {self.frames} as PNG")
+        tmp = target.with_suffix(".png.tmp")
+        encoded.tofile(tmp)
+        os.replace(tmp, target)
+        self.frames += 1
+
+
+class DisplaySink(Sink):
+    """An OpenCV window (needs an OpenCV with a GUI backend and a display)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.window = f"derain-edge {uri}"
+        try:
+            cv2.namedWindow(self.window, cv2.WINDOW_NORMAL)
+        except cv2.error as error:
+            raise SinkError(
+                f"{uri}: this OpenCV cannot open a window ({str(error).strip().splitlines()[-1]}); "
+                "opencv-python-headless has no GUI: install opencv-python, or write to a file"
+            ) from None
+
+    def write(self, frame: np.ndarray) -> None:
+        cv2.imshow(self.window, frame)
+        cv2.waitKey(1)
+        self.frames += 1
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.window)
+
+
+class GStreamerSink(Sink):
+    """A GStreamer pipeline from appsrc (`rtp://host:port` builds an H.264 RTP one)."""
+
+    def __init__(self, uri: str, pipeline: str, fps: float) -> None:
+        super().__init__(uri)
+        if not gstreamer_available():
+            raise SinkError(f"{uri} needs OpenCV built with GStreamer; this one has none (pip's opencv-python never "
+                            "has it): write to a file, or use JetPack's OpenCV")  # fmt: skip
+        self.pipeline, self.fps = pipeline, fps
+        self.writer: Any = None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            height, width = frame.shape[:2]
+            self.writer = cv2.VideoWriter(self.pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height))
+            if not self.writer.isOpened():
+                raise SinkError(f"GStreamer refused the pipeline {self.pipeline!r}")
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+class CallbackSink(Sink):
+    def __init__(self, callback: Callable[[np.ndarray], Any]) -> None:
+        super().__init__(getattr(callback, "__name__", "callback"))
+        self.callback = callback
+
+    def write(self, frame: np.ndarray) -> None:
+        self.callback(frame)
+        self.frames += 1
+
+
+def rtp_pipeline(host: str, port: int) -> str:
+    return (
+        "appsrc ! videoconvert ! video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"bitrate=4000 ! rtph264pay config-interval=1 pt=96 ! udpsink host={host} port={port} sync=false"
+    )
+
+
+def open_sink(target: str | Callable[[np.ndarray], Any], fps: float = 30.0, overwrite: bool = False) -> Sink:
+    """The sink `target` names (see the module docstring)."""
+    if callable(target):
+        return CallbackSink(target)
+    text = str(target).strip()
+    if text.startswith("display://"):
+        return DisplaySink(text)
+    if text.startswith("rtp://"):
+        host, _, port = text[len("rtp://") :].partition(":")
+        if not port.isdigit():
+            raise SinkError(f"{text}: expected rtp://HOST:PORT")
+        return GStreamerSink(text, rtp_pipeline(host or "127.0.0.1", int(port)), fps)
+    if text.startswith("appsrc") and " ! " in text:
+        return GStreamerSink(text, text, fps)
+    path = Path(text[len("file://") :] if text.startswith("file://") else text)
+    if path.suffix:
+        if path.suffix.lower() in VIDEO_CODECS:
+            return VideoSink(path, fps, overwrite)
+        raise SinkError(f"unknown sink {text!r}: a video file ({', '.join(VIDEO_CODECS)}), a folder, display://0, "
+                        "rtp://HOST:PORT or an appsrc pipeline")  # fmt: skip
+    return FolderSink(path, overwrite)
+
+
+def side_by_side(rainy: np.ndarray, clean: np.ndarray, caption: str = "") -> np.ndarray:
+    """rainy | de-rained in one frame, labelled, with `caption` (fps/latency) along the bottom."""
+    if rainy.shape != clean.shape:
+        rainy = cv2.resize(rainy, (clean.shape[1], clean.shape[0]), interpolation=cv2.INTER_AREA)
+    frame = np.concatenate([rainy, clean], axis=1)
+    scale = max(frame.shape[0] / 720, 0.4)
+    thickness = max(int(round(2 * scale)), 1)
+
+    def label(text: str, x: int, y: int) -> None:
+        cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+        cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)  # fmt: skip
+
+    margin = int(10 * scale) + 4
+    label("rainy", margin, int(30 * scale) + 4)
+    label("de-rained", clean.shape[1] + margin, int(30 * scale) + 4)
+    if caption:
+        label(caption, margin, frame.shape[0] - margin)
+    return frame

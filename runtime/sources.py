@@ -1,0 +1,305 @@
+"""Frame sources by URI, jetson-utils' convention.
+
+| URI | source |
+|---|---|
+| `csi://0` | Jetson CSI camera (nvarguscamerasrc; needs OpenCV with GStreamer) |
+| `v4l2:///dev/video0`, `0` | USB camera (V4L2, one-frame buffer) |
+| `rtsp://host/path` | network stream (GStreamer rtspsrc latency<=200 drop-on-latency where available, else FFmpeg) |
+| `file.mp4`, `file://file.mp4` | video file |
+| `folder/`, `image.png` | images, sorted by name |
+| `... ! appsink` | a raw GStreamer pipeline ending in appsink |
+| `synthetic://rain100H?size=1280x720&fps=30&frames=N&seed=0` | the built-in rainy video, paced at its fps |
+
+Every source opens within a timeout (a stream that never answers is an error, not a hang), reads one frame at a
+time with a status (OK, TIMEOUT, EOS, ERROR, CORRUPT), and can be reopened after a failure.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".ts", ".h264", ".h265")
+RTSP_LATENCY_MS = 200
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read: missing file, no such camera, unreachable stream, no GStreamer."""
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    TIMEOUT = "timeout"  # no frame in time; a live source is reopened
+    EOS = "eos"  # end of a file or folder
+    ERROR = "error"  # the device or stream failed; a live source is reopened
+    CORRUPT = "corrupt"  # a frame that could not be decoded; skipped and counted
+
+
+@dataclass
+class Captured:
+    status: Status
+    frame: np.ndarray | None = None
+    timestamp: float = 0.0  # time.monotonic() when the frame was taken
+    detail: str = ""
+
+
+def gstreamer_available() -> bool:
+    """Whether this OpenCV was built with GStreamer (pip's opencv-python is not)."""
+    match = re.search(r"GStreamer:\s*(\w+)", cv2.getBuildInformation())
+    return bool(match and match.group(1).upper() == "YES")
+
+
+def _need_gstreamer(uri: str) -> None:
+    if not gstreamer_available():
+        raise SourceError(
+            f"{uri} needs OpenCV built with GStreamer, and this one has none (cv2.getBuildInformation() says "
+            "GStreamer: NO; pip's opencv-python never has it). On a Jetson use JetPack's OpenCV (python3-opencv) in "
+            "a venv with --system-site-packages; elsewhere build OpenCV with -DWITH_GSTREAMER=ON"
+        )
+
+
+def csi_pipeline(sensor: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
+    """The Jetson CSI capture pipeline: NVMM NV12 -> BGRx on the VIC -> BGR, newest frame only."""
+    return (
+        f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),width={width},height={height},"
+        f"format=NV12,framerate={fps}/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+def rtsp_pipeline(uri: str, latency_ms: int = RTSP_LATENCY_MS) -> str:
+    return (
+        f"rtspsrc location={uri} latency={latency_ms} drop-on-latency=true ! decodebin ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=true max-buffers=1 sync=false"
+    )
+
+
+class Source:
+    """Base class: `open(timeout)`, `read()` -> Captured, `close()`; `live` sources drop stale frames and are
+    reopened after failures, file-like ones end at EOS."""
+
+    live = False
+    fps: float | None = None
+    size: tuple[int, int] | None = None  # (width, height) when known before the first frame
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def open(self, timeout: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def read(self) -> Captured:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def reopen(self, timeout: float = 10.0) -> None:
+        self.close()
+        self.open(timeout)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+
+class CaptureSource(Source):
+    """Anything cv2.VideoCapture opens: a camera, a file, an RTSP stream, a GStreamer pipeline."""
+
+    def __init__(self, uri: str, target: Any, api: int, live: bool, buffer_size: int | None = None) -> None:
+        super().__init__(uri)
+        self.target, self.api, self.live, self.buffer_size = target, api, live, buffer_size
+        self.capture: Any = None
+
+    def open(self, timeout: float = 10.0) -> None:
+        """Open in a helper thread and wait at most `timeout` s: some backends block forever on a dead stream."""
+        milliseconds = int(timeout * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds]
+        result: dict[str, Any] = {}
+
+        def attempt() -> None:
+            try:
+                result["capture"] = cv2.VideoCapture(self.target, self.api, params)
+            except cv2.error as error:
+                result["error"] = error
+
+        opener = threading.Thread(target=attempt, name=f"open {self.uri}", daemon=True)
+        opener.start()
+        opener.join(timeout)
+        if opener.is_alive():
+            raise SourceError(f"{self.uri} did not open within {timeout:.1f} s (no answer from the device or stream)")
+        capture = result.get("capture")
+        if capture is None or not capture.isOpened():
+            detail = f" ({result['error']})" if "error" in result else ""
+            raise SourceError(f"cannot open {self.uri}{detail}")
+        if self.buffer_size:
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, self.buffer_size)
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else None
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.size = (width, height) if width > 0 and height > 0 else None
+        self.capture = capture
+
+    def read(self) -> Captured:
+        if self.capture is None:
+            return Captured(Status.ERROR, detail="not open")
+        ok, frame = self.capture.read()
+        stamp = time.monotonic()
+        if ok and frame is not None:
+            return Captured(Status.OK, frame, stamp)
+        if not self.live:
+            position = self.capture.get(cv2.CAP_PROP_POS_FRAMES)
+            total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+            if total <= 0 or position >= total - 1:
+                return Captured(Status.EOS, timestamp=stamp)
+            self.capture.grab()  # a frame that does not decode: step over it
+            return Captured(Status.CORRUPT, timestamp=stamp, detail=f"frame {int(position)} does not decode")
+        return Captured(Status.ERROR, timestamp=stamp, detail="the device or stream returned no frame")
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class FolderSource(Source):
+    """Images of a folder (or one image), sorted by name; undecodable files are CORRUPT and skipped."""
+
+    def __init__(self, uri: str, paths: list[Path]) -> None:
+        super().__init__(uri)
+        self.paths = paths
+        self.position = 0
+
+    def open(self, timeout: float = 10.0) -> None:
+        if not self.paths:
+            raise SourceError(f"{self.uri} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        self.position = 0
+
+    def read(self) -> Captured:
+        if self.position >= len(self.paths):
+            return Captured(Status.EOS, timestamp=time.monotonic())
+        path = self.paths[self.position]
+        self.position += 1
+        data = np.fromfile(path, dtype=np.uint8)
+        frame = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        if frame is None:
+            return Captured(Status.CORRUPT, timestamp=time.monotonic(), detail=f"{path.name} does not decode")
+        return Captured(Status.OK, frame, time.monotonic(), detail=path.name)
+
+
+class SyntheticSource(Source):
+    """The built-in rainy video (`derain.data.video`), delivered at its frame rate like a camera (`live`), or as
+    fast as it renders with `pace=false`."""
+
+    def __init__(self, uri: str, domain: str | None, size: tuple[int, int], fps: float, frames: int | None,
+                 seed: int, pace: bool) -> None:  # fmt: skip
+        super().__init__(uri)
+        self.domain, self.size, self.fps, self.frames, self.seed, self.live = domain, size, fps, frames, seed, pace
+        self.video: Any = None
+        self.index = 0
+        self.started = 0.0
+        self.clean: np.ndarray | None = None  # the clean frame of the last read, for measuring
+
+    def open(self, timeout: float = 10.0) -> None:
+        from derain.data.video import SyntheticRainVideo  # torch: only when this source is used
+
+        width, height = self.size
+        try:
+            self.video = SyntheticRainVideo(width, height, self.frames, self.fps, seed=self.seed, domain=self.domain)
+        except (KeyError, ValueError) as error:
+            raise SourceError(f"{self.uri}: {error}") from None
+        self.started = time.monotonic()
+
+    def read(self) -> Captured:
+        if self.frames is not None and self.index >= self.frames:
+            return Captured(Status.EOS, timestamp=time.monotonic())
+        if self.live:  # a camera delivers frame i at start + i / fps, whatever the consumer does
+            due = self.started + self.index / self.fps
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        frame = self.video.frame(self.index)
+        self.index += 1
+        self.clean = frame.clean
+        return Captured(Status.OK, frame.rainy, time.monotonic(), detail=str(frame.index))
+
+
+def _synthetic(uri: str) -> SyntheticSource:
+    parsed = urlparse(uri)
+    query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    known = {"size", "fps", "frames", "seed", "pace"}
+    unknown = sorted(set(query) - known)
+    if unknown:
+        raise SourceError(f"{uri}: unknown option(s) {unknown}; known: {sorted(known)}")
+    try:
+        width, height = (int(side) for side in query.get("size", "1280x720").lower().split("x"))
+        fps = float(query.get("fps", 30))
+        frames = int(query["frames"]) if "frames" in query else None
+        seed = int(query.get("seed", 0))
+    except ValueError:
+        raise SourceError(f"{uri}: size is WIDTHxHEIGHT, fps a number, frames and seed integers") from None
+    if fps <= 0 or (frames is not None and frames <= 0):
+        raise SourceError(f"{uri}: fps and frames must be positive")
+    domain = parsed.netloc or None
+    if domain is not None:
+        from derain.data.rain import RAIN_DOMAINS
+
+        if domain not in RAIN_DOMAINS and domain != "default":
+            raise SourceError(f"{uri}: unknown rain domain {domain!r}; known: default, {', '.join(RAIN_DOMAINS)}")
+    pace = query.get("pace", "true").lower() not in ("0", "false", "no")
+    return SyntheticSource(uri, None if domain == "default" else domain, (width, height), fps, frames, seed, pace)
+
+
+def open_source(uri: str | int, timeout: float = 10.0) -> Source:
+    """Parse `uri` (see the module docstring), open it within `timeout` s, and return it."""
+    source = parse_source(uri)
+    source.open(timeout)
+    log.info("source %s: %s%s", uri, type(source).__name__, f" at {source.fps:g} fps" if source.fps else "")
+    return source
+
+
+def parse_source(uri: str | int) -> Source:
+    """The source a URI names, not yet opened; a clear SourceError for URIs that cannot work here."""
+    text = str(uri).strip()
+    if text.startswith("synthetic://"):
+        return _synthetic(text)
+    if text.startswith("csi://"):
+        _need_gstreamer(text)
+        return CaptureSource(text, csi_pipeline(int(text[len("csi://") :] or 0)), cv2.CAP_GSTREAMER, live=True)
+    if text.isdigit() or text.startswith("v4l2://"):
+        device = int(text) if text.isdigit() else text[len("v4l2://") :]
+        if isinstance(device, str) and not Path(device).exists():
+            raise SourceError(f"camera {device} not found (no such device; list them with v4l2-ctl --list-devices)")
+        return CaptureSource(text, device, cv2.CAP_V4L2, live=True, buffer_size=1)
+    if text.startswith(("rtsp://", "rtsps://")):
+        if gstreamer_available():
+            return CaptureSource(text, rtsp_pipeline(text), cv2.CAP_GSTREAMER, live=True)
+        return CaptureSource(text, text, cv2.CAP_FFMPEG, live=True, buffer_size=1)
+    if " ! " in text:
+        _need_gstreamer("a GStreamer pipeline")
+        return CaptureSource(text, text, cv2.CAP_GSTREAMER, live=True)
+    if re.match(r"^[a-z][a-z0-9+.-]*://", text) and not text.startswith("file://"):
+        raise SourceError(
+            f"unknown source scheme in {text!r}; known: csi://, v4l2://, rtsp://, file://, synthetic://, a camera "
+            "index, a file, a folder, or a GStreamer pipeline"
+        )
+    path = Path(text[len("file://") :] if text.startswith("file://") else text)
+    if path.is_dir():
+        return FolderSource(text, sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+    if not path.exists():
+        raise SourceError(f"source not found: {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return FolderSource(text, [path])
+    return CaptureSource(text, str(path), cv2.CAP_FFMPEG, live=False)

@@ -1,0 +1,325 @@
+"""The streaming pipeline: capture thread -> frame slot -> processing (the caller's thread) -> sink thread.
+
+- Live sources (cameras, RTSP, paced synthetic video) feed a latest-frame slot: the newest frame wins, a frame
+  replaced before it was processed is dropped and counted. Files and folders feed a bounded lossless queue (the
+  capture thread waits for room), so every frame is processed. Nothing grows without bound.
+- Every frame carries its capture timestamp; `StreamStats` has fps, capture-to-output latency percentiles,
+  per-stage times and every drop, readable at any time.
+- A live source that fails or times out is reopened with exponential backoff; end of file ends the stream.
+- `deadline_ms`: a frame that would be older than this when its result is out (its age plus the recent inference
+  time) is passed through unchanged (or dropped) and counted, so a perception stack never waits on the de-rainer.
+- `stop()` (or a signal handler calling it) ends the stream; the iterator then joins its threads and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from derain.frames import FrameError, frame_size
+from derain.runtime.sinks import Sink
+from derain.runtime.sources import Source, SourceError, Status
+from derain.runtime.stats import StreamStats
+
+log = logging.getLogger(__name__)
+
+DEADLINE_ACTIONS = ("passthrough", "drop")
+
+
+class FrameSlot:
+    """A bounded hand-over between two threads.
+
+    `capacity=1, drop_oldest=True` is the latest-frame slot; `drop_oldest=False` blocks the producer until there
+    is room (lossless). `close()` wakes both sides; `get` then drains what is left and returns None.
+    """
+
+    def __init__(self, capacity: int = 1, drop_oldest: bool = True) -> None:
+        self.items: deque[Any] = deque()
+        self.capacity, self.drop_oldest = capacity, drop_oldest
+        self.condition = threading.Condition()
+        self.closed = False
+
+    def put(self, item: Any) -> int:
+        """Hand `item` over; returns how many older items were dropped to make room (0 when lossless)."""
+        with self.condition:
+            dropped = 0
+            if self.drop_oldest:
+                while len(self.items) >= self.capacity:
+                    self.items.popleft()
+                    dropped += 1
+            else:
+                self.condition.wait_for(lambda: len(self.items) < self.capacity or self.closed)
+            if not self.closed:
+                self.items.append(item)
+            self.condition.notify_all()
+            return dropped
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The oldest item, waiting up to `timeout` s; None on timeout or when closed and empty."""
+        with self.condition:
+            self.condition.wait_for(lambda: self.items or self.closed, timeout)
+            if not self.items:
+                return None
+            item = self.items.popleft()
+            self.condition.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self.condition:
+            self.closed = True
+            self.condition.notify_all()
+
+
+@dataclass
+class Packet:
+    index: int
+    frame: np.ndarray
+    captured_at: float  # time.monotonic()
+
+
+@dataclass
+class FrameInfo:
+    """What happened to one frame: its index in the source, capture time, capture-to-output latency (ms), the
+    network's time (ms, 0 when passed through), "derained" or "passthrough" (missed the deadline), and the
+    rainy input frame itself (for side-by-side views and measuring)."""
+
+    index: int
+    captured_at: float
+    latency_ms: float
+    infer_ms: float
+    action: str
+    rainy: np.ndarray | None = None
+
+
+@dataclass
+class Backoff:
+    """Reopen delays for a failing live source: first, doubling up to `maximum` s; `attempts` None = forever."""
+
+    first: float = 0.25
+    maximum: float = 5.0
+    attempts: int | None = None
+
+
+class Stream:
+    """Frames from `source` through `process` (uint8 BGR frame -> uint8 BGR frame).
+
+    Iterate it for (clean, FrameInfo) pairs (`info.rainy` is the input frame), or call `run(sink)`.
+
+    Args:
+        lossless: every frame processed, in order (default: True for files/folders, False for live sources).
+        deadline_ms, deadline_action: see the module docstring.
+        max_fps: process at most this many frames a second (live frames in between are dropped).
+        max_frames: stop after this many output frames.
+        open_timeout: seconds a (re)open may take.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        process: Callable[[np.ndarray], np.ndarray],
+        lossless: bool | None = None,
+        deadline_ms: float | None = None,
+        deadline_action: str = "passthrough",
+        max_fps: float | None = None,
+        max_frames: int | None = None,
+        backoff: Backoff | None = None,
+        open_timeout: float = 10.0,
+        stats: StreamStats | None = None,
+    ) -> None:
+        if deadline_action not in DEADLINE_ACTIONS:
+            raise ValueError(f"deadline action must be one of {DEADLINE_ACTIONS}, got {deadline_action!r}")
+        for name, value in (("deadline_ms", deadline_ms), ("max_fps", max_fps), ("max_frames", max_frames)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        self.source, self.process = source, process
+        self.lossless = (not source.live) if lossless is None else lossless
+        self.deadline_ms, self.deadline_action = deadline_ms, deadline_action
+        self.max_fps, self.max_frames = max_fps, max_frames
+        self.backoff = backoff or Backoff()
+        self.open_timeout = open_timeout
+        self.stats = stats or StreamStats()
+        self.slot = FrameSlot(capacity=4 if self.lossless else 1, drop_oldest=not self.lossless)
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+        self.infer_recent: deque[float] = deque(maxlen=32)
+
+    # ------------------------------------------------------------------------------------------ capture side
+
+    def _reopen(self, reason: str) -> bool:
+        """Reopen a live source with backoff; False when out of attempts or stopping."""
+        delay, attempt = self.backoff.first, 0
+        while not self.stopping.is_set():
+            if self.backoff.attempts is not None and attempt >= self.backoff.attempts:
+                self.error = SourceError(f"{self.source.uri}: {reason}; gave up after {attempt} reopen attempts")
+                return False
+            attempt += 1
+            self.stats.set_status("reconnecting", f"{reason} (attempt {attempt})")
+            log.warning("%s: %s; reopening in %.2f s (attempt %d)", self.source.uri, reason, delay, attempt)
+            if self.stopping.wait(delay):
+                return False
+            try:
+                self.source.reopen(self.open_timeout)
+            except SourceError as error:
+                reason = str(error)
+                delay = min(delay * 2, self.backoff.maximum)
+                continue
+            self.stats.add("reconnects")
+            self.stats.set_status("ok")
+            return True
+        return False
+
+    def _capture(self) -> None:
+        index = 0
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                captured = self.source.read()
+                self.stats.record("read", (time.monotonic() - started) * 1000)
+                if captured.status is Status.OK:
+                    self.stats.add("captured")
+                    self.stats.add("dropped_stale", self.slot.put(Packet(index, captured.frame, captured.timestamp)))
+                    index += 1
+                elif captured.status is Status.CORRUPT:
+                    self.stats.add("skipped_corrupt")
+                    log.warning("%s: skipped a corrupt frame (%s)", self.source.uri, captured.detail)
+                elif captured.status is Status.EOS:
+                    self.stats.set_status("eos")
+                    break
+                elif not self.source.live or not self._reopen(captured.detail or captured.status.value):
+                    if not self.source.live:
+                        self.error = SourceError(f"{self.source.uri}: {captured.detail or captured.status.value}")
+                    break
+        except BaseException as error:  # handed to the consumer thread, which raises it
+            self.error = error
+        finally:
+            self.slot.close()
+
+    # --------------------------------------------------------------------------------------- processing side
+
+    def _expected_infer_ms(self) -> float:
+        return float(np.percentile(self.infer_recent, 90)) if self.infer_recent else 0.0
+
+    def _handle(self, packet: Packet) -> tuple[np.ndarray, FrameInfo] | None:
+        try:
+            frame_size(packet.frame)
+        except FrameError as error:
+            self.stats.add("skipped_corrupt")
+            log.warning("%s: skipped frame %d: %s", self.source.uri, packet.index, error)
+            return None
+        age_ms = (time.monotonic() - packet.captured_at) * 1000
+        if self.deadline_ms is not None and age_ms + self._expected_infer_ms() > self.deadline_ms:
+            if self.deadline_action == "drop":
+                self.stats.add("deadline_dropped")
+                return None
+            self.stats.add("deadline_passthrough")
+            latency = (time.monotonic() - packet.captured_at) * 1000
+            return packet.frame, FrameInfo(packet.index, packet.captured_at, latency, 0.0, "passthrough", packet.frame)
+        started = time.monotonic()
+        out = self.process(packet.frame)
+        infer_ms = (time.monotonic() - started) * 1000
+        self.infer_recent.append(infer_ms)
+        self.stats.record("infer", infer_ms)
+        self.stats.add("processed")
+        latency = (time.monotonic() - packet.captured_at) * 1000
+        return out, FrameInfo(packet.index, packet.captured_at, latency, infer_ms, "derained", packet.frame)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, FrameInfo]]:
+        capture = threading.Thread(target=self._capture, name="derain-capture", daemon=True)
+        self.stats.set_status("ok")
+        capture.start()
+        next_due = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                packet = self.slot.get(timeout=0.5)
+                if packet is None:
+                    if self.slot.closed:
+                        break
+                    continue  # nothing yet (a slow camera): wait again, stop() still works
+                handled = self._handle(packet)
+                if handled is None:
+                    continue
+                out, info = handled
+                self.stats.emitted(info.latency_ms)
+                yield out, info
+                if self.max_frames is not None and self.stats.counts["emitted"] >= self.max_frames:
+                    break
+                if self.max_fps:
+                    next_due = max(next_due + 1.0 / self.max_fps, time.monotonic() - 1.0 / self.max_fps)
+                    if self.stopping.wait(max(next_due - time.monotonic(), 0.0)):
+                        break
+        finally:
+            self.stop()
+            capture.join(timeout=self.open_timeout + 5)
+            self.source.close()
+            if self.stats.status not in ("eos", "error"):
+                self.stats.set_status("stopped")
+        if self.error is not None:
+            self.stats.set_status("error", str(self.error))
+            raise self.error
+
+    def stop(self) -> None:
+        """End the stream from any thread (or a signal handler); iteration finishes within half a second."""
+        self.stopping.set()
+        self.slot.close()
+
+    def run(self, sink: Sink | None = None, compose: Callable[[np.ndarray, FrameInfo], np.ndarray] | None = None,
+            on_frame: Callable[[FrameInfo], Any] | None = None) -> StreamStats:  # fmt: skip
+        """Run to the end with a sink thread: `compose(clean, info)` makes what is written (default the clean
+        frame). The sink is closed (a video finalized) however the stream ends."""
+        writer = SinkWriter(sink, self.stats, lossless=self.lossless) if sink is not None else None
+        try:
+            for clean, info in self:
+                if writer is not None:
+                    writer.put(compose(clean, info) if compose else clean)
+                if on_frame is not None:
+                    on_frame(info)
+        finally:
+            if writer is not None:
+                writer.close()
+        return self.stats
+
+
+class SinkWriter:
+    """The sink thread: frames handed over through a bounded slot (lossless streams wait for the sink; live ones
+    drop the oldest waiting frame and count it)."""
+
+    def __init__(self, sink: Sink, stats: StreamStats, lossless: bool, capacity: int = 8) -> None:
+        self.sink, self.stats = sink, stats
+        self.slot = FrameSlot(capacity=capacity, drop_oldest=not lossless)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._write, name="derain-sink", daemon=True)
+        self.thread.start()
+
+    def _write(self) -> None:
+        while True:
+            frame = self.slot.get()
+            if frame is None:
+                return
+            started = time.monotonic()
+            try:
+                self.sink.write(frame)
+            except BaseException as error:
+                self.error = error
+                self.slot.close()
+                return
+            self.stats.record("sink", (time.monotonic() - started) * 1000)
+
+    def put(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.stats.add("sink_dropped", self.slot.put(frame))
+
+    def close(self) -> None:
+        """Write what is queued, join the thread, close the sink."""
+        self.slot.close()
+        self.thread.join()
+        self.sink.close()
+        if self.error is not None:
+            raise self.error
