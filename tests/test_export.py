@@ -16,6 +16,7 @@ from derain.export.pipeline import export, parse_target_groups
 from derain.export.precision import PrecisionError, quantizable_nodes
 from derain.models import build_model, save_checkpoint
 from derain.models.registry import CheckpointError
+from derain.runtime import BackendError, Derainer
 from derain.runtime.card import can_run, read_card
 
 onnx = pytest.importorskip("onnx", reason="the [dev] extra installs onnx")
@@ -133,6 +134,14 @@ def test_tensorrt_rtx_engines_build_on_cpu_for_sm86_and_sm89_with_cards(trt, che
         assert "--builder tensorrt" in verdict.reason  # the H100 is no RTX target
         assert "--cc 120" in can_run(engine["engine"], compute_capability=120).reason
         assert can_run(engine["engine"], compute_capability=engine["targets"][0])
+        # the runtime checks the card before touching the engine: a clear refusal on a machine it cannot run on
+        here = can_run(engine["engine"])
+        if not here:
+            assert card["parity"]["engine"] == {"not_measured": here.reason}
+            with pytest.raises(BackendError, match="none is visible|SM"):
+                Derainer(engine["engine"])
+        else:  # a GPU of the targets: export measured the engine itself
+            assert card["parity"]["engine"]["psnr_rgb_fp32"] > 30
 
 
 @pytest.mark.trt
@@ -148,6 +157,8 @@ def test_engine_card_of_another_library_version_is_refused(trt, checkpoint, tmp_
     card_file.write_text(json.dumps(card))
     verdict = can_run(engine, compute_capability=89)
     assert not verdict and "0.0.1" in verdict.reason and "rebuild" in verdict.reason
+    with pytest.raises(BackendError, match="0.0.1"):
+        Derainer(engine)
     if not torch.cuda.is_available():
         card["builder"]["version"] = trt.__version__
         card_file.write_text(json.dumps(card))
