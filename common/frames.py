@@ -121,7 +121,7 @@ def tile_origins(size: int, tile: int, overlap: int, multiple: int = 1) -> list[
         raise ValueError(f"tile ({tile}) must be more than twice the overlap ({overlap})")
     stride = (tile - overlap) // multiple * multiple
     if stride <= 0:
-        raise ValueError(f"tile ({tile}) minus overlap ({overlap}) must be at least the network's multiple ({multiple})")
+        raise ValueError(f"tile ({tile}) minus overlap ({overlap}) must reach the network's multiple ({multiple})")
     starts = [0]
     while starts[-1] + tile < size:
         starts.append(starts[-1] + stride)
