@@ -31,8 +31,6 @@ VIDEO_LAYERS = (
 )
 
 
-
-
 def domain_layers(name: str, rng: np.random.Generator) -> tuple[list[tuple[StreakLayer, float]], float, float]:
     """A rain domain as video: its streak layers with fall speeds (longer streaks fall faster), an angle and a
     haze strength drawn once for the whole clip."""
