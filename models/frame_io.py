@@ -68,6 +68,6 @@ class FrameIO(nn.Module):
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
         height, width = frame.shape[1:3]
         image = frames_to_tensor(frame, self.multiple, self.dtype)
-        if self.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
+        # the permuted frame is NHWC-strided already: make the layout explicit either way (no-op in ONNX)
+        image = image.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return tensor_to_frames(prediction(self.network(image)), height, width)

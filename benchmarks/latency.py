@@ -1,0 +1,473 @@
+"""Latency of every backend and precision this machine can run, for the real-time network, NAFNet-w16 and MPRNet.
+
+Usage:
+  python benchmarks/latency.py            # everything available here; writes benchmarks/results/latency_<device>.*
+  python benchmarks/latency.py --quick    # CI size: realtime net, one small frame, fp32; writes under runs/
+
+Per row (warm-up excluded): p50/p90/p99 of the network alone (a ready tensor on its device) and of frame-in ->
+frame-out (uint8 BGR frame in, pre-processing, network, post-processing, uint8 frame out, as `Derainer` runs it),
+throughput, peak memory, the network's MACs and FP16 conv traffic per frame, this machine's measured ceilings (a
+large copy's bandwidth, a large matmul's rate) and the time over that roofline floor; then a projection for Jetson
+Orin NX 16GB, AGX Orin 64GB and RTX 4090 from published peaks (a floor, not a measurement). ONNX graphs and
+checkpoints are exported once into a cache folder (random weights: latency does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from derain.models import build_model, save_checkpoint
+from derain.models.cost import frame_cost
+from derain.runtime import BackendError, Derainer
+from derain.runtime.stats import percentiles
+
+log = logging.getLogger("latency")
+RESULTS = Path(__file__).parent / "results"
+
+NETWORKS = {  # label -> (registry name, arguments, frame sizes on CPU)
+    "realtime": ("realtime", {}, None),
+    "nafnet-w16": ("nafnet", {"width": 16}, None),
+    "mprnet": ("mprnet", {}, [(480, 640)]),  # 661 GMAC at 640x480: larger frames take minutes a frame on a CPU
+}
+SIZES = [(480, 640), (720, 1280), (1080, 1920)]
+# Published peaks (shared notes PERF.md section 3: dense FP16 tensor TFLOPS, DRAM GB/s).
+PROJECTED = {"Jetson Orin NX 16GB": (15.0e12, 102.4e9), "Jetson AGX Orin 64GB": (42.5e12, 204.8e9),
+             "RTX 4090": (165.2e12, 1008e9)}  # fmt: skip
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a network: a backend, a precision and its options."""
+
+    backend: str
+    precision: str
+    label: str
+    options: dict[str, Any] = field(default_factory=dict)
+    graph: str | None = None  # ONNX I/O: "uint8" (pre/post in the graph) or "float" (pre/post on the host)
+    networks: tuple[str, ...] | None = None  # only these networks (None: all)
+
+
+def variants(cuda: bool, quick: bool) -> list[Variant]:
+    if quick:
+        return [Variant("pytorch", "fp32", "pytorch fp32", {"device": "cpu"}),
+                Variant("onnxruntime", "fp32", "onnxruntime fp32 uint8-graph", {"device": "cpu"}, "uint8")]  # fmt: skip
+    if cuda:
+        return [
+            Variant("pytorch", "fp32", "pytorch fp32", {"channels_last": False, "cuda_graphs": False}),
+            Variant("pytorch", "fp16", "pytorch fp16", {"channels_last": False, "cuda_graphs": False}),
+            Variant("pytorch", "fp16", "pytorch fp16 channels_last", {"channels_last": True, "cuda_graphs": False}),
+            Variant(
+                "pytorch", "fp16", "pytorch fp16 channels_last cuda-graph", {"channels_last": True, "cuda_graphs": True}
+            ),  # fmt: skip
+            Variant(
+                "pytorch",
+                "fp16",
+                "pytorch fp16 channels_last compile",
+                {"channels_last": True, "cuda_graphs": False, "compile": True},
+            ),  # fmt: skip
+            Variant("tensorrt", "fp16", "tensorrt fp16"),
+        ]
+    return [
+        Variant("pytorch", "fp32", "pytorch fp32", {"device": "cpu"}),
+        Variant("pytorch", "fp32", "pytorch fp32 channels_last", {"device": "cpu", "channels_last": True}),
+        Variant("pytorch", "fp32", "pytorch fp32 compile", {"device": "cpu", "compile": True}, networks=("realtime",)),
+        Variant("onnxruntime", "fp32", "onnxruntime fp32 uint8-graph", {"device": "cpu"}, "uint8"),
+        Variant("onnxruntime", "fp32", "onnxruntime fp32", {"device": "cpu"}, "float"),
+        Variant("onnxruntime", "fp16", "onnxruntime fp16", {"device": "cpu"}, "float"),
+        Variant("onnxruntime", "int8", "onnxruntime int8", {"device": "cpu"}, "float"),
+        Variant("tensorrt", "fp16", "tensorrt fp16"),
+    ]
+
+
+# --------------------------------------------------------------------------------------------- machine facts
+
+
+def device_facts(cuda: bool) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    facts = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+             "platform": platform.platform(), "python": platform.python_version()}  # fmt: skip
+    if cuda:
+        facts["gpu"] = torch.cuda.get_device_name(0)
+        major, minor = torch.cuda.get_device_capability(0)
+        facts["compute_capability"] = f"{major}.{minor}"
+    facts["tag"] = device_tag(facts)
+    return facts
+
+
+def device_tag(facts: dict[str, Any]) -> str:
+    if "gpu" in facts:
+        return "".join(ch for ch in facts["gpu"].split()[-1].lower() if ch.isalnum()) or "gpu"
+    return f"cpu{facts['cores']}"
+
+
+def libraries() -> dict[str, str]:
+    versions = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
+    for name in ("onnxruntime", "onnx", "modelopt", "tensorrt", "tensorrt_rtx"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            continue
+    return versions
+
+
+def ceilings(cuda: bool, quick: bool) -> dict[str, float]:
+    """Measured: copy bandwidth (bytes read + written per second) and matmul rate (FLOP/s), best of several."""
+    if cuda:
+        source = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+        target = torch.empty_like(source)
+        copy = min(_cuda_ms(lambda: target.copy_(source)) for _ in range(10)) / 1000
+        rates = {}
+        for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+            a = torch.randn(8192, 8192, device="cuda", dtype=dtype)
+            rates[name] = 2 * 8192**3 / (min(_cuda_ms(lambda a=a: a @ a) for _ in range(5)) / 1000)
+        return {"copy_bytes_per_s": 2 * source.numel() / copy, "matmul_flops_fp32": rates["fp32"],
+                "matmul_flops_fp16": rates["fp16"]}  # fmt: skip
+    size = (64 if quick else 256) << 20
+    source, target = np.ones(size, np.uint8), np.zeros(size, np.uint8)
+    copy = min(_wall_s(lambda: np.copyto(target, source)) for _ in range(5))
+    n = 1024 if quick else 2048
+    a = torch.randn(n, n)
+    matmul = min(_wall_s(lambda: a @ a) for _ in range(5))
+    return {"copy_bytes_per_s": 2 * size / copy, "matmul_flops_fp32": 2 * n**3 / matmul}
+
+
+def _wall_s(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _cuda_ms(fn: Any) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
+
+
+# ------------------------------------------------------------------------------------------------- artifacts
+
+
+def artifact(network: str, variant: Variant, cache: Path) -> Path:
+    """The checkpoint, ONNX graph or engine a variant loads, exported into `cache` on first use."""
+    name, kwargs, _ = NETWORKS[network]
+    weights = cache / f"{network}.pt"
+    if not weights.exists():
+        torch.manual_seed(0)
+        save_checkpoint(weights, build_model(name, **kwargs))
+    if variant.backend == "pytorch":
+        return weights
+    if variant.backend == "tensorrt":
+        raise BackendError(tensorrt_unavailable())
+    folder = cache / f"{network}_{variant.graph}_{variant.precision}"
+    path = folder / f"model_{variant.precision}.onnx"
+    if not path.exists():
+        from derain.export.pipeline import ExportRequest, export
+
+        log.info("exporting %s %s (%s I/O) into %s", network, variant.precision, variant.graph, folder)
+        export(ExportRequest(weights=str(weights), out=str(folder), precision=variant.precision, io=variant.graph,
+                             shapes=((480, 640),), dynamic=((64, 64), (1088, 1920)), builder="onnx-only",
+                             sample_size=(256, 256), calib_count=8, test_count=2, max_drop_db=1e9))  # fmt: skip
+    return path
+
+
+def tensorrt_unavailable() -> str:
+    """Why no TensorRT row runs here (engines are built by derain-export and need a GPU of their target)."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible: TensorRT engines run on a GPU (TensorRT-RTX builds them here, ahead of time)"
+    major, minor = torch.cuda.get_device_capability(0)
+    for library in ("tensorrt", "tensorrt_rtx"):
+        try:
+            __import__(library)
+        except ImportError:
+            continue
+        if library == "tensorrt_rtx" and major * 10 + minor == 90:
+            continue
+        return f"{library} is installed but this script does not build engines yet: use derain-export + Derainer"
+    return f"neither tensorrt nor a TensorRT-RTX that supports SM{major}{minor} is installed here"
+
+
+# -------------------------------------------------------------------------------------------------- timing
+
+
+def rainy_frame(height: int, width: int) -> np.ndarray:
+    from derain.data.video import SyntheticRainVideo
+
+    return SyntheticRainVideo(width, height, frames=1, seed=0).frame(0).rainy
+
+
+def time_calls(fn: Any, label: str, budget_s: float, cuda: bool, minimum: int = 3, maximum: int = 50) -> list[float]:
+    """Milliseconds per call after one warm-up call; as many calls as fit in `budget_s` (within min..max)."""
+    first = _wall_s(fn)  # warm-up: allocation, compilation, graph capture
+    second = _cuda_ms(fn) if cuda else _wall_s(fn) * 1000
+    count = int(min(max(budget_s * 1000 / max(second, 1e-3), minimum), maximum))
+    times = [second]
+    for _ in tqdm(range(count - 1), desc=label, leave=False, disable=None):
+        times.append(_cuda_ms(fn) if cuda else _wall_s(fn) * 1000)
+    log.debug("%s: warm-up %.1f ms", label, first * 1000)
+    return times
+
+
+def network_alone(derainer: Derainer, frame: np.ndarray) -> Any:
+    """A function running only the network on a ready tensor on its device, or None when the artifact has its
+    pre/post-processing inside (uint8 frame graphs)."""
+    from derain.frames import to_network
+
+    backend = derainer.backend
+    if backend.name == "pytorch":
+        module = getattr(backend.module, "_orig_mod", backend.module)
+        tensor = torch.from_numpy(to_network(frame, module.multiple)).to(backend.spec.device, module.dtype)
+        if module.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return module.network(tensor)
+
+        return run
+    if backend.name == "onnxruntime" and backend.layout == "tensor":
+        tensor = to_network(frame, backend.spec.multiple, backend.input_dtype)
+        return lambda: backend.session.run(None, {backend.input_name: tensor})
+    return None
+
+
+def peak_reset(cuda: bool) -> None:
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set (VmHWM)
+    except OSError:
+        pass
+
+
+def peak_mb(cuda: bool) -> float:
+    if cuda:
+        return torch.cuda.max_memory_allocated() / 2**20
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+    return int(line.split()[1]) / 1024
+
+
+def measure(network: str, variant: Variant, size: tuple[int, int], cache: Path, cuda: bool, budget_s: float
+            ) -> dict[str, Any]:  # fmt: skip
+    frame = rainy_frame(*size)
+    label = f"{network} {size[1]}x{size[0]} {variant.label}"
+    peak_reset(cuda)
+    derainer = Derainer(artifact(network, variant, cache), backend=variant.backend,
+                        **({"precision": variant.precision} if variant.backend == "pytorch" else {}),
+                        **variant.options)  # fmt: skip
+    row: dict[str, Any] = {
+        "network": network,
+        "frame": f"{size[1]}x{size[0]}",
+        "variant": variant.label,
+        "backend": variant.backend,
+        "precision": variant.precision,
+        **derainer.backend.describe(),
+    }
+    frame_times = time_calls(lambda: derainer(frame), f"{label} frame", budget_s, cuda=False)
+    row["frame_ms"] = percentiles(frame_times)
+    alone = network_alone(derainer, frame)
+    row["network_ms"] = percentiles(time_calls(alone, f"{label} net", budget_s, cuda)) if alone else None
+    if cuda and variant.backend == "pytorch":  # uint8 frame already in device memory -> uint8 frame out
+        device_frame = torch.from_numpy(frame).cuda()
+        row["device_frame_ms"] = percentiles(time_calls(lambda: derainer(device_frame), f"{label} dev", budget_s,
+                                                        cuda=True))  # fmt: skip
+    row["fps"] = 1000 / float(np.mean(frame_times))
+    row["iterations"] = len(frame_times)
+    row["peak_mb"] = peak_mb(cuda)
+    derainer.close()
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ roofline
+
+
+def add_costs(row: dict[str, Any], machine: dict[str, float], cuda: bool) -> None:
+    """MACs, FP16 conv traffic, this machine's floor for the row's precision and the time over it."""
+    name, kwargs, _ = NETWORKS[row["network"]]
+    width, height = (int(side) for side in row["frame"].split("x"))
+    cost = frame_cost(build_model(name, **kwargs), height, width, bytes_per_element=2)
+    row["gmac"] = cost.gmac
+    row["fp16_traffic_mb"] = cost.conv_megabytes
+    traffic = cost.conv_bytes / 2 * ELEMENT_BYTES[row["precision"]]
+    rate = machine.get(f"matmul_flops_{row['precision']}", machine["matmul_flops_fp32"])
+    floor_s = max(2 * cost.macs / rate, traffic / machine["copy_bytes_per_s"])
+    row["floor_ms"] = floor_s * 1000
+    measured = (row["network_ms"] or row["frame_ms"])["p50"]
+    row["over_floor"] = measured / row["floor_ms"]
+
+
+def projection(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FP16 roofline floors on other devices from published peaks, one per (network, frame)."""
+    seen, out = set(), []
+    for row in rows:
+        key = (row["network"], row["frame"])
+        if key in seen or "gmac" not in row:
+            continue
+        seen.add(key)
+        floors = {device: 1000 * max(2 * row["gmac"] * 1e9 / flops, row["fp16_traffic_mb"] * 1e6 / bandwidth)
+                  for device, (flops, bandwidth) in PROJECTED.items()}  # fmt: skip
+        out.append({"network": row["network"], "frame": row["frame"], "gmac": row["gmac"],
+                    "fp16_traffic_mb": row["fp16_traffic_mb"], "floor_ms": floors})  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- reports
+
+
+def _ms(stats: dict[str, float] | None, key: str = "p50") -> str:
+    return "–" if not stats or math.isnan(stats[key]) else f"{stats[key]:.1f}"
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    device, machine = report["device"], report["ceilings"]
+    lines = [
+        f"# Latency on {device.get('gpu', device['cpu'])} ({device['cores']} cores)",
+        "",
+        f"Command: `{report['command']}` ({report['date']}, {report['seconds']:.0f} s). Libraries: "
+        + ", ".join(f"{k} {v}" for k, v in report["libraries"].items())
+        + ".",
+        "",
+        f"Measured ceilings: copy {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write), matmul "
+        + ", ".join(f"{k.split('_')[-1]} {v / 1e12:.2f} TFLOP/s" for k, v in machine.items() if "matmul" in k)
+        + ". Floor = max(2 x MACs / matmul rate, conv traffic at the row's element size / copy bandwidth); "
+        "x floor = network p50 (frame p50 where the graph holds the pre/post-processing) / floor.",
+        "",
+        "Frame = uint8 BGR frame in -> uint8 frame out through `Derainer` (host memory); network = the network "
+        "alone on a ready tensor; ms are p50 unless stated; warm-up excluded.",
+        "",
+        "| network | frame | variant | network ms | frame ms p50 / p90 / p99 | device frame ms | fps | peak MB "
+        "| GMAC | FP16 MB | floor ms | x floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        frame = row["frame_ms"]
+        lines.append(
+            f"| {row['network']} | {row['frame']} | {row['variant']} | {_ms(row['network_ms'])} | "
+            f"{_ms(frame)} / {_ms(frame, 'p90')} / {_ms(frame, 'p99')} | {_ms(row.get('device_frame_ms'))} | "
+            f"{row['fps']:.2f} | {row['peak_mb']:.0f} | {row['gmac']:.1f} | {row['fp16_traffic_mb']:.0f} | "
+            f"{row['floor_ms']:.2f} | {row['over_floor']:.1f} |"
+        )
+    if report["skipped"]:
+        lines += ["", "Not run here:", ""]
+        lines += [f"- {s['network']} {s['frame']} {s['variant']}: {s['reason']}" for s in report["skipped"]]
+    lines += ["", "## Projection (FP16 roofline floor from published peaks; not a measurement, real engines land "
+              "above it)", "", "| network | frame | GMAC | FP16 MB | " + " | ".join(PROJECTED) + " |",
+              "|---|---|---|---|" + "---|" * len(PROJECTED)]  # fmt: skip
+    for row in report["projection"]:
+        floors = " | ".join(f"{row['floor_ms'][device]:.2f} ms" for device in PROJECTED)
+        lines.append(f"| {row['network']} | {row['frame']} | {row['gmac']:.1f} | {row['fp16_traffic_mb']:.0f} | "
+                     f"{floors} |")  # fmt: skip
+    peaks = ", ".join(f"{d} {f / 1e12:.1f} TFLOPS FP16 dense, {b / 1e9:.1f} GB/s" for d, (f, b) in PROJECTED.items())
+    lines += ["", f"Peaks: {peaks} (shared notes PERF.md section 3)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Horizontal bars of frame-in -> frame-out p50 (log scale), one per row."""
+    bar, margin, width = 22, 380, 1100
+    image = np.full((bar * len(rows) + 70, width, 3), 255, np.uint8)
+    values = [row["frame_ms"]["p50"] for row in rows]
+    low, high = math.log10(max(min(values) / 2, 1e-3)), math.log10(max(values) * 2)
+    palette = {"pytorch": (180, 110, 30), "onnxruntime": (40, 140, 40), "tensorrt": (30, 60, 200)}
+    for index, (row, value) in enumerate(zip(rows, values)):
+        top = 40 + index * bar
+        length = int((math.log10(value) - low) / (high - low) * (width - margin - 90))
+        cv2.rectangle(image, (margin, top), (margin + length, top + bar - 5), palette[row["backend"]], -1)
+        text = f"{row['network']} {row['frame']} {row['variant']}"
+        cv2.putText(image, text[:52], (6, top + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, f"{value:.1f} ms", (margin + length + 5, top + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(image, "frame-in -> frame-out p50 (log scale)", (6, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
+                cv2.LINE_AA)  # fmt: skip
+    cv2.imwrite(str(path), image)
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def plan(args: argparse.Namespace, cuda: bool) -> list[tuple[str, Variant, tuple[int, int]]]:
+    """Every (network, variant, frame size) to run, in order."""
+    networks = args.networks.split(",") if args.networks else (["realtime"] if args.quick else list(NETWORKS))
+    sizes = [tuple(int(s) for s in text.split("x")) for text in args.sizes.split(",")] if args.sizes else None
+    jobs = []
+    for network in networks:
+        if network not in NETWORKS:
+            raise SystemExit(f"unknown network {network!r}; known: {', '.join(NETWORKS)}")
+        own = NETWORKS[network][2] if not cuda else None
+        for size in sizes or ([(240, 320)] if args.quick else own or SIZES):
+            for variant in variants(cuda, args.quick):
+                if variant.networks is None or network in variant.networks:
+                    jobs.append((network, variant, size))
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI size: realtime net, 320x240, fp32, short runs")
+    parser.add_argument("--networks", help=f"comma list of {', '.join(NETWORKS)}")
+    parser.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280,1080x1920)")
+    parser.add_argument("--budget", type=float, help="seconds of timed calls per row and measure (default 8, quick 1)")
+    parser.add_argument("--out", help="folder for latency_<device>.{json,md,png} (default benchmarks/results; "
+                        "runs/benchmarks with --quick)")  # fmt: skip
+    parser.add_argument("--cache", default="runs/latency_cache", help="exported checkpoints and graphs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("derain").setLevel(logging.WARNING)
+    cuda = torch.cuda.is_available()
+    out = Path(args.out or ("runs/benchmarks" if args.quick else RESULTS))
+    cache = Path(args.cache)
+    out.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    budget = args.budget or (1.0 if args.quick else 8.0)
+    started = time.perf_counter()
+    device = device_facts(cuda)
+    machine = ceilings(cuda, args.quick)
+    rows, skipped = [], []
+    jobs = plan(args, cuda)
+    for index, (network, variant, size) in enumerate(jobs, 1):
+        label = f"[{index}/{len(jobs)}] {network} {size[1]}x{size[0]} {variant.label}"
+        try:
+            row = measure(network, variant, size, cache, cuda, budget)
+        except (BackendError, RuntimeError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0][:300]
+            skipped.append({"network": network, "frame": f"{size[1]}x{size[0]}", "variant": variant.label,
+                            "reason": reason})  # fmt: skip
+            log.info("%s: not run (%s)", label, reason)
+            continue
+        add_costs(row, machine, cuda)
+        rows.append(row)
+        log.info("%s: frame p50 %.1f ms, network p50 %s ms", label, row["frame_ms"]["p50"], _ms(row["network_ms"]))
+    report = {"command": "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": time.perf_counter() - started, "device": device,
+              "libraries": libraries(), "ceilings": machine, "rows": rows, "skipped": skipped,
+              "projection": projection(rows)}  # fmt: skip
+    stem = out / f"latency_{device['tag']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    write_markdown(report, stem.with_suffix(".md"))
+    if rows:
+        plot(rows, stem.with_suffix(".png"))
+    log.info("wrote %s.{json,md,png} (%d rows, %d not run) in %.0f s", stem, len(rows), len(skipped),
+             report["seconds"])  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The runtime's GPU paths: the PyTorch CUDA backend (FP32/FP16, channels_last, CUDA graphs, device frames) and,
+where a GPU of an engine's targets is present, the TensorRT backend.
+
+Marked `gpu`: skipped without CUDA (CI), run on a GPU machine with `pytest -m gpu tests/test_runtime_gpu.py`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_NETWORKS
+
+from derain import frames
+from derain.models import build_model, prediction, save_checkpoint
+from derain.runtime import Derainer
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("realtime", **TINY_NETWORKS["realtime"], tail_scale=1.0).eval()
+    return model, save_checkpoint(tmp_path_factory.mktemp("gpu") / "net.pt", model)
+
+
+def frame(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("size", [(1080, 1920), (37, 45)])
+def test_pytorch_cuda_fp32_with_and_without_graphs_matches_the_reference(checkpoint, size):
+    model, path = checkpoint
+    torch.backends.cudnn.allow_tf32 = False
+
+    def run_network(tensor: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return prediction(model(torch.from_numpy(tensor))).numpy()
+
+    image = frame(*size)
+    expected = frames.reference(run_network, image, 8)
+    for options in ({"cuda_graphs": False, "channels_last": False}, {"cuda_graphs": True, "channels_last": True}):
+        with Derainer(path, device="cuda", **options) as derainer:
+            first, again = derainer(image), derainer(image)  # the second call replays the captured graph
+        assert np.array_equal(first, again)
+        assert np.abs(first.astype(int) - expected).max() <= 1, options
+
+
+def test_pytorch_cuda_fp16_stays_close_and_device_frames_stay_on_the_device(checkpoint):
+    _, path = checkpoint
+    image = frame(720, 1280, seed=1)
+    reference = Derainer(path, device="cpu")(image)
+    with Derainer(path, device="cuda", precision="fp16") as derainer:
+        host = derainer(image)
+        device = derainer(torch.from_numpy(image).cuda())
+    assert isinstance(device, torch.Tensor) and device.is_cuda and device.dtype == torch.uint8
+    assert np.array_equal(device.cpu().numpy(), host)
+    mse = np.mean((host.astype(np.float64) - reference) ** 2)
+    assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 40  # FP16 against FP32
+
+
+def test_a_cuda_graph_per_shape_and_clones_own_their_graphs(checkpoint):
+    _, path = checkpoint
+    derainer = Derainer(path, device="cuda")
+    small, large = frame(64, 96), frame(128, 160)
+    outputs = [derainer(small), derainer(large), derainer(small)]
+    assert sorted(derainer.backend.graphs) == [(1, 64, 96, 3), (1, 128, 160, 3)]
+    assert np.array_equal(outputs[0], outputs[2])
+    clone = derainer.clone()
+    assert clone.backend.graphs == {} and np.array_equal(clone(small), outputs[0])
