@@ -228,12 +228,12 @@ def time_calls(fn: Any, label: str, budget_s: float, cuda: bool, minimum: int = 
 
 def network_alone(derainer: Derainer, frame: np.ndarray) -> Any:
     """A function running only the network on a ready tensor on its device, or None when the artifact has its
-    pre/post-processing inside (uint8 frame graphs)."""
+    pre/post-processing inside (uint8 frame graphs, `torch.compile`d frame modules)."""
     from derain.frames import to_network
 
     backend = derainer.backend
-    if backend.name == "pytorch":
-        module = getattr(backend.module, "_orig_mod", backend.module)
+    if backend.name == "pytorch" and not hasattr(backend.module, "_orig_mod"):  # compiled: one fused frame module
+        module = backend.module
         tensor = torch.from_numpy(to_network(frame, module.multiple)).to(backend.spec.device, module.dtype)
         if module.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
