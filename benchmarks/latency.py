@@ -81,7 +81,9 @@ def variants(cuda: bool, quick: bool) -> list[Variant]:
                 "pytorch fp16 channels_last compile",
                 {"channels_last": True, "cuda_graphs": False, "compile": True},
             ),  # fmt: skip
+            Variant("onnxruntime", "fp32", "onnxruntime-gpu fp32 uint8-graph", {"device": "cuda"}, "uint8"),
             Variant("tensorrt", "fp16", "tensorrt fp16"),
+            Variant("tensorrt", "int8", "tensorrt int8"),
         ]
     return [
         Variant("pytorch", "fp32", "pytorch fp32", {"device": "cpu"}),
@@ -166,8 +168,10 @@ def _cuda_ms(fn: Any) -> float:
 # ------------------------------------------------------------------------------------------------- artifacts
 
 
-def artifact(network: str, variant: Variant, cache: Path) -> Path:
+def artifact(network: str, variant: Variant, size: tuple[int, int], cache: Path) -> Path:
     """The checkpoint, ONNX graph or engine a variant loads, exported into `cache` on first use."""
+    from derain.export.pipeline import ExportRequest, export
+
     name, kwargs, _ = NETWORKS[network]
     weights = cache / f"{network}.pt"
     if not weights.exists():
@@ -175,13 +179,20 @@ def artifact(network: str, variant: Variant, cache: Path) -> Path:
         save_checkpoint(weights, build_model(name, **kwargs))
     if variant.backend == "pytorch":
         return weights
-    if variant.backend == "tensorrt":
-        raise BackendError(tensorrt_unavailable())
+    if variant.backend == "tensorrt":  # one static engine per frame size, built here for this GPU
+        library, targets = tensorrt_library()
+        folder = cache / f"{network}_{library}_{variant.precision}_{size[0]}x{size[1]}"
+        engines = sorted(folder.glob("*.engine"))
+        if not engines:
+            log.info("building a %s %s engine of %s at %dx%d", library, variant.precision, network, *size)
+            export(ExportRequest(weights=str(weights), out=str(folder), precision=variant.precision, io="uint8",
+                                 shapes=(size,), builder=library, targets=targets, calib_count=8, test_count=2,
+                                 max_drop_db=1e9))  # fmt: skip
+            engines = sorted(folder.glob("*.engine"))
+        return engines[0]
     folder = cache / f"{network}_{variant.graph}_{variant.precision}"
     path = folder / f"model_{variant.precision}.onnx"
     if not path.exists():
-        from derain.export.pipeline import ExportRequest, export
-
         log.info("exporting %s %s (%s I/O) into %s", network, variant.precision, variant.graph, folder)
         export(ExportRequest(weights=str(weights), out=str(folder), precision=variant.precision, io=variant.graph,
                              shapes=((480, 640),), dynamic=((64, 64), (1088, 1920)), builder="onnx-only",
@@ -189,20 +200,27 @@ def artifact(network: str, variant: Variant, cache: Path) -> Path:
     return path
 
 
-def tensorrt_unavailable() -> str:
-    """Why no TensorRT row runs here (engines are built by derain-export and need a GPU of their target)."""
+def tensorrt_library() -> tuple[str, tuple[tuple[int, ...], ...]]:
+    """The engine builder usable on this GPU and its targets, or a BackendError saying why there is none."""
+    from derain.runtime.card import RTX_SUPPORTED
+
     if not torch.cuda.is_available():
-        return "no CUDA GPU visible: TensorRT engines run on a GPU (TensorRT-RTX builds them here, ahead of time)"
+        raise BackendError("no CUDA GPU visible: TensorRT engines run on a GPU (TensorRT-RTX builds them here, "
+                           "ahead of time)")  # fmt: skip
     major, minor = torch.cuda.get_device_capability(0)
-    for library in ("tensorrt", "tensorrt_rtx"):
-        try:
-            __import__(library)
-        except ImportError:
-            continue
-        if library == "tensorrt_rtx" and major * 10 + minor == 90:
-            continue
-        return f"{library} is installed but this script does not build engines yet: use derain-export + Derainer"
-    return f"neither tensorrt nor a TensorRT-RTX that supports SM{major}{minor} is installed here"
+    capability = major * 10 + minor
+    try:
+        __import__("tensorrt")
+        return "tensorrt", ((),)
+    except ImportError:
+        pass
+    try:
+        __import__("tensorrt_rtx")
+    except ImportError:
+        raise BackendError("neither tensorrt nor tensorrt_rtx is installed here") from None
+    if capability not in RTX_SUPPORTED:
+        raise BackendError(f"tensorrt_rtx does not support SM{capability} and tensorrt is not installed here")
+    return "tensorrt_rtx", ((capability,),)
 
 
 # -------------------------------------------------------------------------------------------------- timing
@@ -270,7 +288,7 @@ def measure(network: str, variant: Variant, size: tuple[int, int], cache: Path, 
     frame = rainy_frame(*size)
     label = f"{network} {size[1]}x{size[0]} {variant.label}"
     peak_reset(cuda)
-    derainer = Derainer(artifact(network, variant, cache), backend=variant.backend,
+    derainer = Derainer(artifact(network, variant, size, cache), backend=variant.backend,
                         **({"precision": variant.precision} if variant.backend == "pytorch" else {}),
                         **variant.options)  # fmt: skip
     row: dict[str, Any] = {

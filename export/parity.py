@@ -4,6 +4,7 @@ that will run it in the product."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,10 @@ def open_graph(path: str | Path) -> Backend:
     return open_backend(path, device="cpu")
 
 
-def run_split(backend: Backend, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """The artifact's RGB uint8 output for every rainy RGB image (one frame at a time: sizes may differ).
-    Backends take BGR frames (the frame contract); the test split is read as RGB."""
+def run_split(backend: Callable[[np.ndarray], np.ndarray], pairs: list[tuple[np.ndarray, np.ndarray]]
+              ) -> list[np.ndarray]:  # fmt: skip
+    """The RGB uint8 output of a backend or `Derainer` for every rainy RGB image (one frame at a time: sizes may
+    differ). Backends take BGR frames (the frame contract); the test split is read as RGB."""
     return [np.ascontiguousarray(backend(np.ascontiguousarray(rainy[..., ::-1]))[..., ::-1]) for rainy, _ in pairs]
 
 

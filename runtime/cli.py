@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger("derain.runtime.cli")
 
 
@@ -101,34 +103,48 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("derain").setLevel(logging.INFO)
-    from derain.frames import FrameError
-    from derain.runtime import BackendError, Derainer, SinkError, SourceError, Stream, open_sink, side_by_side
-    from derain.runtime.sources import open_source
-
     problems = check_arguments(args)
     if problems:
         print("derain-stream: error: " + "; ".join(problems), file=sys.stderr)
         return 2
     options = {key: value for key, value in (("threads", args.threads), ("precision", args.precision)) if value}
     received: list[int] = []
+    running: list[Any] = []  # the stream, once there is one
+
+    def on_signal(number: int, _frame: Any) -> None:
+        received.append(number)
+        for stream in running:  # stop() takes locks the interrupted main thread may hold: use a helper thread
+            threading.Thread(target=stream.stop, name="derain-stop", daemon=True).start()
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:  # handlers before loading: a JIT compile can take a while
+        return run(args, options, received, running)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], running: list[Any]) -> int:
+    """Open, load, stream, report; every expected failure is one line on stderr and exit status 2."""
+    from derain.frames import FrameError
+    from derain.runtime import BackendError, Derainer, SinkError, SourceError, Stream, open_sink, side_by_side
+    from derain.runtime.sources import open_source
+
+    sink = None
     try:
         source = open_source(args.source, args.open_timeout)
         sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
         derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)
         log.info("model: %s", derainer)
-        if source.size is not None:
+        if source.size is not None and not received:
             log.info("warming up at %dx%d", *source.size)
-            derainer.backend.warmup((source.size[1], source.size[0]))
+            derainer(np.zeros((source.size[1], source.size[0], 3), np.uint8))  # tiles too, as live frames will
         stream = Stream(source, derainer, lossless=args.lossless, deadline_ms=args.deadline_ms,
                         deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames,
                         open_timeout=args.open_timeout)  # fmt: skip
-
-        def on_signal(number: int, _frame: Any) -> None:
-            received.append(number)
+        running.append(stream)
+        if received:
             stream.stop()
-
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, on_signal)
 
         def compose(clean: Any, info: Any) -> Any:
             line = stream.stats.snapshot()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,21 +116,25 @@ class DisplaySink(Sink):
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
         self.window = f"derain-edge {uri}"
-        try:
-            cv2.namedWindow(self.window, cv2.WINDOW_NORMAL)
-        except cv2.error as error:
-            raise SinkError(
-                f"{uri}: this OpenCV cannot open a window ({str(error).strip().splitlines()[-1]}); "
-                "opencv-python-headless has no GUI: install opencv-python, or write to a file"
-            ) from None
+        gui = re.search(r"GUI:\s*(\S+)", cv2.getBuildInformation())
+        if gui is None or gui.group(1).upper() == "NONE":
+            raise SinkError(f"{uri}: this OpenCV has no GUI backend (opencv-python-headless): install opencv-python, "
+                            "or write to a file")  # fmt: skip
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform == "linux":
+            raise SinkError(f"{uri}: no display (DISPLAY is not set): write to a file or stream rtp:// instead")
+        self.opened = False
 
     def write(self, frame: np.ndarray) -> None:
+        if not self.opened:  # every GUI call on the writing (sink) thread: Qt and GTK need one thread
+            cv2.namedWindow(self.window, cv2.WINDOW_NORMAL)
+            self.opened = True
         cv2.imshow(self.window, frame)
         cv2.waitKey(1)
         self.frames += 1
 
     def close(self) -> None:
-        cv2.destroyWindow(self.window)
+        if self.opened:
+            cv2.destroyWindow(self.window)
 
 
 class GStreamerSink(Sink):

@@ -122,24 +122,35 @@ class CaptureSource(Source):
         super().__init__(uri)
         self.target, self.api, self.live, self.buffer_size = target, api, live, buffer_size
         self.capture: Any = None
+        self.failures = 0  # consecutive failed reads of a file
 
     def open(self, timeout: float = 10.0) -> None:
         """Open in a helper thread and wait at most `timeout` s: some backends block forever on a dead stream."""
         milliseconds = int(timeout * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds]
         result: dict[str, Any] = {}
+        lock = threading.Lock()
 
         def attempt() -> None:
             try:
-                result["capture"] = cv2.VideoCapture(self.target, self.api, params)
+                capture = cv2.VideoCapture(self.target, self.api, params)
             except cv2.error as error:
                 result["error"] = error
+                return
+            with lock:
+                if result.get("abandoned"):  # opened after the caller gave up: free the device for the next try
+                    capture.release()
+                else:
+                    result["capture"] = capture
 
         opener = threading.Thread(target=attempt, name=f"open {self.uri}", daemon=True)
         opener.start()
         opener.join(timeout)
-        if opener.is_alive():
-            raise SourceError(f"{self.uri} did not open within {timeout:.1f} s (no answer from the device or stream)")
+        with lock:
+            if "capture" not in result and "error" not in result:
+                result["abandoned"] = True
+                raise SourceError(f"{self.uri} did not open within {timeout:.1f} s (no answer from the device or "
+                                  "stream)")  # fmt: skip
         capture = result.get("capture")
         if capture is None or not capture.isOpened():
             detail = f" ({result['error']})" if "error" in result else ""
@@ -158,13 +169,15 @@ class CaptureSource(Source):
         ok, frame = self.capture.read()
         stamp = time.monotonic()
         if ok and frame is not None:
+            self.failures = 0
             return Captured(Status.OK, frame, stamp)
         if not self.live:
             position = self.capture.get(cv2.CAP_PROP_POS_FRAMES)
             total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
-            if total <= 0 or position >= total - 1:
-                return Captured(Status.EOS, timestamp=stamp)
-            self.capture.grab()  # a frame that does not decode: step over it
+            self.failures += 1
+            # the end, or a container whose frame count overstates it (.ts, .mkv, truncated files): stop, no loop
+            if total <= 0 or position >= total - 1 or self.failures >= 5 or not self.capture.grab():
+                return Captured(Status.EOS, timestamp=stamp, detail=f"ended at frame {int(position)} of {int(total)}")
             return Captured(Status.CORRUPT, timestamp=stamp, detail=f"frame {int(position)} does not decode")
         return Captured(Status.ERROR, timestamp=stamp, detail="the device or stream returned no frame")
 

@@ -32,7 +32,9 @@ class StreamStats:
 
     COUNTERS = ("captured", "processed", "emitted", "dropped_stale", "skipped_corrupt", "deadline_passthrough",
                 "deadline_dropped", "sink_dropped", "reconnects")  # fmt: skip
-    SERIES = ("latency", "infer", "read", "sink")  # milliseconds
+    # milliseconds: latency = capture -> result handed out; written_latency = capture -> written by the sink;
+    # infer = the network (with pre/post); read = blocked in the source's read; sink = one write
+    SERIES = ("latency", "written_latency", "infer", "read", "sink")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -6,8 +6,10 @@
 - Every frame carries its capture timestamp; `StreamStats` has fps, capture-to-output latency percentiles,
   per-stage times and every drop, readable at any time.
 - A live source that fails or times out is reopened with exponential backoff; end of file ends the stream.
-- `deadline_ms`: a frame that would be older than this when its result is out (its age plus the recent inference
-  time) is passed through unchanged (or dropped) and counted, so a perception stack never waits on the de-rainer.
+- `deadline_ms`: a frame that would be older than this when its result is out (its age plus the p90 of the recent
+  inference times) is passed through unchanged (or dropped) and counted, so a perception stack never waits on the
+  de-rainer. While frames are being passed through, one frame a second is still de-rained to refresh the estimate
+  (a slow first call, a graph capture or a JIT, does not switch the network off for good).
 - `stop()` (or a signal handler calling it) ends the stream; the iterator then joins its threads and returns.
 """
 
@@ -31,6 +33,7 @@ from derain.runtime.stats import StreamStats
 log = logging.getLogger(__name__)
 
 DEADLINE_ACTIONS = ("passthrough", "drop")
+DEADLINE_PROBE_S = 1.0  # while passing frames through, de-rain one this often to re-measure the network
 
 
 class FrameSlot:
@@ -149,6 +152,7 @@ class Stream:
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         self.infer_recent: deque[float] = deque(maxlen=32)
+        self.last_inferred = 0.0  # time.monotonic() of the last frame through the network
 
     # ------------------------------------------------------------------------------------------ capture side
 
@@ -214,7 +218,8 @@ class Stream:
             log.warning("%s: skipped frame %d: %s", self.source.uri, packet.index, error)
             return None
         age_ms = (time.monotonic() - packet.captured_at) * 1000
-        if self.deadline_ms is not None and age_ms + self._expected_infer_ms() > self.deadline_ms:
+        late = self.deadline_ms is not None and age_ms + self._expected_infer_ms() > self.deadline_ms
+        if late and time.monotonic() - self.last_inferred < DEADLINE_PROBE_S:
             if self.deadline_action == "drop":
                 self.stats.add("deadline_dropped")
                 return None
@@ -223,7 +228,8 @@ class Stream:
             return packet.frame, FrameInfo(packet.index, packet.captured_at, latency, 0.0, "passthrough", packet.frame)
         started = time.monotonic()
         out = self.process(packet.frame)
-        infer_ms = (time.monotonic() - started) * 1000
+        self.last_inferred = time.monotonic()
+        infer_ms = (self.last_inferred - started) * 1000
         self.infer_recent.append(infer_ms)
         self.stats.record("infer", infer_ms)
         self.stats.add("processed")
@@ -257,7 +263,10 @@ class Stream:
         finally:
             self.stop()
             capture.join(timeout=self.open_timeout + 5)
-            self.source.close()
+            if capture.is_alive():  # blocked inside the device's read: closing under it could crash the driver
+                log.warning("%s: the capture thread is still blocked in a read; leaving it", self.source.uri)
+            else:
+                self.source.close()
             if self.stats.status not in ("eos", "error"):
                 self.stats.set_status("stopped")
         if self.error is not None:
@@ -277,7 +286,7 @@ class Stream:
         try:
             for clean, info in self:
                 if writer is not None:
-                    writer.put(compose(clean, info) if compose else clean)
+                    writer.put(compose(clean, info) if compose else clean, info.captured_at)
                 if on_frame is not None:
                     on_frame(info)
         finally:
@@ -299,9 +308,10 @@ class SinkWriter:
 
     def _write(self) -> None:
         while True:
-            frame = self.slot.get()
-            if frame is None:
+            item = self.slot.get()
+            if item is None:
                 return
+            frame, captured_at = item
             started = time.monotonic()
             try:
                 self.sink.write(frame)
@@ -309,12 +319,14 @@ class SinkWriter:
                 self.error = error
                 self.slot.close()
                 return
-            self.stats.record("sink", (time.monotonic() - started) * 1000)
+            done = time.monotonic()
+            self.stats.record("sink", (done - started) * 1000)
+            self.stats.record("written_latency", (done - captured_at) * 1000)
 
-    def put(self, frame: np.ndarray) -> None:
+    def put(self, frame: np.ndarray, captured_at: float) -> None:
         if self.error is not None:
             raise self.error
-        self.stats.add("sink_dropped", self.slot.put(frame))
+        self.stats.add("sink_dropped", self.slot.put((frame, captured_at)))
 
     def close(self) -> None:
         """Write what is queued, join the thread, close the sink."""

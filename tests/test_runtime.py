@@ -104,16 +104,19 @@ def test_runtime_imports_no_torch_and_runs_an_onnx_graph_without_it(artifacts):
 
 @pytest.mark.parametrize("kind", ["onnx", "pytorch"])
 def test_synthetic_stream_in_lossless_mode_writes_every_frame_at_its_size(artifacts, kind, tmp_path):
+    uri = "synthetic://rain100L?size=72x40&frames=12&pace=false"
     derainer = Derainer(artifacts[kind], device="cpu")
-    sink = open_sink(tmp_path / "frames")
     indices = []
-    for clean, info in derainer.stream("synthetic://rain100L?size=72x40&frames=12&pace=false"):
+    for clean, info in derainer.stream(uri):
         assert clean.shape == info.rainy.shape == (40, 72, 3) and clean.dtype == np.uint8
         assert info.action == "derained" and info.latency_ms >= info.infer_ms > 0
-        sink.write(clean)
         indices.append(info.index)
     assert indices == list(range(12))
-    assert len(list((tmp_path / "frames").glob("frame_*.png"))) == 12
+    stats = Stream(open_source(uri), derainer).run(open_sink(tmp_path / "frames"))  # through the sink thread
+    written = sorted((tmp_path / "frames").glob("frame_*.png"))
+    assert len(written) == stats.counts["emitted"] == 12 and stats.counts["sink_dropped"] == 0
+    assert all(cv2.imread(str(path)).shape == (40, 72, 3) for path in written)
+    assert stats.snapshot()["written_latency_ms"]["p50"] >= stats.snapshot()["latency_ms"]["p50"]
     assert not derain_threads()
 
 
@@ -142,6 +145,23 @@ def test_deadline_passes_stale_frames_through_and_counts_them(artifacts):
     passed = [(clean, info) for clean, info in Stream(ListSource(frames), derainer, lossless=True, deadline_ms=20)
               if info.action == "passthrough"]  # fmt: skip
     assert all(np.array_equal(clean, info.rainy) for clean, info in passed)
+
+
+class SlowOnce(SlowBackend):
+    """Slow on its first call only (a CUDA graph capture, a JIT compile), fast after."""
+
+    def run(self, frames):
+        delay, self.delay = self.delay, 0.0
+        time.sleep(delay)
+        return self.inner(frames)
+
+
+def test_one_slow_call_does_not_switch_the_network_off_for_good(artifacts):
+    derainer = Derainer(SlowOnce(Derainer(artifacts["onnx"], device="cpu").backend, 0.3))
+    source = open_source("synthetic://default?size=48x32&fps=50&frames=150")  # 3 s of a live camera
+    actions = [info.action for _, info in Stream(source, derainer, deadline_ms=100)]
+    assert "passthrough" in actions[:10]  # right after the slow call the estimate says "too slow"
+    assert actions[-20:].count("derained") >= 15  # a probe a second re-measures the network: back to de-raining
 
 
 def test_a_live_source_that_fails_is_reopened_and_the_stream_goes_on(artifacts):
@@ -265,8 +285,45 @@ def test_video_file_round_trip_through_the_stream(artifacts, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
 
 
-def test_clones_run_in_threads_and_agree(artifacts):
-    derainer = Derainer(artifacts["onnx"], device="cpu")
+@pytest.mark.parametrize("kind", ["onnx", "pytorch"])
+def test_a_file_shorter_than_its_header_says_ends_cleanly(artifacts, tmp_path):
+    with open_sink(tmp_path / "clip.avi", fps=10) as sink:
+        for index in range(30):
+            sink.write(np.full((48, 64, 3), 8 * index, np.uint8))
+    data = (tmp_path / "clip.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) * 6 // 10])  # the header still says 30 frames
+    source = open_source(str(tmp_path / "cut.avi"))
+    stream = Stream(source, Derainer(artifacts["onnx"], device="cpu"))
+    started = time.monotonic()
+    outputs = list(stream)
+    assert time.monotonic() - started < 30 and stream.stats.status == "eos"
+    assert 5 <= len(outputs) < 30
+
+
+def test_derain_stream_tiles_frames_larger_than_a_static_graph(artifacts, tmp_path):
+    model = build_model("realtime", **TINY_NETWORKS["realtime"], tail_scale=1.0).eval()
+    static = export_onnx(model, tmp_path / "static.onnx", 64, 96, dynamic=False, io="uint8",
+                         metadata={"io": "uint8", "pad_multiple": 8})  # fmt: skip
+    source = "synthetic://rain100L?size=160x120&frames=3&pace=false"
+    command = [sys.executable, "-m", "derain.runtime.cli", "--model", str(static), "--source", source,
+               "--sink", str(tmp_path / "out"), "--quiet"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["written"] == 3
+    assert cv2.imread(str(tmp_path / "out" / "frame_000002.png")).shape == (120, 160, 3)
+
+
+def test_frames_below_a_profile_minimum_are_padded_up():
+    from derain.runtime import InputSpec
+
+    spec = InputSpec(min_size=(64, 64), max_size=(256, 256))
+    assert spec.fitting_size(48, 100) == (64, 100) and spec.fitting_size(300, 100) is None
+    static = InputSpec(fixed_sizes=((64, 96), (128, 160)))
+    assert static.fitting_size(70, 90) == (128, 160) and static.largest() == (128, 160)
+
+
+def test_clones_run_in_threads_and_agree(artifacts, kind):
+    derainer = Derainer(artifacts[kind], device="cpu")
     frames = [np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8) for i in range(6)]
     expected = [derainer(frame) for frame in frames]
     results: dict[int, list[np.ndarray]] = {}

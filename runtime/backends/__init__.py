@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from derain.registry import Registry
-from derain.runtime.backends.base import Backend, BackendError, InputSpec
+from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec
 from derain.runtime.backends.onnx_graph import OnnxBackend
 from derain.runtime.backends.pytorch import TorchBackend
-from derain.runtime.backends.tensorrt_engine import DeviceFrames, TensorRTBackend
+from derain.runtime.backends.tensorrt_engine import TensorRTBackend
 
 BACKENDS: Registry[type[Backend]] = Registry("backend")
 for _backend in (TensorRTBackend, OnnxBackend, TorchBackend):

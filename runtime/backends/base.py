@@ -45,20 +45,35 @@ class InputSpec:
     device_frames: bool = False
 
     def fitting_size(self, height: int, width: int) -> tuple[int, int] | None:
-        """The size a (height, width) frame runs at: itself for dynamic artifacts, the smallest fixed size that
-        holds it for static ones, None when it must be tiled."""
+        """The size a (height, width) frame runs at: itself (padded up to the minimum) for dynamic artifacts, the
+        smallest fixed size that holds it for static ones, None when it must be tiled."""
         if self.fixed_sizes:
             holding = [s for s in self.fixed_sizes if s[0] >= height and s[1] >= width]
             return min(holding, key=lambda s: s[0] * s[1]) if holding else None
         if self.max_size is not None and (height > self.max_size[0] or width > self.max_size[1]):
             return None
-        return height, width
+        return max(height, self.min_size[0]), max(width, self.min_size[1])  # below a profile's minimum: pad up
 
     def largest(self) -> tuple[int, int] | None:
         """The largest frame the artifact takes in one piece (the tile size for larger frames)."""
         if self.fixed_sizes:
             return max(self.fixed_sizes, key=lambda s: s[0] * s[1])
         return self.max_size
+
+
+@dataclass
+class DeviceFrames:
+    """A uint8 (N, H, W, 3) array in device memory, exposed through `__cuda_array_interface__` (zero-copy into
+    torch with `torch.as_tensor(x, device="cuda")`, or cupy with `cupy.asarray(x)`)."""
+
+    pointer: int
+    shape: tuple[int, ...]
+    strides: tuple[int, ...] | None = None
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "typestr": "|u1", "data": (self.pointer, False), "version": 3,
+                "strides": self.strides}  # fmt: skip
 
 
 class Backend:

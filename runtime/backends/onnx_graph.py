@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from derain.frames import as_batch, from_network, pad_frames, to_network
-from derain.runtime.backends.base import Backend, BackendError, InputSpec
+from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class OnnxBackend(Backend):
         self.input_dtype = input_dtype
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
+        self.last_output: Any = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, **options: Any) -> OnnxBackend:
@@ -121,23 +122,33 @@ class OnnxBackend(Backend):
             out = from_network(self.session.run([self.output_name], {self.input_name: tensor})[0], height, width)
         return np.ascontiguousarray(out[0] if single else out)
 
-    def _run_device(self, frames: Any) -> Any:
-        """Device frames through IOBinding (CUDA provider, uint8 frame graphs): no host copy either way."""
+    def _run_device(self, frames: Any) -> DeviceFrames:
+        """Device frames through IOBinding (CUDA provider, uint8 frame graphs): no host copy either way. The result
+        views the graph's output on the device and stays valid until the next call."""
         interface = frames.__cuda_array_interface__
         if not self.spec.device_frames or self.layout != "frame":
             raise BackendError(
                 f"{self.path.name} on {self.spec.device} takes host (numpy) frames; device frames need the CUDA "
                 "provider and a uint8 frame graph"
             )
+        if interface.get("strides") is not None:
+            raise BackendError("device frames must be C-contiguous uint8 (N, H, W, 3)")
         shape = tuple(interface["shape"])
-        if len(shape) == 3:
-            shape = (1, *shape)
+        batch = (1, *shape) if len(shape) == 3 else shape
+        if self.spec.fixed_sizes and batch[1:3] not in self.spec.fixed_sizes:
+            raise BackendError(f"{self.path.name} takes {self.spec.fixed_sizes} frames; device frames are not padded")
+        producer = interface.get("stream")
+        if producer is not None:  # __cuda_array_interface__ v3: wait for the stream that wrote the pixels
+            from derain.runtime.backends.tensorrt_engine import _check, _cudart
+
+            _check(_cudart().cudaStreamSynchronize(producer))
         binding = self.session.io_binding()
         device_id = int(self.spec.device.split(":")[1])
-        binding.bind_input(self.input_name, "cuda", device_id, np.uint8, list(shape), interface["data"][0])
+        binding.bind_input(self.input_name, "cuda", device_id, np.uint8, list(batch), interface["data"][0])
         binding.bind_output(self.output_name, "cuda", device_id)
         self.session.run_with_iobinding(binding)
-        return binding.get_outputs()[0]  # an OrtValue on the device (data_ptr(), shape(), to_dlpack())
+        self.last_output = binding.get_outputs()[0]  # keeps the device memory alive until the next call
+        return DeviceFrames(self.last_output.data_ptr(), shape)
 
     def clone(self) -> OnnxBackend:
         """onnxruntime sessions are safe to run from several threads: the clone shares the session."""

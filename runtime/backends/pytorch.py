@@ -10,6 +10,7 @@ the result is returned as a CUDA torch tensor.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from derain.runtime.backends.base import Backend, BackendError, InputSpec
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
+MAX_GRAPHS = 8  # CUDA graphs kept (one per frame shape, each with its memory pool); the oldest goes first
 
 
 class _CapturedShape:
@@ -56,7 +58,7 @@ class TorchBackend(Backend):
         super().__init__(path, spec)
         self.module = module
         self.cuda_graphs = cuda_graphs
-        self.graphs: dict[tuple[int, ...], _CapturedShape] = {}
+        self.graphs: OrderedDict[tuple[int, ...], _CapturedShape] = OrderedDict()
 
     @classmethod
     def load(
@@ -129,7 +131,10 @@ class TorchBackend(Backend):
             key = tuple(tensor.shape)
             if key not in self.graphs:
                 log.info("pytorch: capturing a CUDA graph for frames %s", "x".join(map(str, key[1:3])))
+                if len(self.graphs) >= MAX_GRAPHS:
+                    self.graphs.popitem(last=False)
                 self.graphs[key] = _CapturedShape(self.module, tensor)
+            self.graphs.move_to_end(key)
             out = self.graphs[key](tensor)
             out = out.clone() if on_device else out
         else:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
-from derain.runtime.backends.base import Backend, BackendError, InputSpec
+from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec
 from derain.runtime.card import can_run, read_card
 
 log = logging.getLogger(__name__)
@@ -54,21 +54,6 @@ def _check(result: Any) -> Any:
         name = cudart.cudaGetErrorName(error)[1]
         raise BackendError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
     return values[0] if len(values) == 1 else values
-
-
-@dataclass
-class DeviceFrames:
-    """A uint8 (N, H, W, 3) array in device memory, exposed through `__cuda_array_interface__` (zero-copy into
-    torch with `torch.as_tensor(x, device="cuda")`, or cupy with `cupy.asarray(x)`)."""
-
-    pointer: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...] | None = None
-
-    @property
-    def __cuda_array_interface__(self) -> dict[str, Any]:
-        return {"shape": self.shape, "typestr": "|u1", "data": (self.pointer, False), "version": 3,
-                "strides": self.strides}  # fmt: skip
 
 
 class _Buffer:
@@ -114,7 +99,7 @@ class _Engine:
     input_dtype: np.dtype
     output_dtype: np.dtype
     layout: str  # "frame" (uint8 NHWC) or "tensor" (float NCHW)
-    profile_max: tuple[int, ...]
+    profiles: list[tuple[tuple[int, ...], tuple[int, ...]]]  # (minimum, maximum) input shape of each profile
     rtx: bool
     runtime_config: Any = None
     cache_path: Path | None = None
@@ -139,9 +124,12 @@ def _load_engine(path: Path, runtime_cache: bool) -> _Engine:
     input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
     output_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(outputs[0])))
     layout = "frame" if input_dtype == np.uint8 else "tensor"
-    profile_max = tuple(engine.get_tensor_profile_shape(inputs[0], 0)[2])
+    profiles = []
+    for index in range(engine.num_optimization_profiles):
+        minimum, _, maximum = engine.get_tensor_profile_shape(inputs[0], index)
+        profiles.append((tuple(minimum), tuple(maximum)))
     rtx = hasattr(trt, "ComputeCapability")
-    loaded = _Engine(trt, engine, logger, inputs[0], outputs[0], input_dtype, output_dtype, layout, profile_max, rtx)
+    loaded = _Engine(trt, engine, logger, inputs[0], outputs[0], input_dtype, output_dtype, layout, profiles, rtx)
     if rtx:
         config = engine.create_runtime_config()
         config.cuda_graph_strategy = trt.CudaGraphStrategy.WHOLE_GRAPH_CAPTURE
@@ -165,19 +153,19 @@ def _save_runtime_cache(loaded: _Engine) -> None:
     os.replace(tmp, loaded.cache_path)
 
 
-def _spec(loaded: _Engine, card: dict[str, Any]) -> InputSpec:
-    profiles = card.get("profiles") or []
+def _spec(loaded: _Engine, card: dict[str, Any], device: int) -> InputSpec:
+    """What the engine takes, from its own profiles (static ones are fixed sizes, a dynamic one is a range)."""
     spatial = (lambda s: (s[1], s[2])) if loaded.layout == "frame" else (lambda s: (s[2], s[3]))  # noqa: E731
-    fixed = tuple(spatial(p["maximum"]) for p in profiles if p["minimum"] == p["maximum"])
-    dynamic = [p for p in profiles if p["minimum"] != p["maximum"]]
+    fixed = tuple(spatial(high) for low, high in loaded.profiles if low == high)
+    dynamic = [(low, high) for low, high in loaded.profiles if low != high]
     return InputSpec(
         multiple=int(card.get("pad_multiple", 1)),
-        min_size=spatial(dynamic[0]["minimum"]) if dynamic else (8, 8),
-        max_size=spatial(dynamic[0]["maximum"]) if dynamic else None,
+        min_size=spatial(dynamic[0][0]) if dynamic else (8, 8),
+        max_size=spatial(dynamic[0][1]) if dynamic else None,
         fixed_sizes=() if dynamic else fixed,
-        max_batch=int(loaded.profile_max[0]),
+        max_batch=min(high[0] for _, high in loaded.profiles),
         precision=str(card.get("precision", "fp32")),
-        device="cuda:0",
+        device=f"cuda:{device}",
         device_frames=True,
     )
 
@@ -193,6 +181,8 @@ class TensorRTBackend(Backend):
         cudart = _cudart()
         self.loaded = loaded
         self.multiple = spec.multiple
+        self.device = int(spec.device.split(":")[1])
+        _check(cudart.cudaSetDevice(self.device))
         self.stream = int(_check(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking)))
         engine = loaded.engine
         self.context = (
@@ -200,8 +190,8 @@ class TensorRTBackend(Backend):
         )
         if self.context is None:
             raise BackendError(f"cannot create an execution context for {path.name} (out of GPU memory?)")
-        shape = loaded.profile_max
-        count = int(np.prod(shape))  # the output has the input's shape (frames or RGB tensors)
+        self.profile = 0
+        count = max(int(np.prod(high)) for _, high in loaded.profiles)  # the output has the input's shape
         self.input = _Buffer(count * loaded.input_dtype.itemsize, loaded.input_dtype)
         self.output = _Buffer(count * loaded.output_dtype.itemsize, loaded.output_dtype)
         self.context.set_tensor_address(loaded.input_name, self.input.device)
@@ -219,18 +209,19 @@ class TensorRTBackend(Backend):
             raise BackendError(f"engine not found: {path}")
         if device == "cpu":
             raise BackendError(f"{path.name} is a TensorRT engine: it runs on a GPU, not on device 'cpu'")
+        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
         try:
             card = read_card(path)
         except FileNotFoundError as error:
             raise BackendError(str(error)) from None
         loaded = _load_engine(path, runtime_cache)
-        backend = cls(path, _spec(loaded, card), loaded)
+        backend = cls(path, _spec(loaded, card, index), loaded)
         if loaded.rtx:  # JIT-compile every kernel now, not on the first live frame
-            size = backend.spec.largest() or backend.spec.min_size
             started = time.perf_counter()
             log.info("tensorrt_rtx: compiling %s for this GPU (first load only; cached in %s)", path.name,
                      loaded.cache_path.name if loaded.cache_path else "memory")  # fmt: skip
-            backend.warmup(size, iterations=1)
+            for size in backend.spec.fixed_sizes or [backend.spec.largest() or backend.spec.min_size]:
+                backend.warmup(size, iterations=1)
             _save_runtime_cache(loaded)
             log.info("tensorrt_rtx: ready in %.1f s", time.perf_counter() - started)
         return backend
@@ -244,8 +235,20 @@ class TensorRTBackend(Backend):
             return (count, *size, 3)
         return (count, 3, -(-size[0] // self.multiple) * self.multiple, -(-size[1] // self.multiple) * self.multiple)
 
+    def _select_profile(self, shape: tuple[int, ...]) -> None:
+        """Switch to the optimization profile whose range holds `shape` (engines with several --shape values)."""
+        for index, (low, high) in enumerate(self.loaded.profiles):
+            if all(a <= b <= c for a, b, c in zip(low, shape, high)):
+                if index != self.profile:
+                    if not self.context.set_optimization_profile_async(index, self.stream):
+                        raise BackendError(f"{self.path.name}: cannot switch to optimization profile {index}")
+                    self.profile = index
+                return
+        raise BackendError(f"{self.path.name} has no optimization profile for input shape {shape}")
+
     def _execute(self, shape: tuple[int, ...]) -> None:
         cudart = _cudart()
+        self._select_profile(shape)
         if not self.context.set_input_shape(self.loaded.input_name, shape):
             raise BackendError(f"{self.path.name} refused input shape {shape}")
         if self.loaded.rtx:  # RTX captures and replays the whole graph itself (WHOLE_GRAPH_CAPTURE)
@@ -257,12 +260,26 @@ class TensorRTBackend(Backend):
             if not self.context.execute_async_v3(self.stream):  # the first run after a shape change is not captured
                 raise BackendError(f"{self.path.name}: enqueue failed")
             _check(cudart.cudaStreamSynchronize(self.stream))
-            _check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
-            self.context.execute_async_v3(self.stream)
-            captured = _check(cudart.cudaStreamEndCapture(self.stream))
-            graph = self.graphs[shape] = _check(cudart.cudaGraphInstantiate(captured, 0))
+            self.graphs[shape] = self._capture()
             return  # the warm-up run already produced the output
         _check(cudart.cudaGraphLaunch(graph, self.stream))
+
+    def _capture(self) -> Any:
+        """One CUDA graph of the enqueue at the current shape (thread-local capture: other threads may allocate)."""
+        cudart = _cudart()
+        mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        _check(cudart.cudaStreamBeginCapture(self.stream, mode))
+        enqueued = False
+        try:
+            enqueued = self.context.execute_async_v3(self.stream)
+        finally:
+            captured = _check(cudart.cudaStreamEndCapture(self.stream))  # always leave capture mode
+        try:
+            if not enqueued:
+                raise BackendError(f"{self.path.name}: enqueue failed while capturing a CUDA graph")
+            return _check(cudart.cudaGraphInstantiate(captured, 0))
+        finally:
+            cudart.cudaGraphDestroy(captured)  # the instantiated graph keeps what it needs
 
     def run(self, frames: Any) -> Any:
         cudart = _cudart()
@@ -304,6 +321,9 @@ class TensorRTBackend(Backend):
         if self._shape_for(shape) != shape:
             raise BackendError(f"device frames {shape} must match a profile exactly (pad them, or pass host frames)")
         nbytes = int(np.prod(shape))
+        producer = interface.get("stream")  # __cuda_array_interface__ v3: the stream the pixels were written on
+        if producer is not None:
+            _check(cudart.cudaStreamSynchronize(producer))
         to_device = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
         _check(cudart.cudaMemcpyAsync(self.input.device, interface["data"][0], nbytes, to_device, self.stream))
         self._execute(shape)
@@ -330,4 +350,5 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "library": f"{self.loaded.trt.__name__} {self.loaded.trt.__version__}",
-                "layout": self.loaded.layout, "profile_max": list(self.loaded.profile_max)}  # fmt: skip
+                "layout": self.loaded.layout,
+                "profiles": [[list(low), list(high)] for low, high in self.loaded.profiles]}  # fmt: skip
