@@ -6,6 +6,9 @@ Marked `gpu`: skipped without CUDA (CI), run on a GPU machine with `pytest -m gp
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +72,28 @@ def test_a_cuda_graph_per_shape_and_clones_own_their_graphs(checkpoint):
     assert np.array_equal(outputs[0], outputs[2])
     clone = derainer.clone()
     assert clone.backend.graphs == {} and np.array_equal(clone(small), outputs[0])
+
+
+@pytest.mark.trt
+def test_tensorrt_engine_agrees_with_onnxruntime_on_a_gpu_of_its_targets(checkpoint, tmp_path):
+    pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
+    from derain.export.pipeline import export
+    from derain.runtime.card import RTX_SUPPORTED
+
+    major, minor = torch.cuda.get_device_capability(0)
+    if major * 10 + minor not in RTX_SUPPORTED:
+        pytest.skip(f"TensorRT-RTX does not run on SM{major}{minor}")
+    _, path = checkpoint
+    result = export(weights=str(path), out=str(tmp_path), precision="fp32", shapes=((64, 96),),
+                    targets=((major * 10 + minor,),), test_count=2)  # fmt: skip
+    card = result.engines[0]
+    assert "psnr_rgb_fp32" in json.loads(Path(card["card"]).read_text())["parity"]["engine"]  # measured at export
+    with Derainer(card["engine"]) as engine, Derainer(result.onnx["fp32"], device="cpu") as reference:
+        for size in [(64, 96), (40, 50), (150, 230)]:  # exact, padded up, tiled
+            image = frame(*size, seed=3)
+            got, expected = engine(image), reference(image)
+            mse = np.mean((got.astype(np.float64) - expected) ** 2)
+            assert got.shape == image.shape and 10 * np.log10(255**2 / max(mse, 1e-12)) > 40, size
+        device = torch.from_numpy(frame(64, 96, seed=4)).cuda()
+        out = torch.as_tensor(engine(device), device="cuda")
+        assert torch.equal(out.cpu(), torch.from_numpy(engine(device.cpu().numpy())))
