@@ -3,6 +3,7 @@
 from setuptools import setup
 
 PARTS = ["models", "data", "quality", "train", "export", "runtime", "cpp_ext"]
+SUBPACKAGES = ["runtime.backends"]
 
 setup(
     name="derain-edge",
@@ -11,8 +12,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["derain", *[f"derain.{part}" for part in PARTS]],
-    package_dir={"derain": "common", **{f"derain.{part}": part for part in PARTS}},
+    packages=["derain", *[f"derain.{part}" for part in PARTS + SUBPACKAGES]],
+    package_dir={"derain": "common", **{f"derain.{part}": part.replace(".", "/") for part in PARTS + SUBPACKAGES}},
     package_data={"derain.train": ["configs/*.yaml"], "derain.cpp_ext": ["*.cu", "*.cpp", "*.h"]},
     install_requires=[
         "torch>=2.4",

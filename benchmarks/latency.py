@@ -233,9 +233,11 @@ def rainy_frame(height: int, width: int) -> np.ndarray:
 
 
 def time_calls(fn: Any, label: str, budget_s: float, cuda: bool, minimum: int = 3, maximum: int = 50) -> list[float]:
-    """Milliseconds per call after one warm-up call; as many calls as fit in `budget_s` (within min..max)."""
+    """Milliseconds per call after one warm-up call; as many calls as fit in `budget_s` (within min..max; two
+    for calls over 3 s, so a CPU run of the large networks stays within minutes)."""
     first = _wall_s(fn)  # warm-up: allocation, compilation, graph capture
     second = _cuda_ms(fn) if cuda else _wall_s(fn) * 1000
+    minimum = 2 if second > 3000 else minimum
     count = int(min(max(budget_s * 1000 / max(second, 1e-3), minimum), maximum))
     times = [second]
     for _ in tqdm(range(count - 1), desc=label, leave=False, disable=None):
@@ -442,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI size: realtime net, 320x240, fp32, short runs")
     parser.add_argument("--networks", help=f"comma list of {', '.join(NETWORKS)}")
     parser.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280,1080x1920)")
-    parser.add_argument("--budget", type=float, help="seconds of timed calls per row and measure (default 8, quick 1)")
+    parser.add_argument("--budget", type=float, help="seconds of timed calls per row and measure (default 5, quick 1)")
+    parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier report in --out and run "
+                        "only the missing ones (the report is rewritten after every row)")  # fmt: skip
     parser.add_argument("--out", help="folder for latency_<device>.{json,md,png} (default benchmarks/results; "
                         "runs/benchmarks with --quick)")  # fmt: skip
     parser.add_argument("--cache", default="runs/latency_cache", help="exported checkpoints and graphs")
@@ -454,12 +458,18 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
-    budget = args.budget or (1.0 if args.quick else 8.0)
+    budget = args.budget or (1.0 if args.quick else 5.0)
     started = time.perf_counter()
     device = device_facts(cuda)
-    machine = ceilings(cuda, args.quick)
-    rows, skipped = [], []
-    jobs = plan(args, cuda)
+    stem = out / f"latency_{device['tag']}"
+    earlier = (
+        json.loads(stem.with_suffix(".json").read_text()) if args.resume and stem.with_suffix(".json").exists() else {}
+    )
+    machine = earlier.get("ceilings") or ceilings(cuda, args.quick)
+    rows, skipped = list(earlier.get("rows", [])), list(earlier.get("skipped", []))
+    done = {(r["network"], r["frame"], r["variant"]) for r in rows + skipped}
+    jobs = [job for job in plan(args, cuda) if (job[0], f"{job[2][1]}x{job[2][0]}", job[1].label) not in done]
+    command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for index, (network, variant, size) in enumerate(jobs, 1):
         label = f"[{index}/{len(jobs)}] {network} {size[1]}x{size[0]} {variant.label}"
         try:
@@ -469,22 +479,31 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append({"network": network, "frame": f"{size[1]}x{size[0]}", "variant": variant.label,
                             "reason": reason})  # fmt: skip
             log.info("%s: not run (%s)", label, reason)
-            continue
-        add_costs(row, machine, cuda)
-        rows.append(row)
-        log.info("%s: frame p50 %.1f ms, network p50 %s ms", label, row["frame_ms"]["p50"], _ms(row["network_ms"]))
-    report = {"command": "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": time.perf_counter() - started, "device": device,
+        else:
+            add_costs(row, machine, cuda)
+            rows.append(row)
+            log.info("%s: frame p50 %.1f ms, network p50 %s ms", label, row["frame_ms"]["p50"],
+                     _ms(row["network_ms"]))  # fmt: skip
+        seconds = earlier.get("seconds", 0.0) + time.perf_counter() - started
+        write_reports(stem, command, device, machine, rows, skipped, seconds)
+    if not jobs:
+        write_reports(stem, command, device, machine, rows, skipped, earlier.get("seconds", 0.0))
+    log.info("wrote %s.{json,md,png} (%d rows, %d not run)", stem, len(rows), len(skipped))
+    return 0
+
+
+def write_reports(stem: Path, command: str, device: dict[str, Any], machine: dict[str, float],
+                  rows: list[dict[str, Any]], skipped: list[dict[str, Any]], seconds: float) -> None:  # fmt: skip
+    """JSON, Markdown and the plot, rewritten after every row (a killed run keeps what it measured)."""
+    report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "seconds": seconds, "device": device,
               "libraries": libraries(), "ceilings": machine, "rows": rows, "skipped": skipped,
               "projection": projection(rows)}  # fmt: skip
-    stem = out / f"latency_{device['tag']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    tmp = stem.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    os.replace(tmp, stem.with_suffix(".json"))
     write_markdown(report, stem.with_suffix(".md"))
     if rows:
         plot(rows, stem.with_suffix(".png"))
-    log.info("wrote %s.{json,md,png} (%d rows, %d not run) in %.0f s", stem, len(rows), len(skipped),
-             report["seconds"])  # fmt: skip
-    return 0
 
 
 if __name__ == "__main__":

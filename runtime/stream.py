@@ -9,7 +9,8 @@
 - `deadline_ms`: a frame that would be older than this when its result is out (its age plus the p90 of the recent
   inference times) is passed through unchanged (or dropped) and counted, so a perception stack never waits on the
   de-rainer. While frames are being passed through, one frame a second is still de-rained to refresh the estimate
-  (a slow first call, a graph capture or a JIT, does not switch the network off for good).
+  and replaces the recent times (a slow first call, a graph capture or a JIT, does not switch the network off for
+  good).
 - `stop()` (or a signal handler calling it) ends the stream; the iterator then joins its threads and returns.
 """
 
@@ -230,6 +231,8 @@ class Stream:
         out = self.process(packet.frame)
         self.last_inferred = time.monotonic()
         infer_ms = (self.last_inferred - started) * 1000
+        if late:  # a probe: the network is measured afresh, one old outlier (a JIT, a graph capture) is forgotten
+            self.infer_recent.clear()
         self.infer_recent.append(infer_ms)
         self.stats.record("infer", infer_ms)
         self.stats.add("processed")

@@ -33,3 +33,6 @@ def test_quick_latency_run_writes_json_markdown_and_plot(tmp_path):
     markdown = report_path.with_suffix(".md").read_text()
     assert "| realtime | 320x240 | pytorch fp32 |" in markdown and "Projection" in markdown
     assert cv2.imread(str(report_path.with_suffix(".png"))) is not None
+    again = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(report_path.read_text())["rows"] == report["rows"]  # nothing measured twice

@@ -285,7 +285,6 @@ def test_video_file_round_trip_through_the_stream(artifacts, tmp_path):
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
 
 
-@pytest.mark.parametrize("kind", ["onnx", "pytorch"])
 def test_a_file_shorter_than_its_header_says_ends_cleanly(artifacts, tmp_path):
     with open_sink(tmp_path / "clip.avi", fps=10) as sink:
         for index in range(30):
@@ -322,6 +321,7 @@ def test_frames_below_a_profile_minimum_are_padded_up():
     assert static.fitting_size(70, 90) == (128, 160) and static.largest() == (128, 160)
 
 
+@pytest.mark.parametrize("kind", ["onnx", "pytorch"])
 def test_clones_run_in_threads_and_agree(artifacts, kind):
     derainer = Derainer(artifacts[kind], device="cpu")
     frames = [np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8) for i in range(6)]
