@@ -14,7 +14,11 @@ setup(
     python_requires=">=3.10",
     packages=["derain", *[f"derain.{part}" for part in PARTS + SUBPACKAGES]],
     package_dir={"derain": "common", **{f"derain.{part}": part.replace(".", "/") for part in PARTS + SUBPACKAGES}},
-    package_data={"derain.train": ["configs/*.yaml"], "derain.cpp_ext": ["*.cu", "*.cpp", "*.h"]},
+    package_data={
+        "derain.train": ["configs/*.yaml"],
+        "derain.models": ["weights/*.pt", "weights/*.json"],
+        "derain.cpp_ext": ["*.cu", "*.cpp", "*.h"],
+    },
     install_requires=[
         "torch>=2.4",
         "numpy>=1.24",

@@ -1,7 +1,10 @@
-"""Clean backgrounds from the colour photographs that ship with scikit-image.
+"""Clean backgrounds from the photographs that ship with scikit-image.
 
-A fixed split of source photos keeps test backgrounds out of training: `coffee` and `rocket` are test-only
-scenes. Each photo is expanded into many distinct backgrounds by random crops (35-100 % of the short side),
+A fixed split of source photos keeps test backgrounds out of training (data v2): the four colour photos of
+natural scenes `coffee`, `rocket`, `chelsea` and `astronaut` are test-only; training uses the motorcycle stereo
+pair and the natural grey photos (`camera`, `brick`, `grass`, `gravel`, as RGB), mixed with procedural
+dead-leaves scenes (`data/scenes.py`). Non-natural images (`hubble_deep_field`, `ihc`, `retina`, charts) are
+left out. Each photo is expanded into many distinct backgrounds by random crops (35-100 % of the short side),
 rescaling and flips, deterministic by seed.
 """
 
@@ -16,17 +19,16 @@ import numpy as np
 
 from derain.data.io import read_image
 
-# Natural colour photographs bundled in skimage/data (no download); synthetic charts (color, logo) are left out.
+# Photographs bundled in skimage/data (no download).
 TRAIN_PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
     "motorcycle_left.png",
     "motorcycle_right.png",
-    "hubble_deep_field.jpg",
-    "ihc.png",
-    "retina.jpg",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
 )
-TEST_PHOTOS = ("coffee.png", "rocket.jpg")
+TEST_PHOTOS = ("coffee.png", "rocket.jpg", "chelsea.png", "astronaut.png")
 SPLITS = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}
 
 
@@ -37,10 +39,17 @@ def photo_folder() -> Path:
 
 
 @functools.cache
-def _load(name: str) -> np.ndarray:
+def photo(name: str) -> np.ndarray:
+    """A packaged photo as read-only RGB uint8 (grey photos repeated over the three channels)."""
     image = read_image(photo_folder() / name)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    image = np.ascontiguousarray(image[..., :3])
     image.setflags(write=False)
     return image
+
+
+_load = photo
 
 
 def clean_photos(split: str) -> list[np.ndarray]:

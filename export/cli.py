@@ -14,7 +14,8 @@ def parser() -> argparse.ArgumentParser:
     from derain.export.pipeline import BUILDERS
 
     p = argparse.ArgumentParser(prog="derain-export", description=__doc__)
-    p.add_argument("--weights", required=True, help="checkpoint written by derain-train")
+    p.add_argument("--weights", default="builtin", help="checkpoint written by derain-train, or 'builtin' (default: "
+                   "the shipped de-rainer)")  # fmt: skip
     p.add_argument("--precision", choices=PRECISIONS, default="fp16")
     p.add_argument("--io", choices=("float", "uint8"), default="uint8",
                    help="uint8: BGR frames in and out, conversion and padding inside the graph")  # fmt: skip
@@ -38,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("derain").setLevel(logging.INFO)
+    from derain.builtin import describe_builtin, is_builtin, resolve_weights
     from derain.export.pipeline import ExportRequest, export, parse_shape, parse_target_groups
 
     try:
+        if is_builtin(args.weights):
+            print(f"derain-export: using {describe_builtin()}", file=sys.stderr)
         request = ExportRequest(
-            weights=args.weights,
+            weights=str(resolve_weights(args.weights)),
             out=args.out,
             precision=args.precision,
             io=args.io,

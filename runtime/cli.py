@@ -23,13 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from derain.builtin import describe_builtin, is_builtin, resolve_weights
+
 log = logging.getLogger("derain.runtime.cli")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="derain-stream", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--model", required=True, help=".engine/.plan (TensorRT), .onnx (ONNX Runtime), .pt (PyTorch)")
+    p.add_argument("--model", default="builtin", help=".engine/.plan (TensorRT), .onnx (ONNX Runtime), .pt "
+                   "(PyTorch), or 'builtin' (default: the shipped de-rainer, on PyTorch)")  # fmt: skip
     p.add_argument("--source", required=True, help="csi://N, v4l2:///dev/videoN, N, rtsp://..., a video file, a "
                    "folder, a GStreamer pipeline, synthetic://DOMAIN?size=WxH&fps=F&frames=N")  # fmt: skip
     p.add_argument("--sink", help="display://0, out.mp4/.avi/.mkv, a folder, rtp://HOST:PORT, an appsrc pipeline")
@@ -59,7 +62,13 @@ def parser() -> argparse.ArgumentParser:
 def check_arguments(args: argparse.Namespace) -> list[str]:
     """Every problem with the arguments, before anything is loaded."""
     problems = []
-    if not Path(args.model).exists():
+    if is_builtin(args.model):
+        try:
+            args.model = str(resolve_weights(args.model))
+            log.info("using %s", describe_builtin())
+        except FileNotFoundError as error:
+            problems.append(str(error))
+    elif not Path(args.model).exists():
         problems.append(f"model not found: {args.model}")
     for name in ("max_fps", "deadline_ms", "frames", "threads", "open_timeout"):
         value = getattr(args, name)

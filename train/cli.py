@@ -2,7 +2,8 @@
 
 The YAML's top-level `trainer:` key (or `--trainer`) picks the recipe from the trainer registry:
 `supervised` (default), `continual` (CLGID and its baselines), `generator` (one VRGNet rain
-generator), `unpaired` (RGSUD: reward-guided unpaired de-raining).
+generator), `unpaired` (RGSUD: reward-guided unpaired de-raining), `shipped` (the shipped default de-rainer:
+data v2 rendered on the fly, trained to a plateau).
 Multi-GPU / multi-process: `torchrun --nproc_per_node N -m derain.train.cli --yaml ...`.
 """
 
@@ -57,9 +58,16 @@ def _unpaired(config: Any, resume: str | None) -> Any:
     return {"stages": {k: {"iterations": v.get("iterations")} for k, v in summary["stages"].items()}}
 
 
+def _shipped(config: Any, resume: str | None) -> Any:
+    from derain.train.shipped import train_shipped
+
+    return train_shipped(config, resume=resume)
+
+
 def _register() -> None:
     from derain.train.continual import ContinualConfig
     from derain.train.memorize import GeneratorRunConfig
+    from derain.train.shipped import ShippedConfig
     from derain.train.supervised import SupervisedConfig
     from derain.train.unpaired import UnpairedConfig
 
@@ -67,6 +75,7 @@ def _register() -> None:
     TRAINERS.add("continual", Trainer(ContinualConfig, _continual))
     TRAINERS.add("generator", Trainer(GeneratorRunConfig, _generator))
     TRAINERS.add("unpaired", Trainer(UnpairedConfig, _unpaired))
+    TRAINERS.add("shipped", Trainer(ShippedConfig, _shipped))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--yaml", required=False, help="experiment file (YAML)")
     parser.add_argument(
-        "--trainer", default=None, help="recipe: supervised, continual, generator, unpaired (default: YAML)"
+        "--trainer", default=None, help="recipe: supervised, continual, generator, unpaired, shipped (default: YAML)"
     )
     parser.add_argument(
         "--resume", default=None, help="'auto' (continue from the run folder's last checkpoint) or a checkpoint path"

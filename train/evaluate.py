@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from derain.builtin import describe_builtin, is_builtin, resolve_weights
 from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8, write_image
-from derain.data.pairing import DatasetError, match_pairs
+from derain.data.pairing import DatasetError, match_pairs, paired_folder
 from derain.models import CheckpointError, load_model
 from derain.models.tiling import tiled_forward
 from derain.quality import uint8_metrics
@@ -91,6 +92,12 @@ def evaluate_folder(
     return result
 
 
+def rainy_input_scores(folder: str | Path) -> dict[str, float]:
+    """Mean metrics of a paired folder's rainy inputs against their clean images: how hard a split is."""
+    rows = [uint8_metrics(read_image(pair.rainy), read_image(pair.clean)) for pair in paired_folder(folder)]
+    return {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
+
+
 def write_metrics(result: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -104,7 +111,11 @@ def write_metrics(result: dict, out_dir: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="derain-eval", description=__doc__)
     parser.add_argument(
-        "--weights", "--checkpoint", dest="weights", required=True, help="checkpoint (.pt) written by derain-train"
+        "--weights",
+        "--checkpoint",
+        dest="weights",
+        default="builtin",
+        help="checkpoint (.pt) written by derain-train, or 'builtin' (default: the shipped de-rainer)",
     )
     parser.add_argument(
         "--data",
@@ -126,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        model = load_model(args.weights)
+        if is_builtin(args.weights):
+            print(f"derain-eval: using {describe_builtin()}", file=sys.stderr)
+        model = load_model(resolve_weights(args.weights))
         result = evaluate_folder(model, args.data, args.out, resolve_device(args.device), args.tile, args.overlap)
-    except (CheckpointError, DatasetError, ImageReadError, RuntimeError) as error:
+    except (CheckpointError, DatasetError, ImageReadError, RuntimeError, FileNotFoundError) as error:
         print(f"derain-eval: error: {error}", file=sys.stderr)
         return 2
     print(f"de-rained {result['images']} image(s)" + (f" into {args.out}" if args.out else ""))

@@ -1,0 +1,53 @@
+"""The shipped default de-rainer: weights inside the package, used when a command is given no weights.
+
+`resolve_weights(None)` or `resolve_weights("builtin")` is the packaged checkpoint (`derain/models/weights/`);
+anything else is a path. The card beside the weights (`realtime_v2.json`) says how they were trained and how well
+they do on every built-in domain (`python benchmarks/default_derainer.py` reproduces its table). Torch-free: the
+runtime resolves the weights without importing the models package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BUILTIN_NAMES = ("builtin", "default")
+WEIGHTS_NAME = "realtime_v2.pt"
+
+
+def weights_dir() -> Path:
+    spec = importlib.util.find_spec("derain.models")  # locates the package without importing it (or torch)
+    return Path(spec.origin).resolve().parent / "weights"
+
+
+def builtin_weights() -> Path:
+    return weights_dir() / WEIGHTS_NAME
+
+
+def builtin_card() -> Path:
+    return builtin_weights().with_suffix(".json")
+
+
+def is_builtin(value: str | Path | None) -> bool:
+    return value is None or str(value) in BUILTIN_NAMES
+
+
+def resolve_weights(value: str | Path | None) -> Path:
+    """The checkpoint a `--weights` value names: None / 'builtin' -> the shipped de-rainer."""
+    if not is_builtin(value):
+        return Path(value)
+    if not builtin_weights().is_file():
+        raise FileNotFoundError(f"the built-in de-rainer is not installed in this package ({builtin_weights()})")
+    return builtin_weights()
+
+
+def describe_builtin() -> str:
+    """One line naming the shipped de-rainer and what it was trained on (for the CLIs to say so)."""
+    card = json.loads(builtin_card().read_text()) if builtin_card().is_file() else {}
+    training = card.get("training", {})
+    worst = card.get("worst_gain")
+    detail = f", {training.get('iterations')} iterations on data v2" if training else ""
+    gain = f", at least {worst:+.1f} dB PSNR-Y on every built-in domain" if worst is not None else ""
+    network = card.get("network", {}).get("name", "realtime")
+    return f"the built-in de-rainer ({WEIGHTS_NAME}: {network}{detail}{gain})"

@@ -1,0 +1,252 @@
+"""The shipped de-rainer's recipe: a network trained for the real world rather than for one renderer (data v2).
+
+Every training batch is rendered on the fly, so the data never repeats:
+
+- clean patches from `SceneSampler` (dead-leaves scenes mixed with the training photos, `photo_fraction`);
+- per patch, one of: no rain at all (`dry_fraction`: the network learns to leave dry frames alone), the
+  `randomized` domain (`randomized_fraction`: veil, screen blending, defocused near streaks, splashes, the full
+  angle range, tinted streaks), or one of the training domains (default: every dataset domain and `real_like`);
+  the streak scale is drawn per patch from `scale_range` (cameras of any resolution);
+- the `holdout` domains (default `storm`) are never rendered: they measure generalization.
+
+Training stops at a plateau, defined as: the validation PSNR (a fixed set of training-scene crops with the
+training rain, never the test scenes) has not risen by `plateau_gain` dB within `plateau_window` iterations; the
+first `lr_drops` plateaus halve the learning rate and restart the window, the next one stops the run (or
+`max_iterations` / `max_minutes`, whichever comes first). `history.csv` logs every validation and
+`summary.json` says where and why the run stopped. `best.pt` (the best validation) is the result; `last.pt`
+resumes (`--resume auto`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from derain.config import config_to_dict, save_resolved
+from derain.data.io import to_tensor
+from derain.data.rain import RAIN_DOMAINS, UNSEEN_DOMAINS, domain_seed, get_domain, render_rain
+from derain.data.scenes import SceneSampler
+from derain.models import build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
+from derain.train.evaluate import resolve_device
+from derain.train.loop import CsvLog, set_lr
+from derain.train.losses import restoration_loss
+from derain.train.supervised import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def default_domains() -> tuple[str, ...]:
+    """Every dataset domain, plus `real_like`."""
+    return tuple(n for n in RAIN_DOMAINS if get_domain(n).role == "dataset") + ("real_like",)
+
+
+@dataclass(frozen=True)
+class ShippedConfig:
+    model: ModelConfig = ModelConfig("realtime")
+    out: str = "runs/shipped_realtime"
+    domains: tuple[str, ...] = ()  # () = default_domains()
+    holdout: tuple[str, ...] = ("storm",)
+    randomized_fraction: float = 0.4
+    dry_fraction: float = 0.1
+    photo_fraction: float = 0.5
+    scale_range: tuple[float, ...] = (0.7, 1.3)
+    pool: int = 600  # dead-leaves scenes rendered once (cached in the run folder)
+    patch_size: int = 96
+    batch_size: int = 12
+    lr: float = 5e-4
+    warmup_iterations: int = 100
+    edge_weight: float = 0.05
+    val_every: int = 250
+    val_images: int = 96
+    plateau_window: int = 1500
+    plateau_gain: float = 0.05
+    lr_drops: int = 2
+    max_iterations: int = 60000
+    max_minutes: float = 0.0  # 0: no limit
+    seed: int = 0
+    device: str = "auto"
+    notes: dict = field(default_factory=dict)
+
+
+def check(config: ShippedConfig) -> tuple[str, ...]:
+    """The training domains; a held-out domain in them, an unknown name or a bad fraction is an error."""
+    domains = config.domains or default_domains()
+    for name in (*domains, *config.holdout):
+        get_domain(name)
+    leaked = sorted(set(domains) & set(config.holdout))
+    if leaked:
+        raise ValueError(f"held-out domains {leaked} are also training domains")
+    if "randomized" in config.holdout:
+        raise ValueError("'randomized' is the training-only rain; it cannot be held out")
+    if not 0 <= config.dry_fraction + config.randomized_fraction <= 1:
+        raise ValueError("dry_fraction + randomized_fraction must be within [0, 1]")
+    if config.patch_size % 16 or len(config.scale_range) != 2:
+        raise ValueError("patch_size must be a multiple of 16 and scale_range two numbers")
+    return domains
+
+
+def render_batch(
+    sampler: SceneSampler, domains: tuple[str, ...], config: ShippedConfig, key: tuple, count: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """`count` (rainy, clean) patches, deterministic by `key`, and the rain each got ("dry" for none)."""
+    rng = np.random.default_rng([config.seed, domain_seed("shipped-scenes", *key)])
+    generator = torch.Generator().manual_seed(domain_seed(config.seed, "shipped", *key))
+    rainy, clean, kinds = [], [], []
+    for _ in range(count):
+        image = to_tensor(sampler.sample(size, rng)[0])
+        draw = rng.random()
+        if draw < config.dry_fraction:
+            kind = "dry"
+        elif draw < config.dry_fraction + config.randomized_fraction:
+            kind = "randomized"
+        else:
+            kind = domains[int(rng.integers(len(domains)))]
+        wet = (
+            image
+            if kind == "dry"
+            else render_rain(image[None], kind, generator, scale=rng.uniform(*config.scale_range))[0]
+        )
+        rainy.append(wet)
+        clean.append(image)
+        kinds.append(kind)
+    return torch.stack(rainy), torch.stack(clean), kinds
+
+
+def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (RGB, dB) of images in [0, 1], quantized to 8 bits as a saved image would be."""
+    pred = (pred.clamp(0, 1) * 255).round() / 255
+    mse = (pred - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor, list[str]], device: torch.device) -> dict:
+    """Mean PSNR over the rainy validation images, and over the dry ones (output vs the clean input)."""
+    model.eval()
+    rainy, clean, kinds = val
+    scores = []
+    for start in range(0, len(rainy), 16):
+        out = stage_outputs(model(rainy[start : start + 16].to(device)))[0].cpu()
+        scores.append(_psnr(out, clean[start : start + 16]))
+    model.train()
+    psnr = torch.cat(scores)
+    dry = torch.tensor([k == "dry" for k in kinds])
+    return {"val_psnr": float(psnr[~dry].mean()), "dry_psnr": float(psnr[dry].mean()) if dry.any() else float("nan")}
+
+
+def scene_sampler(config: ShippedConfig, out: Path) -> SceneSampler:
+    """The training scenes, with the dead-leaves pool cached in the run folder (a resume does not re-render it)."""
+    sampler = SceneSampler(config.photo_fraction, pool=config.pool, seed=config.seed)
+    cache = out / f"dead_leaves_pool_{config.pool}x{sampler.pool_size}_seed{config.seed}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            sampler._pool = list(data["pool"])
+    elif config.photo_fraction < 1.0:
+        started = time.perf_counter()
+        pool = sampler.pool
+        np.savez_compressed(cache, pool=np.stack(pool))
+        log.info("rendered %d dead-leaves scenes in %.0f s", len(pool), time.perf_counter() - started)
+    return sampler
+
+
+@dataclass
+class Plateau:
+    """The stopping rule (see the module docstring); its state is saved with each checkpoint."""
+
+    gain: float
+    window: int
+    drops_allowed: int
+    best: float = float("-inf")
+    best_step: int = 0
+    drops: int = 0
+
+    def update(self, step: int, value: float) -> str:
+        """'improved', 'wait', 'drop' (halve the learning rate) or 'stop'."""
+        if value > self.best + self.gain:
+            self.best, self.best_step = value, step
+            return "improved"
+        if step - self.best_step < self.window:
+            return "wait"
+        if self.drops < self.drops_allowed:
+            self.drops += 1
+            self.best_step = step
+            self.best = max(self.best, value)
+            return "drop"
+        return "stop"
+
+
+def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
+    """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`."""
+    domains = check(config)
+    out = Path(config.out)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    save_resolved(config, out)
+    model = build_model(config.model.name, **config.model.kwargs).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
+    step, lr, spent, best_score = 0, config.lr, 0.0, float("-inf")
+    last = out / "last.pt"
+    if resume is not None:
+        path = last if resume == "auto" else Path(resume)
+        if path.is_file():
+            state = read_checkpoint(path)
+            load_weights(model, state["weights"], source=str(path))
+            optimizer.load_state_dict(state["optimizer"])
+            step, lr, spent = state["step"], state["lr"], state["seconds"]
+            saved = state["plateau"]  # progress from the checkpoint, the rule from the (possibly changed) config
+            plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
+            best_score = plateau.best
+            log.info("resumed from %s at iteration %d (%.0f min trained)", path, step, spent / 60)
+        elif resume != "auto":
+            raise FileNotFoundError(f"--resume checkpoint not found: {path}")
+    done = out / "summary.json"
+    if resume == "auto" and done.is_file() and json.loads(done.read_text()).get("stopped") == "plateau":
+        log.info("%s already stopped at its plateau; nothing to do", out)
+        return json.loads(done.read_text())
+    sampler = scene_sampler(config, out)
+    val_sampler = SceneSampler(config.photo_fraction, pool=48, seed=config.seed + 1000)
+    val = render_batch(val_sampler, domains, config, ("validation",), config.val_images, 128)
+    history = CsvLog(out / "history.csv")
+    started, stopped = time.perf_counter() - spent, "max_iterations"
+    while step < config.max_iterations:
+        set_lr(optimizer, lr * min(1.0, (step + 1) / max(1, config.warmup_iterations)))
+        rainy, clean, _ = render_batch(sampler, domains, config, ("train", step), config.batch_size, config.patch_size)
+        loss = restoration_loss(stage_outputs(model(rainy.to(device))), clean.to(device), config.edge_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % config.val_every and step < config.max_iterations:
+            continue
+        scores = validate(model, val, device)
+        decision = plateau.update(step, scores["val_psnr"])
+        seconds = time.perf_counter() - started
+        history.write({"step": step, "loss": round(loss.item(), 5), "lr": lr, **scores, "decision": decision})
+        log.info("it %d  loss %.4f  val %.2f dB  dry %.2f dB  lr %.1e  %s  (%.0f min)", step, loss.item(),
+                 scores["val_psnr"], scores["dry_psnr"], lr, decision, seconds / 60)  # fmt: skip
+        if scores["val_psnr"] > best_score:
+            best_score = scores["val_psnr"]
+            save_checkpoint(out / "best.pt", model, step=step, config=config_to_dict(config), validation=scores)
+        if decision == "drop":
+            lr *= 0.5
+        save_checkpoint(last, model, optimizer=optimizer.state_dict(), step=step, lr=lr, seconds=seconds,
+                        plateau=vars(plateau), config=config_to_dict(config))  # fmt: skip
+        if decision == "stop":
+            stopped = "plateau"
+            break
+        if config.max_minutes and seconds > config.max_minutes * 60:
+            stopped = "max_minutes"
+            break
+    summary = {"iterations": step, "stopped": stopped, "seconds": round(time.perf_counter() - started, 1),
+               "best_val_psnr": plateau.best, "lr_drops": plateau.drops, "domains": list(domains),
+               "holdout": list(config.holdout), "unseen_domains": list(UNSEEN_DOMAINS)}  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("stopped at iteration %d (%s); best validation %.2f dB", step, stopped, plateau.best)
+    return summary
