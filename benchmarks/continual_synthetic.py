@@ -309,7 +309,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
             f"{summary[f'unseen_{UNSEEN}_psnr_rgb']:.2f} | {summary['avg_seen_psnr_y']:.2f} | "
             f"{summary[f'unseen_{UNSEEN}_psnr_y']:.2f} |"
         )
-    from derain.train.demo import rainy_input_scores
+    from derain.train.evaluate import rainy_input_scores
 
     data = Path(args.work) / "data"
     rainy = {name: rainy_input_scores(data / name / "test")["psnr_rgb"] for name in STREAM}

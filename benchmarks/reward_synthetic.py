@@ -169,7 +169,7 @@ def main() -> None:
     )["mean"]
     times["supervised upper bound"] = time.perf_counter() - started
 
-    from derain.train.demo import rainy_input_scores
+    from derain.train.evaluate import rainy_input_scores
 
     rows = {"rainy input": rainy_input_scores(test), **rows}
 

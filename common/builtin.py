@@ -12,7 +12,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-BUILTIN_NAMES = ("builtin", "default")
+BUILTIN_NAMES = ("builtin",)
 WEIGHTS_NAME = "realtime_v2.pt"
 
 
@@ -48,6 +48,6 @@ def describe_builtin() -> str:
     training = card.get("training", {})
     worst = card.get("worst_gain")
     detail = f", {training.get('iterations')} iterations on data v2" if training else ""
-    gain = f", at least {worst:+.1f} dB PSNR-Y on every built-in domain" if worst is not None else ""
+    gain = f", at least {worst:+.2f} dB PSNR-Y on every built-in domain" if worst is not None else ""
     network = card.get("network", {}).get("name", "realtime")
     return f"the built-in de-rainer ({WEIGHTS_NAME}: {network}{detail}{gain})"

@@ -11,8 +11,8 @@ Training scenes (`SceneSampler`) mix two sources, by `photo_fraction`:
 
 The test set (`paired_crops`) is cut from the test photos (`photos.TEST_PHOTOS`), from which no training image ever
 comes: a grid of non-overlapping `TEST_CROP`-pixel crops of each photo (126 at 80 pixels), the same clean crops
-for every domain. Rain is rendered over the whole photo at the public sets' scale, then cut with the same grid,
-so streaks cross crop borders as they do in a real frame.
+for every domain. Each crop gets its own rain draw, rendered at the public sets' scale over the crop and a margin
+of the photo around it, so streaks cross crop borders as they do in a real frame.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from derain.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, photo, random_backgrou
 from derain.data.rain import domain_seed, render_rain
 
 TEST_CROP = 80  # a multiple of 16: every registered network takes it without padding
+TEST_MARGIN = 40  # photo around each test crop that its rain is rendered over
 
 
 # ----------------------------------------------------------------------------------------------- test set
@@ -53,23 +54,31 @@ def grid_crops(crop: int = TEST_CROP) -> list[GridCrop]:
 
 
 def paired_crops(
-    domain: str | None, crop: int = TEST_CROP, seed: int = 0
+    domain: str | None, crop: int = TEST_CROP, seed: int = 0, margin: int = TEST_MARGIN
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """(clean crops, rainy crops, scene of each crop) of the v2 test set; `domain=None`: the rainy crops are the
-    clean ones (the dry-weather column). uint8 RGB."""
-    layout = grid_crops(crop)
+    clean ones (the dry-weather column). uint8 RGB.
+
+    Every crop gets its own rain draw (density, angle, brightness, streak type...), rendered over the crop and a
+    `margin` of the photo around it (clipped at the photo's border) and then cut, so streaks enter and leave the
+    crop as they do in a full frame, and the crops sample the domain's whole parameter range.
+    """
     clean, rainy = [], []
-    for name in TEST_PHOTOS:
-        full = photo(name)
+    layout = grid_crops(crop)
+    for index, item in enumerate(layout):
+        full = photo(item.scene)
+        clean.append(np.ascontiguousarray(full[item.top : item.top + crop, item.left : item.left + crop]))
         if domain is None:
-            wet = full
-        else:
-            generator = torch.Generator().manual_seed(domain_seed(seed, "v2-test", domain, name))
-            wet = to_uint8(render_rain(to_tensor(np.array(full))[None], domain, generator, scale=1.0)[0])
-        for item in (c for c in layout if c.scene == name):
-            window = (slice(item.top, item.top + crop), slice(item.left, item.left + crop))
-            clean.append(np.ascontiguousarray(full[window]))
-            rainy.append(np.ascontiguousarray(wet[window]))
+            rainy.append(clean[-1])
+            continue
+        top, left = max(0, item.top - margin), max(0, item.left - margin)
+        bottom = min(full.shape[0], item.top + crop + margin)
+        right = min(full.shape[1], item.left + crop + margin)
+        generator = torch.Generator().manual_seed(domain_seed(seed, "v2-test", domain, item.scene, index))
+        window = to_tensor(np.array(full[top:bottom, left:right]))[None]
+        wet = to_uint8(render_rain(window, domain, generator, scale=1.0)[0])
+        y, x = item.top - top, item.left - left
+        rainy.append(np.ascontiguousarray(wet[y : y + crop, x : x + crop]))
     return clean, rainy, [item.scene for item in layout]
 
 
@@ -191,16 +200,20 @@ class SceneSampler:
             self._pool = [dead_leaves(self.pool_size, rng) for _ in range(count)]
         return self._pool
 
-    def sample(self, size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-        """One (size, size, 3) uint8 RGB patch and its source ("dead_leaves" or the photo's name)."""
+    def sample(self, size: int, rng: np.random.Generator, width: int | None = None) -> tuple[np.ndarray, str]:
+        """One (size, width or size, 3) uint8 RGB patch and its source ("dead_leaves" or the photo's name)."""
+        height, width = size, width or size
         if rng.random() < self.photo_fraction:
             name = TRAIN_PHOTOS[int(rng.integers(len(TRAIN_PHOTOS)))]
-            return random_background(photo(name), size, size, rng), name
+            return random_background(photo(name), height, width, rng), name
         source = self.pool[int(rng.integers(len(self.pool)))]
-        if size > source.shape[0]:
-            source = cv2.resize(source, (size, size), interpolation=cv2.INTER_CUBIC)
-        top, left = (int(v) for v in rng.integers(0, source.shape[0] - size + 1, 2))
-        patch = np.rot90(source[top : top + size, left : left + size], int(rng.integers(4)))
+        source = np.rot90(source, int(rng.integers(4)))
+        if max(height, width) > source.shape[0]:
+            side = max(height, width)
+            source = cv2.resize(np.ascontiguousarray(source), (side, side), interpolation=cv2.INTER_CUBIC)
+        top = int(rng.integers(0, source.shape[0] - height + 1))
+        left = int(rng.integers(0, source.shape[1] - width + 1))
+        patch = source[top : top + height, left : left + width]
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
         return np.ascontiguousarray(patch), "dead_leaves"

@@ -96,11 +96,12 @@ class SyntheticRainVideo:
         generator = torch.Generator().manual_seed(seed)
         unit = min(width, height) / REFERENCE_SIDE
         self.side = int(math.ceil(math.hypot(width, height))) + 4
-        self.sheets, self.speeds = [], []
+        self.sheets, self.speeds, self.offsets = [], [], []
         for layer, speed in layers:
             sheet = streak_canvas(1, self.side, layer, unit, generator, torch.device("cpu"), circular=True)
             self.sheets.append(sheet)
             self.speeds.append(speed * unit)
+            self.offsets.append(layer.angle_offset)
 
     def __len__(self) -> int:
         if self.frames is None:
@@ -118,11 +119,16 @@ class SyntheticRainVideo:
         return self.panorama[top : top + self.height, left : left + self.width]
 
     def rain_frame(self, index: int) -> torch.Tensor:
-        """(1, 1, H, W) rain at frame `index`: each sheet shifted down by speed x index, then rotated."""
-        total = torch.zeros(1, 1, self.side, self.side)
-        for sheet, speed in zip(self.sheets, self.speeds):
-            total += torch.roll(sheet, shifts=int(round(speed * index)) % self.side, dims=2)
-        return rotate_onto(total, torch.tensor([self.angle]), self.height, self.width)
+        """(1, 1, H, W) rain at frame `index`: each sheet shifted down by speed x index, then rotated (sheets of
+        one direction together; a domain with several directions, like rain100H, rotates each on its own)."""
+        by_direction: dict[float, torch.Tensor] = {}
+        for sheet, speed, offset in zip(self.sheets, self.speeds, self.offsets, strict=True):
+            moved = torch.roll(sheet, shifts=int(round(speed * index)) % self.side, dims=2)
+            by_direction[offset] = by_direction.get(offset, 0) + moved
+        return sum(
+            rotate_onto(total, torch.tensor([self.angle + offset]), self.height, self.width)
+            for offset, total in by_direction.items()
+        )
 
     def frame(self, index: int) -> VideoFrame:
         clean = self.clean_frame(index)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8
-from derain.data.photos import backgrounds
+from derain.data.photos import TRAIN_PHOTOS, photo, random_background
 from derain.data.rain import render_rain
 from derain.frames import to_network
 
@@ -21,13 +21,16 @@ CALIBRATION_DOMAINS = ("rain100H", "rain100L", "rain1400", "rain1200_medium", "r
 
 
 def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """`count` rainy RGB uint8 frames (N, H, W, 3) rendered over the training photos, cycling the domains."""
-    clean = list(backgrounds("train", count, height, width, seed=seed))
+    """`count` rainy RGB uint8 frames (N, H, W, 3) rendered over the colour training photos (a camera's frames
+    are in colour), cycling the domains; streaks scale with the frame (as in a video of that size)."""
+    names = [name for name in TRAIN_PHOTOS if photo(name).std(axis=2).max() > 0]
+    rng = np.random.default_rng(seed)
     frames = []
     generator = torch.Generator().manual_seed(seed)
-    for index, image in enumerate(clean):
+    for index in range(count):
+        image = random_background(photo(names[index % len(names)]), height, width, rng)
         domain = CALIBRATION_DOMAINS[index % len(CALIBRATION_DOMAINS)]
-        frames.append(to_uint8(render_rain(to_tensor(image)[None], domain, generator)[0]))
+        frames.append(to_uint8(render_rain(to_tensor(image)[None], domain, generator, scale=None)[0]))
     return np.stack(frames)
 
 

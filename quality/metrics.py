@@ -92,9 +92,7 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
     }
 
 
-def uint8_metrics(
-    pred_rgb: np.ndarray, target_rgb: np.ndarray, device: torch.device | str = "cpu"
-) -> dict[str, float]:
+def uint8_metrics(pred_rgb: np.ndarray, target_rgb: np.ndarray, device: torch.device | str = "cpu") -> dict[str, float]:
     """Both conventions for one pair of RGB uint8 (H, W, 3) images, computed in float64 on `device`."""
 
     def as_tensor(image: np.ndarray) -> torch.Tensor:

@@ -101,8 +101,9 @@ def worst_gain(scores: dict[str, dict]) -> tuple[str, float]:
     return worst, gains[worst]
 
 
-def table_lines(scores: dict[str, dict], seen: Sequence[str]) -> list[str]:
-    """Markdown: one row per domain (rainy input, output, gain, SSIM, per-scene gains), then the clean input."""
+def table_lines(scores: dict[str, dict], seen: Sequence[str] | None) -> list[str]:
+    """Markdown: one row per domain (rainy input, output, gain, SSIM, per-scene gains), then the clean input.
+    `seen`: the domains the network trained on (None: unknown, the role column shows "-")."""
     lines = [
         "| domain | role | rainy input PSNR-Y | output PSNR-Y | gain (dB) | input SSIM-Y | output SSIM-Y "
         "| gain per scene (dB) |",
@@ -113,7 +114,8 @@ def table_lines(scores: dict[str, dict], seen: Sequence[str]) -> list[str]:
             continue
         scenes = ", ".join(f"{s.split('.')[0]} {v:+.2f}" for s, v in entry["gain"]["psnr_y"]["scenes"].items())
         lines.append(
-            f"| {domain} | {'seen' if domain in seen else 'unseen'} | {_fmt(entry['input'], 'psnr_y')} | "
+            f"| {domain} | {'-' if seen is None else 'seen' if domain in seen else 'unseen'} | "
+            f"{_fmt(entry['input'], 'psnr_y')} | "
             f"{_fmt(entry['output'], 'psnr_y')} | {_fmt(entry['gain'], 'psnr_y')} | "
             f"{_fmt(entry['input'], 'ssim_y', 4)} | {_fmt(entry['output'], 'ssim_y', 4)} | {scenes} |"
         )

@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ["derain", "derain.models", "derain.data", "derain.quality", "derain.train", "derain.export",
-               "derain.runtime", "derain.cpp_ext"]  # fmt: skip
-SCRIPTS = ["derain-data", "derain-train", "derain-eval", "derain-demo"]
+               "derain.runtime", "derain.runtime.backends", "derain.cpp_ext"]  # fmt: skip
+SCRIPTS = ["derain-data", "derain-train", "derain-eval", "derain-demo", "derain-export", "derain-stream"]
 
 
 @pytest.mark.slow
@@ -44,6 +44,11 @@ def test_wheel_installs_imports_and_runs_scripts_in_a_fresh_venv(tmp_path):
     assert all(Path(f).resolve().is_relative_to(env.resolve()) for f in files), files
     # Nothing generic lands in site-packages: only the derain namespace.
     assert not any((Path(site) / name).exists() for name in ("models", "data", "train", "runtime"))
+    # The shipped de-rainer travels in the wheel, and the installed copy finds it.
+    code = "from derain.builtin import resolve_weights; print(resolve_weights(None))"
+    where = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True,
+                           cwd=tmp_path).stdout.strip()  # fmt: skip
+    assert Path(where).is_file() and Path(where).resolve().is_relative_to(env.resolve()), where
     for script in SCRIPTS:
         result = subprocess.run([str(env / "bin" / script), "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr

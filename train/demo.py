@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     name = describe_builtin() if is_builtin(args.weights) else f"`{weights}`"
     log.info("showing %s", name)
     domains = [d for d in RAIN_DOMAINS if get_domain(d).role != "training"]
-    seen = list(default_domains()) if is_builtin(args.weights) else []
+    seen = list(default_domains()) if is_builtin(args.weights) else None
     lines = [
         "# derain-demo",
         "",

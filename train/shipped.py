@@ -32,7 +32,7 @@ from derain.config import config_to_dict, save_resolved
 from derain.data.io import to_tensor
 from derain.data.rain import RAIN_DOMAINS, UNSEEN_DOMAINS, domain_seed, get_domain, render_rain
 from derain.data.scenes import SceneSampler
-from derain.models import build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
+from derain.models import CheckpointError, build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
 from derain.train.evaluate import resolve_device
 from derain.train.loop import CsvLog, set_lr
 from derain.train.losses import restoration_loss
@@ -53,10 +53,10 @@ class ShippedConfig:
     domains: tuple[str, ...] = ()  # () = default_domains()
     holdout: tuple[str, ...] = ("storm",)
     randomized_fraction: float = 0.4
-    dry_fraction: float = 0.1
-    photo_fraction: float = 0.5
+    dry_fraction: float = 0.15
+    photo_fraction: float = 0.0  # dead-leaves only (benchmarks/results/scene_mix.md)
     scale_range: tuple[float, ...] = (0.7, 1.3)
-    pool: int = 600  # dead-leaves scenes rendered once (cached in the run folder)
+    pool: int = 800  # dead-leaves scenes rendered once (cached in the run folder)
     patch_size: int = 96
     batch_size: int = 12
     lr: float = 5e-4
@@ -181,13 +181,37 @@ class Plateau:
         return "stop"
 
 
+def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, plateau: Plateau) -> tuple:
+    """Load a run's `last.pt` into the model, optimizer and plateau rule; (step, lr, seconds, best score)."""
+    state = read_checkpoint(path)
+    missing = [k for k in ("optimizer", "step", "lr", "seconds", "plateau") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a checkpoint of this recipe's training state (no {', '.join(missing)}); "
+                              "resume from a run folder's last.pt")  # fmt: skip
+    load_weights(model, state["weights"], source=str(path))
+    optimizer.load_state_dict(state["optimizer"])
+    saved = state["plateau"]  # progress from the checkpoint, the rule from the (possibly changed) config
+    plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
+    best_score = state.get("best_score")
+    if best_score is None:  # checkpoints written before best_score was saved: ask best.pt
+        best = path.parent / "best.pt"
+        best_score = read_checkpoint(best)["validation"]["val_psnr"] if best.is_file() else plateau.best
+    log.info("resumed from %s at iteration %d (%.0f min trained)", path, state["step"], state["seconds"] / 60)
+    return state["step"], state["lr"], state["seconds"], best_score
+
+
 def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
     """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`."""
     domains = check(config)
     out = Path(config.out)
+    done = out / "summary.json"
+    if resume == "auto" and done.is_file():
+        previous = json.loads(done.read_text())
+        if previous.get("stopped") == "plateau" and previous.get("config") == config_to_dict(config):
+            log.info("%s already stopped at its plateau with this config; nothing to do", out)
+            return previous
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    save_resolved(config, out)
     model = build_model(config.model.name, **config.model.kwargs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
@@ -196,20 +220,10 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
     if resume is not None:
         path = last if resume == "auto" else Path(resume)
         if path.is_file():
-            state = read_checkpoint(path)
-            load_weights(model, state["weights"], source=str(path))
-            optimizer.load_state_dict(state["optimizer"])
-            step, lr, spent = state["step"], state["lr"], state["seconds"]
-            saved = state["plateau"]  # progress from the checkpoint, the rule from the (possibly changed) config
-            plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
-            best_score = plateau.best
-            log.info("resumed from %s at iteration %d (%.0f min trained)", path, step, spent / 60)
+            step, lr, spent, best_score = _restore(path, model, optimizer, plateau)
         elif resume != "auto":
             raise FileNotFoundError(f"--resume checkpoint not found: {path}")
-    done = out / "summary.json"
-    if resume == "auto" and done.is_file() and json.loads(done.read_text()).get("stopped") == "plateau":
-        log.info("%s already stopped at its plateau; nothing to do", out)
-        return json.loads(done.read_text())
+    save_resolved(config, out)
     sampler = scene_sampler(config, out)
     val_sampler = SceneSampler(config.photo_fraction, pool=48, seed=config.seed + 1000)
     val = render_batch(val_sampler, domains, config, ("validation",), config.val_images, 128)
@@ -237,7 +251,7 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
         if decision == "drop":
             lr *= 0.5
         save_checkpoint(last, model, optimizer=optimizer.state_dict(), step=step, lr=lr, seconds=seconds,
-                        plateau=vars(plateau), config=config_to_dict(config))  # fmt: skip
+                        plateau=vars(plateau), best_score=best_score, config=config_to_dict(config))  # fmt: skip
         if decision == "stop":
             stopped = "plateau"
             break
@@ -245,8 +259,9 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
             stopped = "max_minutes"
             break
     summary = {"iterations": step, "stopped": stopped, "seconds": round(time.perf_counter() - started, 1),
-               "best_val_psnr": plateau.best, "lr_drops": plateau.drops, "domains": list(domains),
-               "holdout": list(config.holdout), "unseen_domains": list(UNSEEN_DOMAINS)}  # fmt: skip
+               "best_val_psnr": best_score, "lr_drops": plateau.drops, "domains": list(domains),
+               "holdout": list(config.holdout), "config": config_to_dict(config),
+               "unseen_domains": [d for d in UNSEEN_DOMAINS if d not in domains]}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    log.info("stopped at iteration %d (%s); best validation %.2f dB", step, stopped, plateau.best)
+    log.info("stopped at iteration %d (%s); best validation %.2f dB", step, stopped, best_score)
     return summary
