@@ -29,6 +29,9 @@ TRAIN_PHOTOS = (
     "gravel.png",
 )
 TEST_PHOTOS = ("coffee.png", "rocket.jpg", "chelsea.png", "astronaut.png")
+# Training photos of whole scenes (the others are texture close-ups): what a natural-image model such as NIQE's
+# should be fitted on (fitted on textures or dead-leaves scenes, NIQE prefers rainy photos to clean ones).
+SCENE_PHOTOS = ("motorcycle_left.png", "motorcycle_right.png", "camera.png")
 SPLITS = {"train": TRAIN_PHOTOS, "test": TEST_PHOTOS}
 
 
