@@ -76,6 +76,10 @@ class RealtimeDerainNet(nn.Module):
         widths: channels at H/2, H/4, H/8.
         blocks: residual blocks per level on the way down (the last entry is the bottleneck).
         decoder_blocks: residual blocks at H/4 and H/2 on the way up.
+        shrink: grey levels by which the predicted correction is soft-thresholded at inference, so that dry
+            frames pass unchanged (0: off; `benchmarks/dry_frames.py` measures the choice).
+        bypass: a frame whose mean removed brightness (negative correction, grey levels) is below this is passed
+            through unchanged: a free rain detector (0: off). Applied per tile when a frame is tiled.
     """
 
     pad_multiple = 8
@@ -86,8 +90,12 @@ class RealtimeDerainNet(nn.Module):
         blocks: tuple[int, ...] | list[int] = (1, 2, 4),
         decoder_blocks: tuple[int, ...] | list[int] = (2, 1),
         tail_scale: float = 0.1,
+        shrink: float = 0.0,
+        bypass: float = 0.0,
     ) -> None:
         super().__init__()
+        self.shrink = float(shrink) / 255.0  # grey levels -> [0, 1]
+        self.bypass = float(bypass) / 255.0
         if len(widths) != 3 or len(blocks) != 3 or len(decoder_blocks) != 2:
             raise ValueError("realtime net has three levels: widths and blocks of length 3, decoder_blocks of length 2")
         w1, w2, w3 = widths
@@ -113,4 +121,10 @@ class RealtimeDerainNet(nn.Module):
         x3 = self.bottleneck(self.down2(x2))
         y2 = self.decoder2(act(self.up2(x3) + x2))
         y1 = self.decoder1(act(self.up1(y2) + x1))
-        return F.pixel_shuffle(self.tail(y1), 2) + image
+        correction = F.pixel_shuffle(self.tail(y1), 2)
+        if self.shrink > 0:  # soft-threshold: small edits (dry texture) vanish, streak removals stay
+            correction = torch.sign(correction) * F.relu(correction.abs() - self.shrink)
+        if self.bypass > 0:  # a frame (or tile) with less than `bypass` of streaks removed on average is dry
+            removed = F.relu(-correction).mean(dim=(1, 2, 3), keepdim=True)
+            correction = correction * (removed >= self.bypass).to(correction.dtype)
+        return correction + image

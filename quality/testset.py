@@ -67,7 +67,8 @@ def summarize(scores: dict[str, np.ndarray], scenes: list[str]) -> dict:
     """Means, CIs and per-scene means of per-image scores {name: (N,)}."""
     out: dict = {}
     for key, values in scores.items():
-        out[key] = {"mean": float(values.mean()), "ci": bootstrap_ci(values)}
+        out[key] = {"mean": float(values.mean()), "ci": bootstrap_ci(values), "median": float(np.median(values)),
+                    "at_cap": int((values >= PSNR_CAP).sum()) if key.startswith("psnr") else 0}  # fmt: skip
         out[key]["scenes"] = {s: float(values[[x == s for x in scenes]].mean()) for s in dict.fromkeys(scenes)}
     return out
 
@@ -125,7 +126,8 @@ def table_lines(scores: dict[str, dict], seen: Sequence[str] | None) -> list[str
         lines += [
             "",
             "Clean input (dry weather: the network fed the clean crops, PSNR-Y against them; 100 = unchanged): "
-            f"**{_fmt(dry, 'psnr_y')} dB**, SSIM-Y {_fmt(dry, 'ssim_y', 4)}; per scene: {scenes}.",
+            f"**{_fmt(dry, 'psnr_y')} dB** (median {dry['psnr_y']['median']:.2f} dB; {dry['psnr_y']['at_cap']} of "
+            f"{scores[CLEAN]['n']} crops passed unchanged), SSIM-Y {_fmt(dry, 'ssim_y', 4)}; per scene: {scenes}.",
         ]
     domain, gain = worst_gain(scores)
     lines += ["", f"Smallest gain over all domains: {gain:+.2f} dB ({domain})."]

@@ -71,6 +71,7 @@ class ShippedConfig:
     max_minutes: float = 0.0  # 0: no limit
     seed: int = 0
     device: str = "auto"
+    init: str = ""  # start from these weights (a checkpoint of the same network) instead of from scratch
     notes: dict = field(default_factory=dict)
 
 
@@ -217,6 +218,9 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
     plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
     step, lr, spent, best_score = 0, config.lr, 0.0, float("-inf")
     last = out / "last.pt"
+    if config.init and not (resume is not None and (last if resume == "auto" else Path(resume)).is_file()):
+        load_weights(model, read_checkpoint(config.init)["weights"], source=config.init)
+        log.info("starting from the weights of %s", config.init)
     if resume is not None:
         path = last if resume == "auto" else Path(resume)
         if path.is_file():
