@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import subprocess
 import types
 import typing
@@ -12,10 +13,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from derain.cli import InputError
+
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config file or override does not fit the config's schema."""
 
 
@@ -24,23 +27,49 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+# Numbers in experiment files are counts, sizes, rates and weights: none may be negative (a seed may), and these
+# must be above zero.
+MAY_BE_NEGATIVE = ("seed",)
+MUST_BE_POSITIVE = ("lr", "batch_size", "patch_size")
+
+
 def _build(cls: type[C], raw: dict[str, Any], where: str) -> C:
+    """Build `cls` from a mapping; every problem of every field is reported in one ConfigError."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, found {type(raw).__name__}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, found {type(raw).__name__} {raw!r}")
     types_by_name = _field_types(cls)
-    unknown = [key for key in raw if key not in types_by_name]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, list(types_by_name), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown key {where + key!r}{hint}; allowed: {', '.join(types_by_name)}")
+    problems = []
+    for key in raw:
+        if key not in types_by_name:
+            close = difflib.get_close_matches(str(key), list(types_by_name), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown key {where + str(key)!r}{hint}; allowed: {', '.join(types_by_name)}")
     values = {}
     for name, value in raw.items():
-        values[name] = _coerce(types_by_name[name], value, f"{where}{name}")
+        if name not in types_by_name:
+            continue
+        try:
+            values[name] = _coerce(types_by_name[name], value, f"{where}{name}")
+            _check_range(name, values[name], f"{where}{name}")
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        raise ConfigError("; ".join(problems))
     try:
         return cls(**values)
     except TypeError as error:  # a required field is missing
         raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def _check_range(name: str, value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, found {value!r}")
+    if name in MUST_BE_POSITIVE and value <= 0:
+        raise ConfigError(f"{where}: must be > 0, found {value!r}")
+    if name not in MAY_BE_NEGATIVE and value < 0:
+        raise ConfigError(f"{where}: must be >= 0, found {value!r}")
 
 
 def _coerce(kind: Any, value: Any, where: str) -> Any:
@@ -57,13 +86,19 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
             value = [value]
         args = typing.get_args(kind)
         item = args[0] if args else Any
-        return tuple(_coerce(item, v, where) for v in value)
+        return tuple(_coerce(item, v, f"{where}[{index}]") for index, v in enumerate(value))
     if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, found {value!r}")
         return dict(value)
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, found {value!r}")
         return float(value)
-    if kind in (int, str, bool) and not isinstance(value, kind):
-        raise ConfigError(f"{where}: expected {kind.__name__}, found {value!r}")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected a whole number, found {value!r}")
+    if kind in (str, bool) and not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {'true/false' if kind is bool else 'text'}, found {value!r}")
     return value
 
 
@@ -94,7 +129,7 @@ def read_yaml(path: str | Path | None, _chain: tuple[Path, ...] = ()) -> dict[st
         raise FileNotFoundError(f"config file not found: {path}{where}")
     if path.resolve() in _chain:
         raise ConfigError(f"{path}: its bases form a cycle: {' -> '.join(str(p) for p in (*_chain, path))}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _parse_yaml(path.read_text(errors="replace"), str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     base = raw.pop(BASE_KEY, None)
@@ -103,6 +138,17 @@ def read_yaml(path: str | Path | None, _chain: tuple[Path, ...] = ()) -> dict[st
     if not isinstance(base, str):
         raise ConfigError(f"{path}: {BASE_KEY!r} names one YAML file, found {base!r}")
     return _merge(read_yaml(path.parent / base, (*_chain, path.resolve())), raw)
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> data; a syntax error names the place (line and column)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{place}: {problem}") from None
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +180,7 @@ def load_config(
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, text = item.split("=", 1)
-        _set_dotted(raw, key.strip(), yaml.safe_load(text))
+        _set_dotted(raw, key.strip(), _parse_yaml(text, f"override {item!r}"))
     for key in drop:
         raw.pop(key, None)
     return _build(cls, raw, "")

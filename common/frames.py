@@ -23,13 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from derain.cli import InputError
+
 PAD_MODE = "edge"
 SCALE = 255.0
 MIN_SIDE = 8  # smallest frame side a network takes (one 8x8 cell of the shallowest multiple)
 MAX_SIDE = 8192
 
 
-class FrameError(ValueError):
+class FrameError(InputError, ValueError):
     """A frame that the contract does not take: wrong dtype, channel count, rank or size."""
 
 

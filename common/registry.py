@@ -6,10 +6,12 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from derain.cli import InputError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(InputError, KeyError):
     """Raised when a registry is asked for a name it does not hold."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.

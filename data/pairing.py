@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from derain.cli import InputError
 from derain.data.io import ImageReadError, list_images
 
 RAIN_PREFIX = re.compile(r"^(rainy|rain)[-_]?", re.IGNORECASE)
@@ -23,7 +24,7 @@ CLEAN_PREFIX = re.compile(r"^(norain|no_rain|clean|gt)[-_]?", re.IGNORECASE)
 VARIANT_SUFFIX = re.compile(r"^(.+)_(\d+)$")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset folder is missing, empty, or holds files that cannot be paired or read."""
 
 

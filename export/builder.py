@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from derain.cli import InputError
 from derain.runtime.card import RTX_SUPPORTED, current_compute_capability
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ LIBRARIES = ("tensorrt", "tensorrt_rtx")
 RTX_TARGETS = {target: f"SM{target}" for target in RTX_SUPPORTED}  # names of trt.ComputeCapability
 
 
-class BuilderError(RuntimeError):
+class BuilderError(InputError, RuntimeError):
     """The engine cannot be built as asked (missing library, unsupported target, parser or build failure)."""
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8
+from derain.data.io import ImageReadError, image_size, list_images, read_image, to_tensor, to_uint8
 from derain.data.photos import TRAIN_PHOTOS, photo, random_background
 from derain.data.rain import render_rain
 from derain.frames import to_network
@@ -45,15 +45,18 @@ def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(crop, (width, height), interpolation=interpolation)
 
 
-def folder_frames(folder: str | Path, count: int, height: int, width: int) -> np.ndarray:
-    """Up to `count` RGB uint8 frames (N, H, W, 3) from the images of `folder` (undecodable files are skipped)."""
+def folder_frames(folder: str | Path, count: int, height: int, width: int, skipped: list[str] | None = None
+                  ) -> np.ndarray:  # fmt: skip
+    """Up to `count` RGB uint8 frames (N, H, W, 3) from the images of `folder` (undecodable files are skipped and
+    their names appended to `skipped`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration folder not found: {folder}")
     paths = list_images(folder)
     if not paths:
         raise ValueError(f"calibration folder {folder} holds no images (PNG/JPEG/BMP/TIFF/WebP)")
-    frames, skipped = [], []
+    frames = []
+    skipped = skipped if skipped is not None else []
     for path in paths:
         if len(frames) == count:
             break
@@ -69,11 +72,32 @@ def folder_frames(folder: str | Path, count: int, height: int, width: int) -> np
     return np.stack(frames)
 
 
-def calibration_frames(source: str | Path, count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """RGB uint8 frames (N, H, W, 3) from `source`: "synthetic" (built-in rain) or a folder of images."""
+def calibration_frames(source: str | Path, count: int, height: int, width: int, seed: int = 0,
+                       skipped: list[str] | None = None) -> np.ndarray:  # fmt: skip
+    """RGB uint8 frames (N, H, W, 3) from `source`: "synthetic" (built-in rain) or a folder of images (the names of
+    unreadable files are appended to `skipped`)."""
     if str(source) == "synthetic":
         return synthetic_frames(count, height, width, seed)
-    return folder_frames(source, count, height, width)
+    return folder_frames(source, count, height, width, skipped)
+
+
+def calibration_folder_problems(folder: str | Path) -> list[str]:
+    """Why a calibration folder cannot be used ([] if it can); unreadable files in it are only logged (skipped)."""
+    folder = Path(folder)
+    if not folder.exists():
+        return [f"--calib {folder} does not exist (give a folder of camera frames, or 'synthetic')"]
+    if not folder.is_dir():
+        return [f"--calib {folder} is a file, a folder of images is needed"]
+    paths = list_images(folder)
+    if not paths:
+        return [f"--calib {folder} holds no images (PNG/JPEG/BMP/TIFF/WebP)"]
+    for path in paths:
+        try:
+            image_size(path)
+            return []
+        except ImageReadError:
+            continue
+    return [f"--calib {folder}: none of its {len(paths)} image(s) can be read"]
 
 
 def graph_input(frames_rgb: np.ndarray, io: str) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from derain.cli import EXIT_OK, Problems, run_main, setup_logging
 from derain.export.precision import CALIBRATION_METHODS, PRECISIONS
 
 
@@ -31,44 +31,59 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-size", help="HxW of calibration and parity frames for a dynamic graph (default: --shape)")
     p.add_argument("--max-drop", type=float, default=0.3, help="INT8/FP8 dB loss vs FP32 that triggers the sweep")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5")
-    p.add_argument("--out", default="export_out")
+    p.add_argument("--out", default="export_out", help="output folder (refused if it holds files, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder once the export "
+                   "succeeded (a failed export leaves it as it was)")  # fmt: skip
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("derain").setLevel(logging.INFO)
+    setup_logging(library_only=True)
     from derain.builtin import describe_builtin, is_builtin, resolve_weights
-    from derain.export.pipeline import ExportRequest, export, parse_shape, parse_target_groups
+    from derain.export.pipeline import ExportRequest, check_request, export, parse_shape, parse_target_groups
+    from derain.models import load_model
 
-    try:
+    def body() -> int:
+        problems = Problems()
         if is_builtin(args.weights):
             print(f"derain-export: using {describe_builtin()}", file=sys.stderr)
+        weights = problems.attempt(lambda: str(resolve_weights(args.weights)))
+        model = problems.attempt(lambda: load_model(weights)) if weights else None
+        shapes = [problems.attempt(lambda s=s: parse_shape(s)) for s in args.shape.split(",")]
+        dynamic = [problems.attempt(lambda s=s: parse_shape(s)) for s in args.dynamic.split(":")] if args.dynamic \
+            else None  # fmt: skip
+        if dynamic is not None and len(dynamic) != 2:
+            problems.add(f"--dynamic is MINHxMINW:MAXHxMAXW, got {args.dynamic!r}")
+        targets = problems.attempt(lambda: tuple(parse_target_groups(args.cc)))
+        sample = problems.attempt(lambda: parse_shape(args.sample_size)) if args.sample_size else None
+        if problems or model is None or None in shapes or (dynamic and None in dynamic) or targets is None:
+            problems.raise_if_any()
         request = ExportRequest(
-            weights=str(resolve_weights(args.weights)),
+            weights=weights,
             out=args.out,
             precision=args.precision,
             io=args.io,
-            shapes=tuple(parse_shape(s) for s in args.shape.split(",")),
-            dynamic=tuple(parse_shape(s) for s in args.dynamic.split(":")) if args.dynamic else None,
+            shapes=tuple(shapes),
+            dynamic=tuple(dynamic) if dynamic else None,
             builder=args.builder,
-            targets=tuple(parse_target_groups(args.cc)),
+            targets=targets,
             calib=args.calib,
             calib_count=args.calib_count,
             calib_method=args.calib_method,
             test=args.test,
             test_count=args.test_count,
-            sample_size=parse_shape(args.sample_size) if args.sample_size else None,
+            sample_size=sample,
             max_drop_db=args.max_drop,
             optimization_level=args.opt_level,
         )
-        result = export(request)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"derain-export: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({"onnx": result.onnx, "parity": result.parity, "engines": result.engines}, indent=2))
-    return 0
+        check_request(request, model, overwrite=args.overwrite)  # every other problem, before any stage runs
+        result = export(request, overwrite=args.overwrite)
+        print(json.dumps({"onnx": result.onnx, "parity": result.parity, "engines": result.engines,
+                          "calibration": result.calibration or None}, indent=2))  # fmt: skip
+        return EXIT_OK
+
+    return run_main("derain-export", body)
 
 
 if __name__ == "__main__":

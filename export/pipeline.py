@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from derain.cli import Problems, UsageError, number_problems
+from derain.data.pairing import DatasetError, paired_folder
 from derain.export.builder import BuildSettings, ShapeProfile, build_engine
-from derain.export.calibration import calibration_frames, graph_input
+from derain.export.calibration import calibration_folder_problems, calibration_frames, graph_input, image_size
 from derain.export.onnx_export import INPUT_NAMES, check_shape, export_onnx, input_shape, read_metadata
 from derain.export.parity import load_split, open_graph, parity, run_split
 from derain.export.precision import (
@@ -29,6 +31,7 @@ from derain.export.precision import (
 from derain.models import load_model
 from derain.models.padding import pad_multiple
 from derain.models.registry import model_spec
+from derain.outputs import output_problems, staged_folder
 from derain.runtime import Derainer
 from derain.runtime.card import can_run, sha256, write_card
 
@@ -84,31 +87,59 @@ class ExportResult:
     kept_high_precision: list[str] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # source, method, frames asked / used, files skipped
+    test_images: int = 0  # parity pairs actually used
 
 
-def check_request(request: ExportRequest, model: Any) -> None:
-    """Every error a user can make, before any stage runs."""
+def request_problems(request: ExportRequest, model: Any, overwrite: bool = False) -> list[str]:
+    """Every error a user can make, found before any stage runs (all of them, not the first)."""
+    problems = Problems()
     if request.builder not in BUILDERS:
-        raise ValueError(f"builder must be one of {BUILDERS}, got {request.builder!r}")
+        problems.add(f"builder must be one of {BUILDERS}, got {request.builder!r}")
     if request.calib_method not in CALIBRATION_METHODS:
-        raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, got {request.calib_method!r}")
+        problems.add(f"calibration method must be one of {CALIBRATION_METHODS}, got {request.calib_method!r}")
+    problems.extend(number_problems({"--calib-count": request.calib_count, "--test-count": request.test_count},
+                                    minimum=1))  # fmt: skip
+    problems.extend(number_problems({"--opt-level": request.optimization_level}, minimum=0, maximum=5))
     for group in request.targets:
-        check_precision(request.precision, group)
+        problems.attempt(lambda group=group: check_precision(request.precision, group))
     if request.builder == "tensorrt_rtx" and request.precision == "fp8" and () in request.targets:
-        raise ValueError("FP8 engines need explicit targets of SM89 or newer (e.g. --cc 89,120)")
+        problems.add("FP8 engines need explicit targets of SM89 or newer (e.g. --cc 89,120)")
     if not request.shapes:
-        raise ValueError("give at least one --shape")
-    for height, width in request.shapes:
-        check_shape(model, request.io, height, width)
-    if request.sample_size:
-        check_shape(model, request.io, *request.sample_size)
+        problems.add("give at least one --shape")
+    sizes = [*request.shapes, *([request.sample_size] if request.sample_size else []), *(request.dynamic or ())]
+    for height, width in sizes:
+        problems.attempt(lambda h=height, w=width: check_shape(model, request.io, h, w))
     if request.dynamic:
         (low_h, low_w), (high_h, high_w) = request.dynamic
-        check_shape(model, request.io, low_h, low_w)
-        check_shape(model, request.io, high_h, high_w)
         for height, width in request.shapes:
             if not (low_h <= height <= high_h and low_w <= width <= high_w):
-                raise ValueError(f"shape {height}x{width} is outside the dynamic range {request.dynamic}")
+                problems.add(f"shape {height}x{width} is outside the dynamic range {request.dynamic}")
+    if request.precision != "fp32" and str(request.calib) != "synthetic":
+        problems.extend(calibration_folder_problems(request.calib))
+    if request.test != "synthetic":
+        problems.attempt(lambda: check_test_split(request))
+    inputs = [request.weights, *(p for p in (request.calib, request.test) if p != "synthetic")]
+    problems.extend(output_problems(request.out, inputs, overwrite=overwrite))
+    return problems.items
+
+
+def check_request(request: ExportRequest, model: Any, overwrite: bool = True) -> None:
+    """Raise one `UsageError` naming every problem of `request_problems`."""
+    problems = request_problems(request, model, overwrite)
+    if problems:
+        raise UsageError(problems)
+
+
+def check_test_split(request: ExportRequest) -> None:
+    """The paired parity folder: readable pairs of equal sizes, at least as large as a static graph's input."""
+    pairs = paired_folder(request.test)[: request.test_count]  # DatasetError names unreadable / mismatched files
+    if is_static(request):
+        height, width = request.shapes[0]
+        small = [p.rainy.name for p in pairs if min(np.subtract(image_size(p.rainy), (height, width))) < 0]
+        if small:
+            raise DatasetError(f"--test {request.test}: {len(small)} image(s) smaller than the graph's {width}x{height}"
+                               f" (parity crops them to it): {', '.join(small[:5])}")  # fmt: skip
 
 
 def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
@@ -165,16 +196,34 @@ def _test_pairs(request: ExportRequest, out: Path) -> list[tuple[np.ndarray, np.
     return load_split(folder, request.test_count, request.shapes[0] if is_static(request) else None)
 
 
-def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
-    """Run every stage; see `ExportRequest` for the options (`export(weights=..., precision="int8", ...)`)."""
+def export(request: ExportRequest | None = None, overwrite: bool = True, **kwargs: Any) -> ExportResult:
+    """Run every stage; see `ExportRequest` for the options (`export(weights=..., precision="int8", ...)`).
+
+    Everything is checked first (`request_problems`); the stages write into a staging folder beside `request.out`
+    that replaces it only when every stage succeeded, so a failed or killed export leaves `out` as it was."""
     request = request or ExportRequest(**kwargs)
-    out = Path(request.out)
     model = load_model(request.weights)
-    check_request(request, model)
-    out.mkdir(parents=True, exist_ok=True)
+    check_request(request, model, overwrite)
+    with staged_folder(request.out, overwrite=overwrite) as staging:
+        result = _run_stages(request, model, staging)
+        text = json.dumps(asdict(result), indent=2) + "\n"
+        (staging / "export.json").write_text(text.replace(str(staging), str(request.out)))
+    return _relocated(result, staging, Path(request.out))
+
+
+def _relocated(result: ExportResult, staging: Path, out: Path) -> ExportResult:
+    """The result with paths under the staging folder pointing into `out` (where the files are now)."""
+    move = lambda value: str(value).replace(str(staging), str(out))  # noqa: E731
+    result.onnx = {key: move(value) for key, value in result.onnx.items()}
+    result.engines = [{key: move(v) if key in ("engine", "card") else v for key, v in item.items()}
+                      for item in result.engines]  # fmt: skip
+    return result
+
+
+def _run_stages(request: ExportRequest, model: Any, out: Path) -> ExportResult:
     result = ExportResult()
     clock = time.perf_counter()
-
+    log.info("stage 1/4: ONNX (FP32)")
     fp32 = stage_onnx(request, model, out)
     result.onnx["fp32"] = str(fp32)
     result.seconds["onnx"] = time.perf_counter() - clock
@@ -182,12 +231,21 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
     pairs = _test_pairs(request, out)
     reference = run_split(open_graph(fp32), pairs)
     result.parity["fp32"] = parity(reference, pairs, reference)
+    result.calibration = {"source": str(request.calib), "method": request.calib_method, "asked": request.calib_count,
+                          "frames": 0, "skipped": []}  # fmt: skip
+    result.test_images = len(pairs)
     final = fp32
     if request.precision != "fp32":
         clock = time.perf_counter()
-        frames = calibration_frames(request.calib, request.calib_count, *sample_size(request), seed=request.seed)
+        log.info("stage 2/4: %s graph (%d calibration frames asked from %s)", request.precision, request.calib_count,
+                 request.calib)  # fmt: skip
+        skipped: list[str] = []
+        frames = calibration_frames(request.calib, request.calib_count, *sample_size(request), seed=request.seed,
+                                    skipped=skipped)  # fmt: skip
+        result.calibration.update(frames=len(frames), skipped=skipped)
         calibration = {INPUT_NAMES[request.io]: graph_input(frames, request.io)}
         final = stage_precision(request, fp32, calibration, out)
+        log.info("stage 3/4: parity of the %s graph on %d test images", request.precision, len(pairs))
         result.parity[request.precision] = parity(run_split(open_graph(final), pairs), pairs, reference)
         drop = result.parity["fp32"]["psnr_rgb_clean"] - result.parity[request.precision]["psnr_rgb_clean"]
         if request.precision in QUANTIZED and drop > request.max_drop_db:
@@ -211,9 +269,9 @@ def export(request: ExportRequest | None = None, **kwargs: Any) -> ExportResult:
         result.seconds["precision"] = time.perf_counter() - clock
 
     if request.builder != "onnx-only":
+        log.info("stage 4/4: engines (%s)", request.builder)
         for group in request.targets:
             result.engines.append(stage_engine(request, final, group, result, out, pairs, reference))
-    (out / "export.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
 
 
@@ -247,11 +305,11 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
         "onnx": {"path": onnx_path.name, "sha256": sha256(onnx_path), "bytes": onnx_path.stat().st_size},
         "engine_bytes": built.size_bytes,
         "layers": built.layers_path.name,
-        "calibration": {"source": str(request.calib), "frames": request.calib_count, "method": request.calib_method},
+        "calibration": result.calibration if request.precision != "fp32" else None,
         "kept_high_precision": result.kept_high_precision,
         "parity": {
             "split": str(request.test) if request.test != "synthetic" else f"built-in {request.test_domain} test",
-            "images": request.test_count,
+            "images": result.test_images,
             **result.parity.get(request.precision, result.parity["fp32"]),
             **({"before_protection": result.parity[f"{request.precision}_before_protection"]}
                if f"{request.precision}_before_protection" in result.parity else {}),  # fmt: skip

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from derain.cli import InputError
 from derain.export.onnx_export import read_metadata, write_metadata
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ FP32_OP_TYPES = ("ReduceMean", "ReduceSum", "Pow", "Sqrt", "GlobalAveragePool")
 QUANTIZABLE_OP_TYPES = ("Conv", "ConvTranspose")
 
 
-class PrecisionError(ValueError):
+class PrecisionError(InputError, ValueError):
     """A precision that the requested targets cannot run."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from derain.cli import InputError
 from derain.registry import Registry
 
 NETWORKS: Registry[type[nn.Module]] = Registry("network")
@@ -18,17 +19,49 @@ NETWORKS: Registry[type[nn.Module]] = Registry("network")
 CHECKPOINT_FORMAT = "derain-checkpoint-v1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint file is missing, unreadable, or does not fit the network asked for."""
+
+
+class NetworkArgumentError(InputError, TypeError):
+    """A network asked for with arguments its constructor does not take."""
+
+
+def network_problems(name: str, kwargs: dict[str, Any]) -> list[str]:
+    """Why `build_model(name, **kwargs)` would fail: an unknown network, unknown or missing arguments, an argument
+    of the wrong type (checked against the constructor's defaults); [] when it would not."""
+    if name not in NETWORKS:
+        return [f"unknown network {name!r}; known: {', '.join(NETWORKS.names())}"]
+    parameters = {k: v for k, v in inspect.signature(NETWORKS.get(name).__init__).parameters.items() if k != "self"}
+    problems = []
+    unknown = sorted(set(kwargs) - set(parameters))
+    if unknown:
+        problems.append(f"network {name!r} has no argument(s) {unknown}; it takes {sorted(parameters)}")
+    missing = [k for k, p in parameters.items() if p.default is inspect.Parameter.empty and k not in kwargs
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    if missing:
+        problems.append(f"network {name!r} needs argument(s) {missing}")
+    for key, value in kwargs.items():
+        default = parameters[key].default if key in parameters else inspect.Parameter.empty
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        number = (int, float)
+        fits = (isinstance(value, number) and not isinstance(value, bool)) if isinstance(default, number) and not \
+            isinstance(default, bool) else isinstance(value, type(default))  # fmt: skip
+        if isinstance(default, (list, tuple)):
+            fits = isinstance(value, (list, tuple))
+        if not fits:
+            problems.append(f"network {name!r} argument {key!r} must be {type(default).__name__} like {default!r}, "
+                            f"found {value!r}")  # fmt: skip
+    return problems
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered network; its name and arguments are kept on it as `model.spec` for checkpoints."""
-    cls = NETWORKS.get(name)
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise TypeError(f"network {name!r} takes {sorted(allowed)}; unknown arguments {unknown}")
+    cls = NETWORKS.get(name)  # an unknown name: UnknownNameError with the known ones
+    problems = network_problems(name, kwargs)
+    if problems:
+        raise NetworkArgumentError("; ".join(problems))
     model = cls(**kwargs)
     model.spec = {"name": name, "kwargs": dict(kwargs)}
     return model

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from derain.builtin import describe_builtin, is_builtin, resolve_weights
+from derain.cli import EXIT_INPUT, InputError, UsageError, one_line, run_main, setup_logging
+from derain.outputs import atomic_write_text, output_problems, overlap_problem
 
 log = logging.getLogger("derain.runtime.cli")
 
@@ -78,6 +80,12 @@ def check_arguments(args: argparse.Namespace) -> list[str]:
         sink, source = Path(args.sink).resolve(), Path(str(args.source)).resolve()
         if Path(str(args.source)).exists() and (sink == source or source in sink.parents):
             problems.append(f"the sink {args.sink} would write into the source {args.source}")
+        overlap = overlap_problem(args.sink, [args.model], flag="--sink")
+        if overlap:
+            problems.append(overlap)
+    if args.stats:
+        problems.extend(output_problems(args.stats, [args.source, args.model], overwrite=args.overwrite, kind="file",
+                                        flag="--stats"))  # fmt: skip
     return problems
 
 
@@ -110,12 +118,14 @@ class Reporter:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("derain").setLevel(logging.INFO)
+    setup_logging(library_only=True)
+    return run_main("derain-stream", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     problems = check_arguments(args)
     if problems:
-        print("derain-stream: error: " + "; ".join(problems), file=sys.stderr)
-        return 2
+        raise UsageError(problems)
     options = {key: value for key, value in (("threads", args.threads), ("precision", args.precision)) if value}
     received: list[int] = []
     running: list[Any] = []  # the stream, once there is one
@@ -135,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], running: list[Any]) -> int:
     """Open, load, stream, report; every expected failure is one line on stderr and exit status 2."""
-    from derain.frames import FrameError
-    from derain.runtime import BackendError, Derainer, SinkError, SourceError, Stream, open_sink, side_by_side
+    from derain.runtime import Derainer, Stream, open_sink, side_by_side
     from derain.runtime.sources import open_source
 
     sink = None
@@ -163,15 +172,15 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
         with Reporter(stream.stats, args.quiet):
             stats = stream.run(sink, compose if args.side_by_side else None)
         derainer.close()
-    except (BackendError, SourceError, SinkError, FrameError, ValueError, OSError) as error:
-        print(f"derain-stream: error: {error}", file=sys.stderr)
-        return 2
+    except (InputError, OSError) as error:  # a camera, stream or disk that fails while running: one line
+        print(f"derain-stream: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_INPUT
     summary = {**stats.snapshot(), "model": str(args.model), "source": str(args.source), "sink": args.sink,
                "written": sink.frames if sink is not None else 0}  # fmt: skip
     text = json.dumps(summary, indent=2, default=str)
     print(text)
     if args.stats:
-        Path(args.stats).write_text(text + "\n")
+        atomic_write_text(args.stats, text + "\n")
     return 130 if signal.SIGINT in received else 0
 
 

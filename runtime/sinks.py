@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from derain.cli import InputError
 from derain.runtime.sources import gstreamer_available
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
 
 
-class SinkError(RuntimeError):
+class SinkError(InputError, RuntimeError):
     """A sink that cannot be opened or written: no display, no GStreamer, an existing output, a full disk."""
 
 

@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
+from derain.cli import InputError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,7 +38,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".ts", ".h264
 RTSP_LATENCY_MS = 200
 
 
-class SourceError(RuntimeError):
+class SourceError(InputError, RuntimeError):
     """A source that cannot be opened or read: missing file, no such camera, unreachable stream, no GStreamer."""
 
 

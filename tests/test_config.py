@@ -34,7 +34,7 @@ def test_unknown_keys_suggest_the_right_one(tmp_path):
         load_config(Outer, None, ["data=[a]", "stepz=3"])
     with pytest.raises(ConfigError, match="inner.nme"):
         load_config(Outer, None, ["data=[a]", "inner.nme=x"])
-    with pytest.raises(ConfigError, match="expected int"):
+    with pytest.raises(ConfigError, match="expected a whole number"):
         load_config(Outer, None, ["data=[a]", "steps=many"])
     with pytest.raises(FileNotFoundError):
         load_config(Outer, tmp_path / "missing.yaml")

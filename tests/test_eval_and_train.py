@@ -46,7 +46,9 @@ def test_eval_on_a_folder_without_clean_images(tmp_path, tiny_checkpoint):
         == 0
     )
     assert read_image(tmp_path / "o" / "a.jpg").shape == (20, 30, 3)
-    assert not (tmp_path / "o" / "metrics.json").exists()
+    report = json.loads((tmp_path / "o" / "metrics.json").read_text())  # what was done, no scores without clean images
+    assert report["images"] == 1 and report["failed"] == [] and "mean" not in report
+    assert not (tmp_path / "o" / "metrics.csv").exists()
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,8 @@ def test_eval_errors_are_one_line(tmp_path, tiny_checkpoint, capsys, setup, mess
         write_image(data / "a.png", np.zeros((16, 16, 3), np.uint8))
         weights = tmp_path / "other.pt"
         torch.save({"state_dict": build_model("nafnet", **TINY_NETWORKS["nafnet"]).state_dict()}, weights)
-    assert eval_main(["--weights", str(weights), "--data", str(data)]) == 2
+    strict = ["--strict"] if setup == "corrupt" else []  # else listed, exit 3
+    assert eval_main(["--weights", str(weights), "--data", str(data), *strict]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from conftest import TINY_NETWORKS
 
+from derain.cli import UsageError
 from derain.export.calibration import synthetic_frames
 from derain.export.onnx_export import read_metadata
 from derain.export.pipeline import export, parse_target_groups
-from derain.export.precision import PrecisionError, quantizable_nodes
+from derain.export.precision import quantizable_nodes
 from derain.models import build_model, save_checkpoint
 from derain.models.registry import CheckpointError
 from derain.runtime import BackendError, Derainer
@@ -82,7 +83,7 @@ def test_sensitivity_sweep_keeps_the_worst_layers_in_high_precision(checkpoint, 
 
 
 def test_fp8_below_sm89_and_bad_shapes_and_architectures_fail_before_any_stage(checkpoint, tmp_path):
-    with pytest.raises(PrecisionError, match="FP8 needs compute capability 89"):
+    with pytest.raises(UsageError, match="FP8 needs compute capability 89"):
         export(weights=str(checkpoint), out=str(tmp_path / "a"), precision="fp8", targets=((86,), (89,)))
     with pytest.raises(ValueError, match="not a multiple of the network's 8"):
         export(weights=str(checkpoint), out=str(tmp_path / "b"), io="float", shapes=((30, 32),))

@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from derain.config import ConfigError, load_config, read_yaml
-from derain.data.pairing import DatasetError
-from derain.models.registry import CheckpointError
-from derain.registry import Registry, UnknownNameError
+from derain.cli import EXIT_OK, Problems, UsageError, run_main, setup_logging
+from derain.config import load_config, read_yaml
+from derain.outputs import output_problems, overlap_problem
+from derain.registry import Registry
+
+log = logging.getLogger("derain.train.cli")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,49 @@ def _register() -> None:
     TRAINERS.add("shipped", Trainer(ShippedConfig, _shipped))
 
 
+INPUT_FIELDS = ("train_data", "test_data", "rain_data", "clean_data", "data_root", "init", "scorer_path")
+
+
+def input_paths(config: Any) -> list[tuple[str, str]]:
+    """(field, path) of every input a config names (datasets, starting weights, saved scorers)."""
+    found = []
+    for name in INPUT_FIELDS:
+        value = getattr(config, name, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, str) and item and item != "synthetic":
+                found.append((name, item))
+    return found
+
+
+def check_run(config: Any, resume: str | None, overwrite: bool) -> None:
+    """Every problem with a run's inputs and output folder, before anything is built or written."""
+    problems = Problems()
+    inputs = input_paths(config)
+    for name, path in inputs:
+        if not Path(path).exists():
+            problems.add(f"{name}: {path} does not exist")
+    out = getattr(config, "out", None)
+    if out:
+        overlap = overlap_problem(out, [path for _, path in inputs], flag="out")
+        if overlap:
+            problems.add(overlap)
+        if resume and resume != "auto" and not Path(resume).is_file():
+            problems.add(f"--resume {resume}: no such checkpoint file (give 'auto' or a .pt path)")
+        if resume is None and not overwrite:
+            problems.extend(output_problems(out, flag="out", kind="folder"))
+            if problems.items and problems.items[-1].startswith(f"out {out} is not empty"):
+                problems.items[-1] = (f"out {out} holds an earlier run; give --resume auto to continue it, "
+                                      "--overwrite to set it aside and start again, or another out=...")  # fmt: skip
+    problems.raise_if_any()
+
+
+def set_aside(out: Path) -> Path:
+    """Move an earlier run folder to `<out>.replaced-<time>` (nothing is deleted); returns where it went."""
+    target = out.with_name(f"{out.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.rename(target)
+    return target
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="derain-train",
@@ -93,28 +139,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", default=None, help="'auto' (continue from the run folder's last checkpoint) or a checkpoint path"
     )
+    parser.add_argument("--overwrite", action="store_true", help="the run folder holds an earlier run: move it to "
+                        "<out>.replaced-<time> and start again (nothing is deleted)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="config overrides, key.sub=value (e.g. model.name=nafnet)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
     if not TRAINERS.names():
         _register()
-    try:
+
+    def body() -> int:
+        if args.yaml is None and not args.overrides:
+            raise UsageError(["give --yaml EXPERIMENT.yaml and/or key=value overrides (see --help)"])
+        if args.resume and args.overwrite:
+            raise UsageError(["--resume continues an earlier run and --overwrite sets it aside: give one of them"])
         name = args.trainer or read_yaml(args.yaml).get("trainer", "supervised")
-        trainer = TRAINERS.get(name)
+        trainer = TRAINERS.get(str(name))
         config = load_config(trainer.config, args.yaml, args.overrides, drop=("trainer",))
+        check_run(config, args.resume, args.overwrite)
+        out = Path(getattr(config, "out", "") or ".")
+        if args.overwrite and getattr(config, "out", None) and out.is_dir() and any(out.iterdir()):
+            log.info("the earlier run in %s moved to %s", out, set_aside(out))
         result = trainer.run(config, args.resume)
-    except (ConfigError, DatasetError, CheckpointError, UnknownNameError, FileNotFoundError, FileExistsError) as error:
-        print(f"derain-train: error: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:
-        print(f"derain-train: error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=2))
-    return 0
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+
+    return run_main("derain-train", body)
 
 
 if __name__ == "__main__":

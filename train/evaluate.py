@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from derain.builtin import describe_builtin, is_builtin, resolve_weights
-from derain.data.io import ImageReadError, list_images, read_image, to_tensor, to_uint8, write_image
+from derain.cli import EXIT_OK, EXIT_PARTIAL, Problems, UsageError, number_problems, run_main, setup_logging
+from derain.cli import progress as bar
+from derain.data.io import (
+    ImageReadError,
+    Picture,
+    list_images,
+    read_image,
+    read_picture,
+    to_tensor,
+    to_uint8,
+    write_picture,
+)
 from derain.data.pairing import DatasetError, match_pairs, paired_folder
-from derain.models import CheckpointError, load_model
+from derain.frames import MIN_SIDE
+from derain.models import load_model
 from derain.models.tiling import tiled_forward
+from derain.outputs import atomic_write_text, output_problems
 from derain.quality import uint8_metrics
 
 log = logging.getLogger(__name__)
@@ -28,14 +44,71 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return torch.device(name)
+        raise UsageError([f"device {name!r} asked for, but torch sees no CUDA device (use --device cpu or auto)"])
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UsageError([f"device {name!r} is not a device (cpu, cuda, cuda:N or auto)"]) from None
 
 
 def derain_image(model: nn.Module, rgb, device: torch.device, tile: int = 512, overlap: int = 32):  # noqa: ANN001
-    """De-rain one RGB uint8 (H, W, 3) image, tiled beyond `tile` pixels; returns RGB uint8."""
-    image = to_tensor(rgb)[None].to(device)
-    return to_uint8(tiled_forward(model, image, tile=tile, overlap=overlap)[0])
+    """De-rain one RGB image, uint8 (H, W, 3) -> uint8, or float (H, W, 3) in [0, 1] -> float; tiled beyond `tile`
+    pixels."""
+    if rgb.dtype == np.uint8:
+        image = to_tensor(rgb)[None].to(device)
+        return to_uint8(tiled_forward(model, image, tile=tile, overlap=overlap)[0])
+    image = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None].to(device)
+    with torch.no_grad():
+        restored = tiled_forward(model, image, tile=tile, overlap=overlap)[0].clamp(0, 1)
+    return restored.permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass
+class Failure:
+    name: str
+    reason: str
+
+
+def _jobs(data: Path) -> tuple[list[tuple[Path, Path | None]], bool]:
+    """(rainy, clean or None) per image of `data/rain` (or of `data`), and whether the folder is paired."""
+    if not data.is_dir():
+        raise DatasetError(f"data folder not found: {data}" if not data.exists() else f"--data {data} is a file, a "
+                           "folder is needed (rain/ and norain/, or rainy images)")  # fmt: skip
+    rain_dir = data / "rain" if (data / "rain").is_dir() else data
+    clean_dir = data / "norain"
+    if clean_dir.is_dir():
+        return [(pair.rainy, pair.clean) for pair in match_pairs(rain_dir, clean_dir)], True
+    files = list_images(rain_dir)
+    if not files:
+        raise DatasetError(f"no images in {rain_dir} (expected PNG/JPEG files, or rain/ and norain/ folders)")
+    return [(path, None) for path in files], False
+
+
+def _process(model: nn.Module, rainy_path: Path, clean_path: Path | None, out_dir: Path | None,
+             device: torch.device, tile: int, overlap: int) -> dict:  # fmt: skip
+    """De-rain one file, write it in its own mode, score it; an ImageReadError / DatasetError names the problem."""
+    rainy = read_picture(rainy_path)
+    clean = read_picture(clean_path) if clean_path is not None else None
+    if clean is not None and clean.rgb.shape != rainy.rgb.shape:
+        raise DatasetError(f"{rainy_path.name} is {rainy.rgb.shape[1]}x{rainy.rgb.shape[0]} but its clean image "
+                           f"{clean_path.name} is {clean.rgb.shape[1]}x{clean.rgb.shape[0]}")  # fmt: skip
+    if min(rainy.rgb.shape[:2]) < MIN_SIDE:
+        raise DatasetError(f"{rainy_path.name} is {rainy.rgb.shape[1]}x{rainy.rgb.shape[0]}, smaller than "
+                           f"{MIN_SIDE} pixels a side")  # fmt: skip
+    restored = derain_image(model, rainy.rgb, device, tile, overlap)
+    if rainy.grey:  # what is written (and scored) is grey
+        restored = np.repeat(cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if out_dir is not None:
+        write_picture(out_dir / rainy_path.name, restored, rainy)
+    row = {"name": rainy_path.name}
+    if rainy.mode != "RGB 8-bit":
+        row["mode"] = rainy.mode
+    if clean is not None:
+        written = Picture(restored, rainy.depth, rainy.grey, None).rgb8()
+        row.update(uint8_metrics(written, clean.rgb8(), device))
+        if rainy.depth == 16 or clean.depth == 16:
+            row["scored_at"] = "8-bit"
+    return row
 
 
 def evaluate_folder(
@@ -46,49 +119,37 @@ def evaluate_folder(
     tile: int = 512,
     overlap: int = 32,
     progress: bool = True,
+    strict: bool = True,
 ) -> dict:
     """De-rain every image of `data/rain` (or of `data` if it has no `rain/`).
 
-    If `data/norain` exists, pairs are matched by name and scored in both conventions. Outputs keep their
-    names under `out_dir` (if given); metrics go to `out_dir/metrics.json` and `metrics.csv`.
+    If `data/norain` exists, pairs are matched by name and scored in both conventions. Outputs keep their names and
+    modes (grey, alpha, 16-bit) under `out_dir` (if given), each written atomically; metrics go to
+    `out_dir/metrics.json` and `metrics.csv`. With `strict` the first unreadable item raises; otherwise bad items
+    (undecodable, empty, unsupported mode, size mismatch) are skipped and listed under "failed".
 
     Returns:
-        {"images": n, "mean": {metric: value}, "per_image": [{"name", metric...}]} (metrics only when paired).
+        {"images": n done, "failed": [{"name", "reason"}], "mean": {metric: value}, "per_image": [...]}
+        (metrics only when paired).
     """
-    data = Path(data)
-    if not data.is_dir():
-        raise DatasetError(f"data folder not found: {data}")
-    rain_dir = data / "rain" if (data / "rain").is_dir() else data
-    clean_dir = data / "norain"
-    if clean_dir.is_dir():
-        jobs = [(pair.rainy, pair.clean) for pair in match_pairs(rain_dir, clean_dir)]
-    else:
-        files = list_images(rain_dir)
-        if not files:
-            raise DatasetError(f"no images in {rain_dir} (expected PNG/JPEG files, or rain/ and norain/ folders)")
-        jobs = [(path, None) for path in files]
+    jobs, paired = _jobs(Path(data))
     device = torch.device(device)
     model = model.to(device).eval()
-    rows = []
-    for rainy_path, clean_path in tqdm(jobs, desc="derain", disable=not progress or None, leave=False):
-        rainy = read_image(rainy_path)
-        restored = derain_image(model, rainy, device, tile, overlap)
-        if out_dir is not None:
-            write_image(Path(out_dir) / rainy_path.name, restored)
-        row = {"name": rainy_path.name}
-        if clean_path is not None:
-            clean = read_image(clean_path)
-            if clean.shape != rainy.shape:
-                raise DatasetError(
-                    f"{rainy_path.name} is {rainy.shape[:2]} but its clean image {clean_path.name} is {clean.shape[:2]}"
-                )
-            row.update(uint8_metrics(restored, clean, device))
-        rows.append(row)
-    result: dict = {"images": len(rows), "per_image": rows}
-    if clean_dir.is_dir():
+    out = Path(out_dir) if out_dir is not None else None
+    rows, failed = [], []
+    for rainy_path, clean_path in bar(jobs, desc="derain", leave=False, enabled=progress):
+        try:
+            rows.append(_process(model, rainy_path, clean_path, out, device, tile, overlap))
+        except (ImageReadError, DatasetError) as error:
+            if strict:
+                raise
+            failed.append(Failure(rainy_path.name, str(error)))
+            log.warning("skipped %s: %s", rainy_path.name, error)
+    result: dict = {"images": len(rows), "failed": [vars(f) for f in failed], "per_image": rows}
+    if paired and rows:
         result["mean"] = {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}
-    if out_dir is not None and "mean" in result:
-        write_metrics(result, Path(out_dir))
+    if out is not None and (rows or failed):
+        write_metrics(result, out)
     return result
 
 
@@ -99,17 +160,21 @@ def rainy_input_scores(folder: str | Path) -> dict[str, float]:
 
 
 def write_metrics(result: dict, out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    with open(out_dir / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["name", *METRICS])
-        writer.writeheader()
-        writer.writerows(result["per_image"])
-        writer.writerow({"name": "mean", **result["mean"]})
+    """`metrics.json` (everything, failures included) and, when scored, `metrics.csv`; both written atomically."""
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    if "mean" not in result:
+        return
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["name", *METRICS], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(result["per_image"])
+    writer.writerow({"name": "mean", **result["mean"]})
+    atomic_write_text(out_dir / "metrics.csv", text.getvalue())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="derain-eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="derain-eval", description=__doc__ + "\n\n" + EXIT_STATUSES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument(
         "--weights",
         "--checkpoint",
@@ -127,27 +192,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", default=None, help="where to write de-rained images and metrics (default: none written)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder (files of the "
+                        "same names are replaced)")  # fmt: skip
+    parser.add_argument("--strict", action="store_true", help="stop at the first unreadable image (default: skip "
+                        "it, go on, list it at the end and exit with status 3)")  # fmt: skip
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images (pixels)")
     parser.add_argument("--overlap", type=int, default=32, help="tile overlap (pixels)")
     return parser
 
 
+EXIT_STATUSES = ("exit status: 0 all images done; 2 bad arguments or inputs (nothing written); 3 some images could "
+                 "not be read (the others are done, the bad ones listed); 1 a bug")  # fmt: skip
+
+
+def check_arguments(args: argparse.Namespace) -> tuple[nn.Module, torch.device]:
+    """Every problem with the arguments at once, before any image is read: (model, device)."""
+    problems = Problems()
+    problems.extend(number_problems({"--tile": args.tile}, minimum=16))
+    problems.extend(number_problems({"--overlap": args.overlap}, minimum=0))
+    if args.tile >= 16 and args.overlap >= 0 and args.overlap * 2 >= args.tile:
+        problems.add(f"--overlap ({args.overlap}) must be less than half of --tile ({args.tile})")
+    device = problems.attempt(lambda: resolve_device(args.device))
+    model = problems.attempt(lambda: load_model(resolve_weights(args.weights)))
+    data = Path(args.data)
+    if not data.is_dir():
+        problems.add(f"--data {data} does not exist" if not data.exists() else f"--data {data} is a file, a folder "
+                     "is needed (rain/ and norain/, or rainy images)")  # fmt: skip
+    else:
+        problems.attempt(lambda: _jobs(data))
+    if args.out is not None:
+        problems.extend(output_problems(args.out, [args.data], overwrite=args.overwrite))
+    problems.raise_if_any()
+    return model, device
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    setup_logging()
+
+    def body() -> int:
         if is_builtin(args.weights):
             print(f"derain-eval: using {describe_builtin()}", file=sys.stderr)
-        model = load_model(resolve_weights(args.weights))
-        result = evaluate_folder(model, args.data, args.out, resolve_device(args.device), args.tile, args.overlap)
-    except (CheckpointError, DatasetError, ImageReadError, RuntimeError, FileNotFoundError) as error:
-        print(f"derain-eval: error: {error}", file=sys.stderr)
-        return 2
-    print(f"de-rained {result['images']} image(s)" + (f" into {args.out}" if args.out else ""))
-    if "mean" in result:
-        print("  ".join(f"{k} {v:.4f}" if k.startswith("ssim") else f"{k} {v:.2f}" for k, v in result["mean"].items()))
-    return 0
+        model, device = check_arguments(args)
+        result = evaluate_folder(model, args.data, args.out, device, args.tile, args.overlap, strict=args.strict)
+        print(f"de-rained {result['images']} image(s)" + (f" into {args.out}" if args.out else ""))
+        if "mean" in result:
+            print("  ".join(f"{k} {v:.4f}" if k.startswith("ssim") else f"{k} {v:.2f}"
+                            for k, v in result["mean"].items()))  # fmt: skip
+        if result["failed"]:
+            print(f"derain-eval: {len(result['failed'])} image(s) could not be processed:", file=sys.stderr)
+            for failure in result["failed"]:
+                print(f"  {failure['name']}: {failure['reason']}", file=sys.stderr)
+            return EXIT_PARTIAL
+        return EXIT_OK
+
+    return run_main("derain-eval", body)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 from tqdm import tqdm
 
-from derain.config import save_resolved
+from derain.config import ConfigError, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
+from derain.models.registry import network_problems
 from derain.train.evaluate import evaluate_folder, resolve_device
 from derain.train.loop import seed_everything, warmup_cosine
 from derain.train.losses import restoration_loss
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 class ModelConfig:
     name: str = "realtime"
     kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # a wrong network or argument fails when the YAML is read, not at build time
+        problems = network_problems(self.name, self.kwargs)
+        if problems:
+            raise ConfigError("model: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)

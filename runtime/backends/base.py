@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from derain.cli import InputError
+
 log = logging.getLogger(__name__)
 
 
-class BackendError(RuntimeError):
+class BackendError(InputError, RuntimeError):
     """An artifact cannot be loaded or run here: wrong kind of file, not a de-rainer, library missing, wrong GPU."""
 
 
