@@ -1,7 +1,7 @@
 """Continual de-raining on a 4-domain built-in stream: CLGID against sequential fine-tuning.
 
 Stream with the character of the paper's default order 100H -> 100L -> 1400 -> 1200m, plus `real_like` as the
-unseen domain. Writes `benchmarks/results/continual_synthetic.{md,json}` (the command is at the top of the md).
+unseen domain. Writes `runs/benchmarks/continual_synthetic.{md,json}` (the command is at the top of the md).
 Every stage's wall time is recorded; the generator bank is reused if it already exists under --work.
 """
 
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=20)
     parser.add_argument("--methods", default="sequential,clgid,clgid_released", help=f"from {sorted(VARIANTS)}")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="benchmarks/results/continual_synthetic")
+    parser.add_argument("--out", default="runs/benchmarks/continual_synthetic")
     parser.add_argument(
         "--part",
         default="all",
@@ -76,7 +76,12 @@ def main() -> None:
         "separate processes (`--part streams --methods M --out REPORT`), without their checkpoints; give the "
         "other options as those runs had them",
     )
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results" / "continual_synthetic")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work)
     if args.merge:

@@ -3,7 +3,7 @@ PSNR/SSIM on a built-in test split against the clean images and against the FP32
 
 Each network is first trained briefly on the built-in rain100H split (so its output is a de-rained image, not an
 untrained map); INT8 is calibrated with both `max` and `entropy` on rendered rainy frames to choose the default.
-Writes `benchmarks/results/export_parity.{md,json}`; finished (network, precision) entries are reused on re-runs.
+Writes `runs/benchmarks/export_parity.{md,json}`; finished (network, precision) entries are reused on re-runs.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ def main() -> None:
     parser.add_argument("--sample-size", default="256x256", help="calibration and parity frames")
     parser.add_argument("--test-count", type=int, default=10)
     parser.add_argument("--calib-count", type=int, default=32)
-    parser.add_argument("--out", default="benchmarks/results/export_parity")
+    parser.add_argument("--out", default="runs/benchmarks/export_parity")
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results" / "export_parity")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("derain").setLevel(logging.INFO)
     work = Path(args.work)

@@ -1,7 +1,8 @@
 """Latency of every backend and precision this machine can run, for the real-time network, NAFNet-w16 and MPRNet.
 
 Usage:
-  python benchmarks/latency.py            # everything available here; writes benchmarks/results/latency_<device>.*
+  python benchmarks/latency.py            # everything available here: runs/benchmarks/latency_<device>.*
+  python benchmarks/latency.py --results  # the same, written to benchmarks/results/ (the committed report)
   python benchmarks/latency.py --quick    # CI size: realtime net, one small frame, fp32; writes under runs/
 
 Per row (warm-up excluded): p50/p90/p99 of the network alone (a ready tensor on its device) and of frame-in ->
@@ -447,14 +448,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="seconds of timed calls per row and measure (default 5, quick 1)")
     parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier report in --out and run "
                         "only the missing ones (the report is rewritten after every row)")  # fmt: skip
-    parser.add_argument("--out", help="folder for latency_<device>.{json,md,png} (default benchmarks/results; "
-                        "runs/benchmarks with --quick)")  # fmt: skip
+    parser.add_argument("--out", default="runs/benchmarks", help="folder for latency_<device>.{json,md,png}")
+    parser.add_argument("--results", action="store_true", help="write to benchmarks/results/ (the committed "
+                        "results) instead of --out")  # fmt: skip
     parser.add_argument("--cache", default="runs/latency_cache", help="exported checkpoints and graphs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("derain").setLevel(logging.WARNING)
     cuda = torch.cuda.is_available()
-    out = Path(args.out or ("runs/benchmarks" if args.quick else RESULTS))
+    out = RESULTS if args.results else Path(args.out)
     cache = Path(args.cache)
     out.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)

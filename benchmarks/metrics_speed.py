@@ -1,7 +1,7 @@
 """Cost of scoring one image pair (PSNR + SSIM, both conventions, float64) on this machine.
 
 Compares `derain.quality.uint8_metrics` (SSIM window applied as two 1-D passes) with the direct 11x11 window it
-replaced, and checks that both give the same values. Writes `benchmarks/results/metrics_speed.{json,md}`.
+replaced, and checks that both give the same values. Writes `runs/benchmarks/metrics_speed.{json,md}`.
 """
 
 from __future__ import annotations
@@ -67,8 +67,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="benchmarks/results/metrics_speed")
+    parser.add_argument("--out", default="runs/benchmarks/metrics_speed")
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results" / "metrics_speed")
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (*args.size, 3), dtype=np.uint8)
     noisy = np.clip(clean.astype(int) + rng.integers(-40, 41, clean.shape), 0, 255).astype(np.uint8)

@@ -1,6 +1,6 @@
 """Per-frame cost of every network: parameters, GMAC, FP16 conv traffic (MB) at 720p and 1080p.
 
-Usage: python benchmarks/model_costs.py [--out benchmarks/results]
+Usage: python benchmarks/model_costs.py [--results]  (default: runs/benchmarks)
 Counts come from `derain.models.cost.frame_cost` (meta-device run: no memory, no arithmetic).
 Traffic floors on Jetson use the DRAM bandwidths of the shared notes (PERF.md section 3).
 """
@@ -35,8 +35,13 @@ def label(name: str, kwargs: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", default="runs/benchmarks")
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results")
     rows = []
     for name, kwargs in NETWORKS:
         model = build_model(name, **kwargs)

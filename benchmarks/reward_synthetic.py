@@ -6,7 +6,7 @@ images, the rain CNN, their combination) are validated as the paper validates it
 split, outputs of every stage-1 snapshot are scored; we report the Spearman correlation of each score with
 PSNR (pooled, and within each image across snapshots) and, replaying recycling over the snapshots in order,
 the fraction of reward replacements that raised PSNR.
-Writes `benchmarks/results/reward_synthetic.{md,json}` and `reward_scores.png` (mean pool score per sweep).
+Writes `runs/benchmarks/reward_synthetic.{md,json}` and `reward_scores.png` (mean pool score per sweep).
 """
 
 from __future__ import annotations
@@ -95,8 +95,13 @@ def main() -> None:
     parser.add_argument("--sweep-every", type=int, default=200)
     parser.add_argument("--scorer", default="niqe")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="benchmarks/results/reward_synthetic")
+    parser.add_argument("--out", default="runs/benchmarks/reward_synthetic")
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results" / "reward_synthetic")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work, times = Path(args.work), {}
     started = time.perf_counter()

@@ -11,7 +11,7 @@ which says whether the step is bound by the GPU or by the Python/launch side.
 
 Every step is the training code's own (`vrgnet_step`, `task_loss`: the restoration loss or `replay_loss`), on
 random tensors.
-Writes `benchmarks/results/train_step_<device>.{json,md}`. Run on the GPU machine: `python benchmarks/train_step.py`.
+Writes `runs/benchmarks/train_step_<device>.{json,md}` (`--results`: benchmarks/results/). Run on the GPU machine: `python benchmarks/train_step.py`.
 """
 
 from __future__ import annotations
@@ -109,8 +109,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default="runs/benchmarks")
+    parser.add_argument(
+        "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
+    )
     args = parser.parse_args()
+    if args.results:
+        args.out = str(Path(__file__).parent / "results")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if cuda else "CPU"

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
+from derain.cli import Problems, UsageError, number_problems, run_main, setup_logging
 from derain.data.rain import RAIN_DOMAINS
 from derain.data.synth import synthesize
-from derain.registry import UnknownNameError
+from derain.frames import MIN_SIDE
+from derain.outputs import output_problems
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--n-test", type=int, default=50, help="test pairs per domain")
     synth.add_argument("--size", default="256x256", help="image size HxW (default 256x256)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder")
     commands.add_parser("domains", help="list the rain domains")
     return parser
 
@@ -34,25 +35,36 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256, found {text!r}") from None
+        raise UsageError([f"--size must look like 256x256, found {text!r}"]) from None
     return height, width
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
+    return run_main("derain-data", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.command == "domains":
         for name in RAIN_DOMAINS:
             print(f"{name:16s} {RAIN_DOMAINS.get(name).description}")
         return 0
+    problems = Problems()
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
-    try:
-        size = parse_size(args.size)
-        folders = synthesize(domains, args.out, args.n_train, args.n_test, size=size, seed=args.seed)
-    except (UnknownNameError, argparse.ArgumentTypeError) as error:
-        print(f"derain-data: error: {error}", file=sys.stderr)
-        return 2
+    if not domains:
+        problems.add("--domains names no domain")
+    for domain in domains:
+        if domain not in RAIN_DOMAINS:
+            problems.add(f"unknown rain domain {domain!r}; known: {', '.join(RAIN_DOMAINS.names())}")
+    size = problems.attempt(lambda: parse_size(args.size))
+    if size is not None:
+        problems.extend(number_problems({"--size height": size[0], "--size width": size[1]}, minimum=MIN_SIDE))
+    problems.extend(number_problems({"--n-train": args.n_train, "--n-test": args.n_test}, minimum=0))
+    problems.extend(output_problems(args.out, overwrite=args.overwrite))
+    problems.raise_if_any()
+    folders = synthesize(domains, args.out, args.n_train, args.n_test, size=size, seed=args.seed)
     for domain, folder in folders.items():
         print(f"{domain}: {folder}")
     return 0

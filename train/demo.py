@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 import time
 from pathlib import Path
 
 from derain.builtin import describe_builtin, is_builtin, resolve_weights
+from derain.cli import Problems, number_problems, run_main, setup_logging
 from derain.data.rain import RAIN_DOMAINS, get_domain
 from derain.models import load_model
+from derain.outputs import atomic_write_text, output_problems
 from derain.quality.testset import CLEAN, image_grid, model_runner, score_domains, table_lines
 from derain.train.evaluate import resolve_device
 from derain.train.shipped import ShippedConfig, default_domains, train_shipped
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-iterations", type=int, default=0, help="also train the realtime network this "
                         "many iterations with the shipped recipe and report it apart (0: no training)")  # fmt: skip
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --out folder (its report, "
+                        "images and training run are replaced)")  # fmt: skip
     return parser
 
 
@@ -51,16 +54,20 @@ def section(title: str, model, device, domains: list[str], seen: list[str], out:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging()
+    return run_main("derain-demo", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     started = time.perf_counter()
-    try:
-        weights = resolve_weights(args.weights)
-        model = load_model(weights)
-        device = resolve_device(args.device)
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        print(f"derain-demo: error: {error}", file=sys.stderr)
-        return 2
+    problems = Problems()
+    problems.extend(number_problems({"--train-iterations": args.train_iterations}, minimum=0))
+    weights = problems.attempt(lambda: resolve_weights(args.weights))
+    model = problems.attempt(lambda: load_model(weights)) if weights else None
+    device = problems.attempt(lambda: resolve_device(args.device))
+    problems.extend(output_problems(out, [weights], overwrite=args.overwrite))
+    problems.raise_if_any()
     out.mkdir(parents=True, exist_ok=True)
     name = describe_builtin() if is_builtin(args.weights) else f"`{weights}`"
     log.info("showing %s", name)
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += section(title, trained, device, domains, list(summary["domains"]), out, "trained")
     lines.append(f"Total {time.perf_counter() - started:.0f} s on {device}.")
     report = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(report)
+    atomic_write_text(out / "report.md", report)
     print(report)
     return 0
 
