@@ -11,7 +11,8 @@ which says whether the step is bound by the GPU or by the Python/launch side.
 
 Every step is the training code's own (`vrgnet_step`, `task_loss`: the restoration loss or `replay_loss`), on
 random tensors.
-Writes `runs/benchmarks/train_step_<device>.{json,md}` (`--results`: benchmarks/results/). Run on the GPU machine: `python benchmarks/train_step.py`.
+Writes `runs/benchmarks/train_step_<device>.{json,md}` (`--results`: benchmarks/results/). Run on the GPU machine:
+`python benchmarks/train_step.py --results`.
 """
 
 from __future__ import annotations
