@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from derain.cli import progress
 from derain.data.io import to_tensor, to_uint8, write_image
 from derain.data.photos import background_sources, backgrounds
 from derain.data.rain import domain_seed, get_domain, render_rain
@@ -50,7 +50,7 @@ def synthesize_split(
         clean_iter = backgrounds(split, count, height, width, seed=domain_seed(seed, "background", domain, split))
     generator = torch.Generator().manual_seed(domain_seed(seed, "rain", domain, split))
     index = 0
-    with tqdm(total=count, desc=f"{domain}/{split}", leave=False, disable=None) as bar:
+    with progress(total=count, desc=f"{domain}/{split}", leave=False) as bar:
         while index < count:
             chunk = [next(clean_iter) for _ in range(min(batch, count - index))]
             clean = torch.stack([to_tensor(image) for image in chunk])

@@ -95,6 +95,22 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     return path
 
 
+def read_training_state(path: str | Path) -> dict[str, Any]:
+    """A run's own resume state (`last.pt`, optimizer and RNG states included) on CPU; a missing, truncated or
+    foreign file is a CheckpointError. (Resume states still hold NumPy RNG objects: read them only from your own
+    runs; `read_checkpoint`, which never runs code from the file, reads weights from anyone.)"""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a training state (a dict), found {type(state).__name__}")
+    return state
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict on CPU, with a clear error for a missing or foreign file."""
     path = Path(path)

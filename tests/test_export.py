@@ -4,6 +4,7 @@ the sensitivity sweep, and the errors a user can hit."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from conftest import TINY_NETWORKS
 
 from derain.cli import UsageError
+from derain.data.io import write_image
 from derain.export.calibration import synthetic_frames
 from derain.export.onnx_export import read_metadata
 from derain.export.pipeline import export, parse_target_groups
@@ -62,6 +64,22 @@ def test_fp16_and_int8_graphs_run_and_stay_close_to_fp32(checkpoint, tmp_path):
     assert results["int8"].parity["fp32"]["psnr_rgb_fp32"] == 99.0  # the reference against itself
     meta = read_metadata(results["int8"].onnx["int8"])
     assert meta["precision"] == "int8" and meta["model"]["name"] == "realtime" and meta["io"] == "uint8"
+
+
+def test_the_record_says_how_many_calibration_frames_were_really_used(checkpoint, tmp_path):
+    """3 readable images and a broken one, 32 asked: 3 used, the broken one named; the folder appears whole."""
+    calib = tmp_path / "calib"
+    for index, frame in enumerate(synthetic_frames(3, 40, 40, seed=3)):
+        write_image(calib / f"f{index}.png", frame)
+    (calib / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out"
+    result = export(weights=str(checkpoint), out=str(out), precision="int8", shapes=((32, 32),), builder="onnx-only",
+                    calib=str(calib), calib_count=32, test_count=2, max_drop_db=100)  # fmt: skip
+    assert result.calibration["asked"] == 32 and result.calibration["frames"] == 3
+    assert result.calibration["skipped"] == ["broken.png"]
+    assert json.loads((out / "export.json").read_text())["calibration"]["frames"] == 3
+    assert Path(result.onnx["int8"]).parent == out and Path(result.onnx["int8"]).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib", "out"]  # no staging folder left behind
 
 
 def test_sensitivity_sweep_keeps_the_worst_layers_in_high_precision(checkpoint, tmp_path):

@@ -107,8 +107,13 @@ def check_run(config: Any, resume: str | None, overwrite: bool) -> None:
         overlap = overlap_problem(out, [path for _, path in inputs], flag="out")
         if overlap:
             problems.add(overlap)
-        if resume and resume != "auto" and not Path(resume).is_file():
-            problems.add(f"--resume {resume}: no such checkpoint file (give 'auto' or a .pt path)")
+        if resume and resume != "auto":
+            if not Path(resume).is_file():
+                problems.add(f"--resume {resume}: no such checkpoint file (give 'auto' or a .pt path)")
+            else:
+                from derain.models.registry import read_training_state
+
+                problems.attempt(lambda: read_training_state(resume))
         if resume is None and not overwrite:
             problems.extend(output_problems(out, flag="out", kind="folder"))
             if problems.items and problems.items[-1].startswith(f"out {out} is not empty"):

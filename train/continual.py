@@ -40,13 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset
-from tqdm import tqdm
 
+from derain.cli import progress
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
 from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
+from derain.models.registry import read_training_state
 from derain.models.vrgnet import grey_rain
 from derain.train.evaluate import evaluate_folder
 from derain.train.loop import (
@@ -295,7 +296,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
 
 def _load_net(config: ContinualConfig, path: Path, device: torch.device) -> nn.Module:
     model = build_model(config.model.name, **config.model.kwargs)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_training_state(path)
     load_weights(model, state["weights"], source=str(path))
     return model.to(device)
 
@@ -325,7 +326,7 @@ def _train_task(
 
     student = session.prepare(build_model(config.model.name, **config.model.kwargs))
     if previous is not None:
-        load_weights(student, torch.load(previous, map_location="cpu", weights_only=False)["weights"], str(previous))
+        load_weights(student, read_training_state(previous)["weights"], str(previous))
     replaying = config.method == "clgid" and index > 0
     teacher = generators = None
     if replaying:
@@ -341,7 +342,7 @@ def _train_task(
     replay_state = None
     last = folder / "last.pt"
     if session.broadcast_flag(last.is_file()):
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = read_training_state(last)
         load_weights(student, state["weights"], str(last))
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -356,11 +357,11 @@ def _train_task(
     model.train()
     logger = CsvLog(folder / "log.csv", enabled=session.main)
     data = batches(dataset, config.batch_size, config.seed + index, session, start_step=step, workers=config.workers)
-    bar = tqdm(
+    bar = progress(
         total=total,
         initial=step,
         desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
-        disable=None if session.main else True,
+        enabled=session.main,
     )
     started = time.perf_counter()
     while step < total:

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from derain.cli import progress
 from derain.data.datasets import PairedDataset
 from derain.data.io import write_image
 from derain.models import build_model, load_model, save_checkpoint
+from derain.models.registry import read_training_state
 from derain.models.vrgnet import VRGNet
 from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
 
@@ -176,7 +177,7 @@ def train_rain_generator(
     step = 0
     state_path = out / "state.pt"
     if state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = read_training_state(state_path)
         net.load_state_dict(state["net"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -185,7 +186,7 @@ def train_rain_generator(
         log.info("rain generator %s: resumed at step %d", out.name, step)
     logger = CsvLog(out / "log.csv")
     data = batches(dataset, config.batch_size, config.seed, single, start_step=step)
-    bar = tqdm(total=config.iterations, initial=step, desc=f"memorize {out.name}", disable=None)
+    bar = progress(total=config.iterations, initial=step, desc=f"memorize {out.name}")
     started = time.perf_counter()
     net.train()
     while step < config.iterations:

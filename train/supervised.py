@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
-from tqdm import tqdm
 
+from derain.cli import progress
 from derain.config import ConfigError, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
-from derain.models.registry import network_problems
+from derain.models.registry import network_problems, read_training_state
 from derain.train.evaluate import evaluate_folder, resolve_device
 from derain.train.loop import seed_everything, warmup_cosine
 from derain.train.losses import restoration_loss
@@ -90,7 +90,7 @@ def train_supervised(config: SupervisedConfig, resume: str | None = None) -> Pat
     step = 0
     checkpoint = _find_resume(out, resume)
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = read_training_state(checkpoint)
         load_weights(model, state["weights"], source=str(checkpoint))
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -99,7 +99,7 @@ def train_supervised(config: SupervisedConfig, resume: str | None = None) -> Pat
 
     data = ConcatDataset(datasets)
     history = []
-    bar = tqdm(total=config.iterations, initial=step, desc="train", disable=None)
+    bar = progress(total=config.iterations, initial=step, desc="train")
     model.train()
     start = time.perf_counter()
     while step < config.iterations:

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from derain.cli import progress
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import UnpairedDataset
 from derain.data.io import read_image, to_tensor, to_uint8
@@ -45,6 +45,7 @@ from derain.models import (
     run_padded,
     save_checkpoint,
 )
+from derain.models.registry import read_training_state
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
 from derain.train.evaluate import evaluate_folder
 from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
@@ -261,7 +262,7 @@ def _paired_clean(config: UnpairedConfig, dataset: UnpairedDataset) -> list[Path
 
 def _load_state(out: Path) -> dict | None:
     path = out / "last.pt"
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    return read_training_state(path) if path.is_file() else None
 
 
 def _run_stage(
@@ -306,7 +307,7 @@ def _run_stage(
     logger = CsvLog(out / f"{stage}_log.csv")
     data = batches(dataset, config.batch_size, config.seed, Session(device), start_step=step)
     milestones = [int(f * total) for f in config.milestones] if not second else []
-    bar = tqdm(total=total, initial=step, desc=f"rgsud {stage}", disable=None)
+    bar = progress(total=total, initial=step, desc=f"rgsud {stage}")
     started = time.perf_counter()
     while step < total:
         decay = 0.5 ** sum(step >= m for m in milestones)
