@@ -47,7 +47,7 @@ def output_problems(out: str | Path, inputs: Iterable[str | Path | None] = (), *
     problems = []
     overlap = overlap_problem(out, inputs, flag)
     if overlap:
-        problems.append(overlap)
+        return [overlap]  # nothing else matters until the output is elsewhere
     path = Path(out)
     if kind == "folder":
         if path.exists() and not path.is_dir():
@@ -56,7 +56,8 @@ def output_problems(out: str | Path, inputs: Iterable[str | Path | None] = (), *
             present = [p.name for p in path.iterdir() if p.name not in set(allow)]
             if present:
                 shown = ", ".join(sorted(present)[:3]) + (" ..." if len(present) > 3 else "")
-                problems.append(f"{flag} {out} is not empty ({len(present)} entries: {shown}); give --overwrite to "
+                entries = f"{len(present)} entr{'y' if len(present) == 1 else 'ies'}"
+                problems.append(f"{flag} {out} is not empty ({entries}: {shown}); give --overwrite to "
                                 "replace what is there, or choose another folder")  # fmt: skip
     else:
         if path.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     return path
 
 
+def _reason(error: Exception) -> str:
+    """Why torch could not read a file, in a few words (its weights-only message runs to paragraphs)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        found = re.search(r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text)
+        if found:
+            return f"it asks to run Python code ({found.group(1)}), which a weights-only load refuses"
+        return "truncated, or not a torch file"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first[:160]}"
+
+
 def read_training_state(path: str | Path) -> dict[str, Any]:
     """A run's own resume state (`last.pt`, optimizer and RNG states included) on CPU; a missing, truncated or
     foreign file is a CheckpointError. (Resume states still hold NumPy RNG objects: read them only from your own
@@ -105,7 +118,7 @@ def read_training_state(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a training state (a dict), found {type(state).__name__}")
     return state
@@ -119,7 +132,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
     except Exception as error:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -49,12 +49,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_world(tmp_path_factory.mktemp("world"))
 
 
+class Payload:
+    """Unpickling this runs a shell command (creates a file): what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
 def build_world(root: Path) -> Path:
     """Inputs every case may point at: weights, paired and unpaired folders, bad files, an earlier run and output."""
     torch.manual_seed(0)
     save_checkpoint(root / "tiny.pt", build_model("realtime", **TINY_NETWORKS["realtime"]))
     torch.save({"state_dict": build_model("nafnet", **TINY_NETWORKS["nafnet"]).state_dict()}, root / "foreign.pt")
     (root / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    torch.save({"format": "derain-checkpoint-v1", "weights": Payload(root / "PWNED")}, root / "malicious.pt")
     for name in ("a", "b"):
         image(root / "paired" / "rain" / f"{name}.png", 1)
         image(root / "paired" / "norain" / f"{name}.png", 2)
@@ -118,6 +129,8 @@ CASES = [
     Case("eval-missing-weights", "eval", plain("--weights", f"{W}/none.pt", "--data", f"{W}/paired"), 2, "none.pt"),
     Case("eval-garbage-weights", "eval", plain("--weights", f"{W}/garbage.pt", "--data", f"{W}/paired"), 2,
          "not a readable torch checkpoint"),
+    Case("eval-malicious-weights", "eval", plain("--weights", f"{W}/malicious.pt", "--data", f"{W}/paired"), 2,
+         "(posix.system), which a weights-only load refuses"),  # and no PWNED file appears (checksums)
     Case("eval-foreign-weights", "eval", plain("--weights", f"{W}/foreign.pt", "--data", f"{W}/paired"), 2,
          "expected a derain checkpoint"),
     Case("eval-out-is-input", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/mixed", "--out",
