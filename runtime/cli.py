@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def check_arguments(args: argparse.Namespace) -> list[str]:
 
 
 class Reporter:
-    """Prints the stream's status line to stderr once a second (in place on a terminal)."""
+    """Prints the stream's status line to stderr: in place once a second on a terminal, every 10 s in a log."""
 
     def __init__(self, stats: Any, quiet: bool) -> None:
         self.stats, self.quiet = stats, quiet
@@ -98,10 +99,13 @@ class Reporter:
         self.thread = threading.Thread(target=self._loop, name="derain-stats", daemon=True)
         self.tty = sys.stderr.isatty()
 
-    def _loop(self) -> None:
-        while not self.done.wait(1.0):
-            end = "\r" if self.tty else "\n"
-            print(self.stats.line(), end=end, file=sys.stderr, flush=True)
+    def _loop(self) -> None:  # in place each second on a terminal; a time-stamped line every 10 s in a log file
+        period = 1.0 if self.tty else 10.0
+        while not self.done.wait(period):
+            if self.tty:
+                print(self.stats.line(), end="\r", file=sys.stderr, flush=True)
+            else:
+                print(time.strftime("%H:%M:%S"), self.stats.line(), file=sys.stderr, flush=True)
 
     def __enter__(self) -> Reporter:
         if not self.quiet:
