@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,23 +76,38 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
-    """Write a plain-dict checkpoint atomically (temp file + rename).
+    """Write a plain-dict checkpoint atomically (`atomic_torch_save`).
 
     The dict holds the format tag, the network's name and arguments, its weights, and any `extra` entries
-    (optimizer state, step, config...).
+    (optimizer state, step, config...): plain types and tensors only, so `read_checkpoint` loads it weights-only.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": CHECKPOINT_FORMAT, "model": model_spec(model), "weights": model.state_dict(), **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    return atomic_torch_save(state, path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """The one writer of torch files: save to a temporary file beside `path`, fsync, rename over `path`. A kill
+    mid-write leaves the previous file whole (and at most a hidden `.partial` file)."""
+    from derain.outputs import atomic_path
+
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
+
+
+def load_torch_file(path: str | Path, what: str = "torch file") -> Any:
+    """The one reader of torch files: `torch.load(weights_only=True)` on CPU (plain types and tensors only: nothing
+    in the file can run code); a missing, truncated or unsafe file is a CheckpointError that says which."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or unsafe file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from None
 
 
 def _reason(error: Exception) -> str:
@@ -109,30 +123,18 @@ def _reason(error: Exception) -> str:
 
 
 def read_training_state(path: str | Path) -> dict[str, Any]:
-    """A run's own resume state (`last.pt`, optimizer and RNG states included) on CPU; a missing, truncated or
-    foreign file is a CheckpointError. (Resume states still hold NumPy RNG objects: read them only from your own
-    runs; `read_checkpoint`, which never runs code from the file, reads weights from anyone.)"""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from None
+    """A run's resume state (`last.pt`: weights, optimizer, step, RNG, as plain types and tensors), read
+    weights-only; a missing, truncated, unsafe or foreign file is a CheckpointError."""
+    state = load_torch_file(path, "checkpoint")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a training state (a dict), found {type(state).__name__}")
     return state
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict on CPU, with a clear error for a missing or foreign file."""
+    """Load a checkpoint dict on CPU, weights-only, with a clear error for a missing, unsafe or foreign file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({_reason(error)})") from None
+    state = load_torch_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -47,24 +47,21 @@ from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
 from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
-from derain.models.registry import read_training_state
 from derain.models.vrgnet import grey_rain
 from derain.train.evaluate import evaluate_folder
 from derain.train.loop import (
     CsvLog,
     Session,
-    atomic_save,
     batches,
-    rng_state,
     seed_everything,
     set_lr,
-    set_rng_state,
     steps_per_epoch,
     unwrap,
     warmup_cosine,
 )
 from derain.train.losses import restoration_loss
 from derain.train.memorize import GeneratorBank, GeneratorConfig
+from derain.train.state import load_state, rng_state, save_state, set_rng_state
 from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -296,7 +293,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
 
 def _load_net(config: ContinualConfig, path: Path, device: torch.device) -> nn.Module:
     model = build_model(config.model.name, **config.model.kwargs)
-    state = read_training_state(path)
+    state = load_state(path)
     load_weights(model, state["weights"], source=str(path))
     return model.to(device)
 
@@ -326,7 +323,7 @@ def _train_task(
 
     student = session.prepare(build_model(config.model.name, **config.model.kwargs))
     if previous is not None:
-        load_weights(student, read_training_state(previous)["weights"], str(previous))
+        load_weights(student, load_state(previous)["weights"], str(previous))
     replaying = config.method == "clgid" and index > 0
     teacher = generators = None
     if replaying:
@@ -342,7 +339,7 @@ def _train_task(
     replay_state = None
     last = folder / "last.pt"
     if session.broadcast_flag(last.is_file()):
-        state = read_training_state(last)
+        state = load_state(last)
         load_weights(student, state["weights"], str(last))
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -398,7 +395,7 @@ def _train_task(
 def _checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config, replay_rng: torch.Generator
 ) -> None:
-    atomic_save(
+    save_state(
         {
             "replay_rng": replay_rng.get_state(),
             "weights": unwrap(model).state_dict(),

@@ -109,21 +109,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def warmup_cosine(step: int, total: int, warmup: int, lr: float, min_lr: float) -> float:
     """Linear warm-up over `warmup` steps, then cosine from `lr` to `min_lr` at `total`."""
     if step < warmup:
@@ -202,16 +187,6 @@ class CsvLog:
             if new:
                 writer.writeheader()
             writer.writerow(row)
-
-
-def atomic_save(state: dict, path: str | Path) -> Path:
-    """torch.save to a temporary file, then rename: a kill mid-write never leaves a truncated checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -25,9 +25,9 @@ from derain.cli import progress
 from derain.data.datasets import PairedDataset
 from derain.data.io import write_image
 from derain.models import build_model, load_model, save_checkpoint
-from derain.models.registry import read_training_state
 from derain.models.vrgnet import VRGNet
-from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
+from derain.train.loop import CsvLog, Session, batches, seed_everything
+from derain.train.state import load_state, rng_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def train_rain_generator(
     step = 0
     state_path = out / "state.pt"
     if state_path.is_file():
-        state = read_training_state(state_path)
+        state = load_state(state_path)
         net.load_state_dict(state["net"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
@@ -202,7 +202,7 @@ def train_rain_generator(
             logger.write(row)
             bar.set_postfix(critic=f"{row['critic']:.3f}")
         if step % config.checkpoint_every == 0 or step == config.iterations:
-            atomic_save(
+            save_state(
                 {
                     "net": net.state_dict(),
                     "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},

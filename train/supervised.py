@@ -13,16 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset
 
 from derain.cli import progress
 from derain.config import ConfigError, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
-from derain.models.registry import network_problems, read_training_state
-from derain.train.evaluate import evaluate_folder, resolve_device
-from derain.train.loop import seed_everything, warmup_cosine
+from derain.models.registry import network_problems
+from derain.outputs import atomic_write_text
+from derain.train.evaluate import evaluate_folder
+from derain.train.loop import CsvLog, Session, batches, seed_everything, set_lr, warmup_cosine
 from derain.train.losses import restoration_loss
+from derain.train.state import load_state, resume_file, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class SupervisedConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    log_every: int = 50
 
 
 def learning_rate(config: SupervisedConfig, step: int) -> float:
@@ -74,74 +78,73 @@ def validate(model: torch.nn.Module, folders: tuple[str, ...], device: torch.dev
 def train_supervised(config: SupervisedConfig, resume: str | None = None) -> Path:
     """Train and return the path of the final checkpoint (`<out>/final.pt`).
 
+    Runs on the shared toolkit (`loop.Session`, `loop.batches`, `loop.CsvLog`, `state`): AMP and channels_last on
+    CUDA, DDP under torchrun, a CSV log, and a resume that continues mid-epoch with the same batches.
+
     Args:
-        resume: None, "auto" (the newest checkpoint in `out`, if any) or a checkpoint path.
+        resume: None, "auto" (`<out>/last.pt`, if any) or a checkpoint path.
     """
     out = Path(config.out)
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
+    session = Session.start(config.device, amp=config.amp)
+    seed_everything(config.seed + session.rank)
     datasets = [PairedDataset(folder, patch_size=config.patch_size, seed=config.seed) for folder in config.train_data]
-    for folder in config.test_data:  # fail on a broken test folder before training starts
+    for folder in config.test_data:  # fail before training if a test split is broken
         PairedDataset(folder, patch_size=None)
-    save_resolved(config, out)
+    if session.main:
+        save_resolved(config, out)
 
-    model = build_model(config.model.name, **config.model.kwargs).to(device)
+    model = session.prepare(build_model(config.model.name, **config.model.kwargs))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     step = 0
-    checkpoint = _find_resume(out, resume)
-    if checkpoint is not None:
-        state = read_training_state(checkpoint)
+    checkpoint = resume_file(out, resume)
+    if session.broadcast_flag(checkpoint is not None):
+        state = load_state(checkpoint)
         load_weights(model, state["weights"], source=str(checkpoint))
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-        torch.set_rng_state(state["rng"]["torch"])
+        set_rng_state(state["rng"])
         log.info("resumed from %s at iteration %d", checkpoint, step)
 
-    data = ConcatDataset(datasets)
+    trained = session.wrap(model)
+    trained.train()
+    data = batches(ConcatDataset(datasets), config.batch_size, config.seed, session, start_step=step,
+                   workers=config.workers)  # fmt: skip
+    logger = CsvLog(out / "log.csv", enabled=session.main)
     history = []
-    bar = progress(total=config.iterations, initial=step, desc="train")
-    model.train()
+    bar = progress(total=config.iterations, initial=step, desc="train", enabled=session.main)
     start = time.perf_counter()
     while step < config.iterations:
-        epoch = step * config.batch_size // max(1, len(data))
-        for dataset in datasets:
-            dataset.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        loader = DataLoader(
-            data,
-            batch_size=config.batch_size,
-            shuffle=True,
-            drop_last=len(data) >= config.batch_size,
-            num_workers=config.workers,
-            generator=generator,
-        )
-        for batch in loader:
-            if step >= config.iterations:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-            rainy, clean = batch["rainy"].to(device), batch["clean"].to(device)
-            loss = restoration_loss(stage_outputs(model(rainy)), clean, config.edge_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            step += 1
-            bar.update(1)
+        set_lr(optimizer, learning_rate(config, step))
+        batch = next(data)
+        rainy, clean = session.to(batch["rainy"]), session.to(batch["clean"])
+        with session.autocast():
+            loss = restoration_loss(stage_outputs(trained(rainy)), clean, config.edge_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.iterations:
+            logger.write({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": loss.item()})
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                _save(out / "last.pt", model, optimizer, step, config)
-            if config.val_every and step % config.val_every == 0 and config.test_data:
-                history.append({"step": step, "val": validate(model, config.test_data, device)})
+        if session.main and config.checkpoint_every and step % config.checkpoint_every == 0:
+            _save(out / "last.pt", model, optimizer, step, config)
+        if session.main and config.val_every and step % config.val_every == 0 and config.test_data:
+            history.append({"step": step, "val": validate(model, config.test_data, session.device)})
     bar.close()
-    elapsed = time.perf_counter() - start
-    final = _save(out / "final.pt", model, optimizer, step, config)
-    _save(out / "last.pt", model, optimizer, step, config)
-    summary = {"iterations": step, "train_seconds": elapsed, "history": history}
-    if config.test_data:
-        summary["test"] = validate(model, config.test_data, device)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    final = out / "final.pt"
+    if session.main:
+        elapsed = time.perf_counter() - start
+        _save(out / "last.pt", model, optimizer, step, config)
+        final = _save(final, model, optimizer, step, config)
+        summary = {"iterations": step, "train_seconds": elapsed, "history": history}
+        if config.test_data:
+            summary["test"] = validate(model, config.test_data, session.device)
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    session.barrier()
+    session.close()
     return final
 
 
@@ -156,17 +159,5 @@ def _save(
         optimizer=optimizer.state_dict(),
         step=step,
         config=config_to_dict(config),
-        rng={"torch": torch.get_rng_state()},
+        rng=rng_state(),
     )
-
-
-def _find_resume(out: Path, resume: str | None) -> Path | None:
-    if resume is None:
-        return None
-    if resume == "auto":
-        last = out / "last.pt"
-        return last if last.is_file() else None
-    path = Path(resume)
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume checkpoint not found: {path}")
-    return path

@@ -45,11 +45,11 @@ from derain.models import (
     run_padded,
     save_checkpoint,
 )
-from derain.models.registry import read_training_state
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
 from derain.train.evaluate import evaluate_folder
-from derain.train.loop import CsvLog, Session, atomic_save, batches, rng_state, seed_everything, set_rng_state
+from derain.train.loop import CsvLog, Session, batches, seed_everything
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
+from derain.train.state import load_state, rng_state, save_state, set_rng_state
 from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,13 @@ class RewardPool:
         self.history: list[dict] = []  # one row per sweep
 
     def state(self) -> dict:
-        return {"images": self.images, "scores": self.scores, "history": self.history}
+        """Plain types and tensors (a weights-only load reads it back)."""
+        images = [None if image is None else torch.from_numpy(image) for image in self.images]
+        return {"images": images, "scores": self.scores, "history": self.history}
 
     def load(self, state: dict) -> None:
-        self.images, self.scores, self.history = state["images"], state["scores"], state["history"]
+        self.images = [None if image is None else np.asarray(image.numpy()) for image in state["images"]]
+        self.scores, self.history = state["scores"], state["history"]
 
     @torch.no_grad()
     def sweep(
@@ -262,7 +265,7 @@ def _paired_clean(config: UnpairedConfig, dataset: UnpairedDataset) -> list[Path
 
 def _load_state(out: Path) -> dict | None:
     path = out / "last.pt"
-    return read_training_state(path) if path.is_file() else None
+    return load_state(path) if path.is_file() else None
 
 
 def _run_stage(
@@ -351,7 +354,7 @@ def _run_stage(
 
 
 def _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary) -> None:
-    atomic_save(
+    save_state(
         {
             "stage": stage,
             "step": step,
