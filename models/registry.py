@@ -115,6 +115,10 @@ def _reason(error: Exception) -> str:
     text = str(error)
     if "Weights only load failed" in text:
         found = re.search(r"(?:unsupported GLOBAL|Unsupported global:?)\s+(?:GLOBAL\s+)?([\w.]+)", text)
+        if found and found.group(1).startswith("numpy"):
+            return (f"it holds NumPy objects ({found.group(1)}), which a weights-only load refuses: a resume state "
+                    "written before derain-edge saved RNG state as tensors; if the file is your own, convert it "
+                    "once with `python -m derain.train.state --convert FILE`")  # fmt: skip
         if found:
             return f"it asks to run Python code ({found.group(1)}), which a weights-only load refuses"
         return "truncated, or not a torch file"

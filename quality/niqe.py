@@ -140,7 +140,9 @@ class NIQEModel:
         return {"mean": self.mean, "cov": self.cov, "block": self.block}
 
     def save(self, path: str | Path) -> None:
-        torch.save(self.state(), path)
+        from derain.models.registry import atomic_torch_save
+
+        atomic_torch_save(self.state(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> NIQEModel:

@@ -101,7 +101,9 @@ class Scorer:
         raise NotImplementedError
 
     def save(self, path: str | Path) -> None:
-        torch.save({"name": self.name, **self.state()}, path)
+        from derain.models.registry import atomic_torch_save
+
+        atomic_torch_save({"name": self.name, **self.state()}, path)
 
 
 class NIQEScorer(Scorer):
@@ -175,7 +177,12 @@ SCORERS.add("combined", CombinedScorer)
 
 
 def load_scorer(path: str | Path) -> Scorer:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """A scorer saved by `Scorer.save`, read weights-only (CheckpointError for a bad or unsafe file)."""
+    from derain.models.registry import CheckpointError, load_torch_file
+
+    state = load_torch_file(path, "reward scorer")
+    if not isinstance(state, dict) or "name" not in state:
+        raise CheckpointError(f"{path}: not a saved reward scorer (expected a dict with its 'name')")
     return SCORERS.get(state["name"]).from_state(state)
 
 

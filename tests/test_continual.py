@@ -23,6 +23,7 @@ from derain.models import build_model, load_model
 from derain.models.vrgnet import VRGNet, grey_rain
 from derain.train.continual import ContinualConfig, replay, train_stream
 from derain.train.memorize import GeneratorBank, GeneratorConfig, train_rain_generator
+from derain.train.state import load_state
 
 TINY_GAN = {"iterations": 6, "batch_size": 4, "checkpoint_every": 3, "background_stages": 1, "background_channels": 8}
 
@@ -109,7 +110,7 @@ def test_replay_adds_grey_rain_from_every_generator():
 def test_rain_generator_trains_resumes_and_loads(stream_root, tmp_path):
     config = GeneratorConfig(**{**TINY_GAN, "iterations": 3})
     train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", config)
-    state = torch.load(tmp_path / "g" / "state.pt", weights_only=False)
+    state = load_state(tmp_path / "g" / "state.pt")
     assert state["step"] == 3
     more = GeneratorConfig(**{**TINY_GAN, "iterations": 6})
     path = train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", more)
@@ -158,7 +159,7 @@ def test_distillation_has_gradient_only_in_paper_mode(stream_root, tmp_path):
             bank=str(tmp_path / "bank"),
         )
         train_stream(as_config(raw))
-        weights[mode] = torch.load(tmp_path / mode / "run" / "task2_rain100L" / "final.pt", weights_only=False)
+        weights[mode] = load_state(tmp_path / mode / "run" / "task2_rain100L" / "final.pt")
     differs = any(
         not torch.equal(weights["paper"]["weights"][k], weights["released_code"]["weights"][k])
         for k in weights["paper"]["weights"]
@@ -192,7 +193,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(stream_root, tmp_path)
     task1 = tmp_path / "a" / "run" / "task1_rain100H" / "final.pt"
     generator = tmp_path / "a" / "bank" / "rain100H" / "generator.pt"
     stamps = (task1.stat().st_mtime_ns, generator.stat().st_mtime_ns)
-    killed_at = torch.load(marker, weights_only=False)["step"]
+    killed_at = load_state(marker)["step"]
     assert 0 < killed_at < 40
     subprocess.run(_cli(path, "--resume", "auto"), check=True, capture_output=True)
     assert (task1.stat().st_mtime_ns, generator.stat().st_mtime_ns) == stamps  # nothing finished is redone
@@ -200,8 +201,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(stream_root, tmp_path)
     reference = tiny_stream(stream_root, tmp_path / "b", iterations=40, checkpoint_every=2, bank=raw["bank"])
     train_stream(as_config(reference))
     for task in ("task2_rain100L", "task3_rain1400"):
-        resumed = torch.load(tmp_path / "a" / "run" / task / "final.pt", weights_only=False)["weights"]
-        straight = torch.load(tmp_path / "b" / "run" / task / "final.pt", weights_only=False)["weights"]
+        resumed = load_state(tmp_path / "a" / "run" / task / "final.pt")["weights"]
+        straight = load_state(tmp_path / "b" / "run" / task / "final.pt")["weights"]
         for key in straight:
             assert torch.allclose(resumed[key], straight[key], atol=1e-6), f"{task} {key} differs after resume"
 
@@ -274,15 +275,15 @@ def test_individual_trains_every_dataset_alone_from_a_fresh_network(stream_root,
         stream_root, tmp_path / "alone", stream=["rain100L"], method="individual", iterations=4, seed=1235
     )
     train_stream(as_config(alone))
-    task2 = torch.load(tmp_path / "ind" / "run" / "task2_rain100L" / "final.pt", weights_only=False)["weights"]
-    single = torch.load(tmp_path / "alone" / "run" / "task1_rain100L" / "final.pt", weights_only=False)["weights"]
+    task2 = load_state(tmp_path / "ind" / "run" / "task2_rain100L" / "final.pt")["weights"]
+    single = load_state(tmp_path / "alone" / "run" / "task1_rain100L" / "final.pt")["weights"]
     for key in single:
         torch.testing.assert_close(task2[key], single[key], atol=1e-6, rtol=0)
     fine_tuned = tiny_stream(
         stream_root, tmp_path / "sf", stream=["rain100H", "rain100L"], method="sequential", iterations=4
     )
     train_stream(as_config(fine_tuned))
-    sequential = torch.load(tmp_path / "sf" / "run" / "task2_rain100L" / "final.pt", weights_only=False)["weights"]
+    sequential = load_state(tmp_path / "sf" / "run" / "task2_rain100L" / "final.pt")["weights"]
     assert any(not torch.allclose(sequential[k].float(), task2[k].float()) for k in task2)
 
 

@@ -21,6 +21,7 @@ from derain.models import build_model, save_checkpoint
 from derain.models.registry import CheckpointError
 from derain.runtime import BackendError, Derainer
 from derain.runtime.card import can_run, read_card
+from derain.train.state import load_state
 
 onnx = pytest.importorskip("onnx", reason="the [dev] extra installs onnx")
 pytest.importorskip("onnxruntime", reason="the [dev] extra installs onnxruntime")
@@ -105,7 +106,7 @@ def test_fp8_below_sm89_and_bad_shapes_and_architectures_fail_before_any_stage(c
         export(weights=str(checkpoint), out=str(tmp_path / "a"), precision="fp8", targets=((86,), (89,)))
     with pytest.raises(ValueError, match="not a multiple of the network's 8"):
         export(weights=str(checkpoint), out=str(tmp_path / "b"), io="float", shapes=((30, 32),))
-    state = torch.load(checkpoint, weights_only=False)
+    state = load_state(checkpoint)
     state["model"]["name"] = "swinir"
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="swinir"):

@@ -16,6 +16,7 @@ from derain.data.synth import synthesize, synthesize_split
 from derain.models import build_model, stage_outputs
 from derain.train.continual import ContinualConfig, train_stream
 from derain.train.memorize import GeneratorConfig
+from derain.train.state import load_state
 from derain.train.supervised import ModelConfig
 
 pytestmark = pytest.mark.gpu
@@ -69,7 +70,7 @@ def test_clgid_stream_trains_on_cuda_with_amp(tmp_path: Path):
     summary = train_stream(config, resume=None)
     assert summary["tasks_done"] == 2
     assert math.isfinite(summary["avg_seen_psnr_rgb"]) and math.isfinite(summary["bwt_psnr_rgb"])
-    generator = torch.load(tmp_path / "bank" / "rain100H" / "generator.pt", map_location="cpu", weights_only=False)
+    generator = load_state(tmp_path / "bank" / "rain100H" / "generator.pt")
     assert all(torch.isfinite(v).all() for v in generator["weights"].values())
-    final = torch.load(tmp_path / "run" / "task2_rain100L" / "final.pt", map_location="cpu", weights_only=False)
+    final = load_state(tmp_path / "run" / "task2_rain100L" / "final.pt")
     assert all(v.device.type == "cpu" for v in final["weights"].values())

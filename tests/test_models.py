@@ -16,6 +16,7 @@ from derain.models import (
 )
 from derain.models.cost import frame_cost
 from derain.registry import UnknownNameError
+from derain.train.state import load_state
 
 
 def test_registry_lists_every_network():
@@ -80,7 +81,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     path = save_checkpoint(tmp_path / "naf.pt", build_model("nafnet", **TINY_NETWORKS["nafnet"]))
     with pytest.raises(CheckpointError, match="expected a 'mprnet' checkpoint, found 'nafnet'"):
         load_model(path, expect="mprnet")
-    state = torch.load(path, weights_only=False)
+    state = load_state(path)
     state["model"] = {"name": "realtime", "kwargs": {}}
     torch.save(state, tmp_path / "forged.pt")
     with pytest.raises(CheckpointError, match="does not fit network 'realtime'"):
@@ -125,3 +126,59 @@ def test_realtime_network_uses_only_fusable_ops():
     model = build_model("realtime")
     kinds = {type(m).__name__ for m in model.modules()}
     assert not any("Norm" in kind for kind in kinds), kinds
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_every_reader_refuses_a_malicious_pickle_without_running_it(tmp_path):
+    """Checkpoints, resume states and saved scorers all go through the weights-only reader."""
+    from derain.models.registry import read_checkpoint
+    from derain.quality.scorers import load_scorer
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "derain-checkpoint-v1", "name": "niqe", "weights": _Payload(marker)}, path)
+    for reader in (read_checkpoint, load_state, load_scorer, load_model):
+        with pytest.raises(CheckpointError, match="weights-only load refuses"):
+            reader(path)
+    assert not marker.exists()
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint .*zip archive"):
+        load_state(path)
+
+
+def test_a_legacy_resume_state_says_how_to_convert_and_converts_without_running_code(tmp_path):
+    import random
+
+    import numpy as np
+
+    from derain.train.state import convert_legacy, set_rng_state
+
+    legacy = tmp_path / "last.pt"
+    torch.save({"step": 7, "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                   "torch": torch.get_rng_state()}}, legacy)  # fmt: skip
+    with pytest.raises(CheckpointError, match="python -m derain.train.state --convert"):
+        load_state(legacy)
+    np.random.seed(5)
+    expected = np.random.get_state()[1].copy()
+    torch.save({"step": 7, "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                   "torch": torch.get_rng_state()}}, legacy)  # fmt: skip
+    convert_legacy(legacy)
+    state = load_state(legacy)
+    np.random.seed(0)
+    set_rng_state(state["rng"])
+    assert state["step"] == 7 and (np.random.get_state()[1] == expected).all()
+    assert (tmp_path / "last.pt.legacy").is_file()
+    marker = tmp_path / "PWNED"
+    torch.save({"rng": _Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot convert"):
+        convert_legacy(tmp_path / "evil.pt")
+    assert not marker.exists()

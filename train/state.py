@@ -68,3 +68,42 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def convert_legacy(path: str | Path) -> Path:
+    """Rewrite a resume state saved before RNG states were tensors (NumPy arrays inside) into the plain form, in
+    place (the original is kept as `<file>.legacy`). Still weights-only: NumPy's array and dtype rebuilders are the
+    only classes let through, so nothing in the file can run code."""
+    path = Path(path)
+    core = np._core if hasattr(np, "_core") else np.core
+    numeric = (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64, np.bool_)
+    allowed = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
+               *(type(np.dtype(kind)) for kind in numeric)]  # fmt: skip
+    try:
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"{path}: cannot convert: {str(error).strip().splitlines()[0][:200]}") from None
+    rng = state.get("rng") if isinstance(state, dict) else None
+    if isinstance(rng, dict) and not isinstance(rng.get("numpy"), dict) and "numpy" in rng:
+        version, keys, gauss = rng["python"]
+        kind, mt, position, has_gauss, cached = rng["numpy"]
+        rng["python"] = {"version": version, "keys": torch.tensor(keys, dtype=torch.int64), "gauss": gauss}
+        rng["numpy"] = {"kind": kind, "keys": torch.from_numpy(np.asarray(mt).astype(np.int64)),
+                        "position": int(position), "has_gauss": int(has_gauss), "cached": float(cached)}  # fmt: skip
+    pool = state.get("pool") if isinstance(state, dict) else None
+    if isinstance(pool, dict) and "images" in pool:
+        pool["images"] = [None if i is None else torch.as_tensor(np.asarray(i)) for i in pool["images"]]
+    path.replace(path.with_name(path.name + ".legacy"))
+    save_state(state, path)
+    load_state(path)  # proves the result reads weights-only
+    return path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m derain.train.state", description=convert_legacy.__doc__)
+    parser.add_argument("--convert", required=True, nargs="+", metavar="FILE")
+    for file in parser.parse_args().convert:
+        print(f"converted {convert_legacy(file)} (original kept as {file}.legacy)")
