@@ -179,7 +179,8 @@ def _cli(config_path: Path, *extra: str) -> list[str]:
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(stream_root, tmp_path):
-    raw = tiny_stream(stream_root, tmp_path / "a", iterations=40, checkpoint_every=2)
+    # 8 images, batch 4: 2 steps an epoch; checkpoints every 3 steps, so the first (where the kill lands) is mid-epoch
+    raw = tiny_stream(stream_root, tmp_path / "a", iterations=40, checkpoint_every=3)
     path = tmp_path / "a.yaml"
     path.write_text(yaml.safe_dump(raw))
     process = subprocess.Popen(_cli(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -198,7 +199,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(stream_root, tmp_path)
     subprocess.run(_cli(path, "--resume", "auto"), check=True, capture_output=True)
     assert (task1.stat().st_mtime_ns, generator.stat().st_mtime_ns) == stamps  # nothing finished is redone
 
-    reference = tiny_stream(stream_root, tmp_path / "b", iterations=40, checkpoint_every=2, bank=raw["bank"])
+    reference = tiny_stream(stream_root, tmp_path / "b", iterations=40, checkpoint_every=3, bank=raw["bank"])
     train_stream(as_config(reference))
     for task in ("task2_rain100L", "task3_rain1400"):
         resumed = load_state(tmp_path / "a" / "run" / task / "final.pt")["weights"]

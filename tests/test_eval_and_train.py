@@ -145,3 +145,28 @@ def test_supervised_resume_mid_epoch_matches_an_uninterrupted_run(synthetic_root
         assert torch.equal(value, resumed["weights"][key]), key
     rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert rows[0].startswith("time_s,step,lr,loss") and rows[-1].split(",")[1] == "9"
+
+
+def test_two_ranks_equal_one_rank_of_the_same_global_batch(synthetic_root, tmp_path):
+    """Bug: DDP without the gradient all-reduce (each rank would step on its own half batch and drift apart)."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = {"train_data": [str(synthetic_root / "rain100H" / "train")],
+           "model": {"name": "realtime", "kwargs": TINY_NETWORKS["realtime"]}, "patch_size": 32, "batch_size": 4,
+           "iterations": 4, "lr": 1e-3, "min_lr": 1e-3, "device": "cpu", "checkpoint_every": 100}  # fmt: skip
+    weights = {}
+    for ranks in (1, 2):
+        path = tmp_path / f"r{ranks}.yaml"
+        path.write_text(yaml.safe_dump({**raw, "out": str(tmp_path / f"r{ranks}")}))
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port",
+                   str(29530 + ranks), "-m", "derain.train.cli", "--yaml", str(path)]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        weights[ranks] = load_state(tmp_path / f"r{ranks}" / "final.pt")["weights"]
+    for key, value in weights[1].items():
+        assert torch.allclose(value, weights[2][key], atol=1e-5), key
