@@ -123,6 +123,21 @@ def test_rain_generator_trains_resumes_and_loads(stream_root, tmp_path):
     assert not any(p.requires_grad for p in bank.load("g").parameters())
 
 
+def test_summary_on_a_hand_made_matrix(tmp_path):
+    """Average seen and backward transfer after the last task, with the numbers worked by hand.
+    BWT = mean over tasks i < T of R[T, i] - R[i, i] (Lopez-Paz & Ranzato 2017, "Gradient Episodic Memory")."""
+    from derain.train.continual import summarize
+
+    config = as_config(tiny_stream(tmp_path, tmp_path, stream=["a", "b", "c"], unseen=[]))
+    score = lambda value: {"psnr_rgb": value, "psnr_y": value + 1, "ssim_rgb": 0.5, "ssim_y": 0.5}  # noqa: E731
+    rows = {"a": {"a": score(30)}, "b": {"a": score(26), "b": score(28)},
+            "c": {"a": score(25), "b": score(27), "c": score(31)}}  # fmt: skip
+    summary = summarize(config, {"rows": rows})
+    assert summary["avg_seen_psnr_rgb"] == pytest.approx((25 + 27 + 31) / 3)
+    assert summary["bwt_psnr_rgb"] == pytest.approx(((25 - 30) + (27 - 28)) / 2)  # -3.0
+    assert summary["bwt_psnr_y"] == pytest.approx(-3.0)
+
+
 def test_stream_writes_matrix_summary_and_heatmap(stream_root, tmp_path):
     summary = train_stream(as_config(tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain100L"])))
     run = tmp_path / "run"
@@ -230,7 +245,9 @@ def test_ddp_two_cpu_processes_with_gloo(stream_root, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     matrix = json.loads((tmp_path / "run" / "matrix.json").read_text())["rows"]
     assert list(matrix) == ["rain100H", "rain100L"]
-    assert load_model(tmp_path / "run" / "task2_rain100L" / "final.pt", expect="realtime") is not None
+    trained = load_model(tmp_path / "run" / "task2_rain100L" / "final.pt", expect="realtime")
+    fresh = build_model("realtime", **TINY_NETWORKS["realtime"])
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()))
 
 
 def test_joint_and_sequential_baselines_need_no_generators(stream_root, tmp_path):
@@ -254,7 +271,8 @@ def test_clgid_runs_with_every_network_of_the_registry(name, stream_root, tmp_pa
     raw = tiny_stream(stream_root, out, stream=["rain100H", "rain100L"], model=model, iterations=6, bank=str(bank))
     summary = train_stream(as_config(raw | {"log_every": 1}))
     assert summary["tasks_done"] == 2 and np.isfinite(summary["avg_seen_psnr_rgb"])
-    assert load_model(out / "run" / "task2_rain100L" / "final.pt", expect=name) is not None
+    trained = load_model(out / "run" / "task2_rain100L" / "final.pt", expect=name)
+    assert trained.spec["name"] == name and all(torch.isfinite(v).all() for v in trained.state_dict().values())
     with open(out / "run" / "task2_rain100L" / "log.csv") as file:
         rows = list(csv.DictReader(file))
     kd = [float(row["kd"]) for row in rows]

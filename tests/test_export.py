@@ -62,7 +62,12 @@ def test_fp16_and_int8_graphs_run_and_stay_close_to_fp32(checkpoint, tmp_path):
     # floors: FP16 is near-lossless on [0, 1] images; INT8 per-tensor PTQ of a tiny net keeps > 30 dB
     assert results["fp16"].parity["fp16"]["psnr_rgb_fp32"] >= 45
     assert results["int8"].parity["int8"]["psnr_rgb_fp32"] >= 30
-    assert results["int8"].parity["fp32"]["psnr_rgb_fp32"] == 99.0  # the reference against itself
+    # the FP32 graph against the PyTorch network it came from, on a frame of its own size: within one grey level
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with Derainer(checkpoint, backend="pytorch", device="cpu") as torch_path, Derainer(results["int8"].onnx["fp32"]) \
+            as graph:  # fmt: skip
+        difference = np.abs(torch_path(frame).astype(int) - graph(frame).astype(int))
+    assert difference.max() <= 1 and difference.mean() < 0.05
     meta = read_metadata(results["int8"].onnx["int8"])
     assert meta["precision"] == "int8" and meta["model"]["name"] == "realtime" and meta["io"] == "uint8"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import scipy.stats
@@ -177,4 +175,4 @@ def test_combined_scorer_saves_and_loads(unpaired_root, tmp_path):
     again = load_scorer(tmp_path / "s.pt")
     images = torch.stack(rainy[:2])
     assert torch.allclose(scorer.score(images), again.score(images))
-    assert json.dumps(again.state()["niqe_scale"]) is not None
+    assert isinstance(again.state()["niqe_scale"], float)  # a plain number: the file reads weights-only
