@@ -39,7 +39,10 @@ def test_mprnet_returns_three_stage_images():
 
 
 def test_reference_parameter_counts():
-    # PReNet (T=6) 168,963 and NAFNet-w32 SIDD configuration 29.16 M, as the official code builds them.
+    # PReNet (Ren et al., CVPR 2019; csdwren/PReNet networks.py), counted by hand from its layers: conv0 6->32
+    # 3x3 (1,760) + 5 residual blocks of two 32->32 3x3 convs (92,480) + 4 ConvLSTM gates 64->32 3x3 (73,856) +
+    # conv 32->3 3x3 (867) = 168,963. NAFNet-w32 SIDD configuration: 29.16 M (shared notes, PERF.md table 1a,
+    # matching a third-party fvcore count).
     assert sum(p.numel() for p in build_model("prenet").parameters()) == 168_963
     nafnet = sum(p.numel() for p in build_model("nafnet").parameters())
     assert abs(nafnet - 29.16e6) / 29.16e6 < 0.005
