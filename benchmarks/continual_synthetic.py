@@ -21,9 +21,9 @@ from derain.data.io import read_image, to_tensor
 from derain.data.photos import background_sources
 from derain.data.synth import SCENES_FILE, synthesize, synthesize_split
 from derain.models.registry import load_model
+from derain.quality.evaluate import derain_image
 from derain.quality.metrics import psnr
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
-from derain.train.evaluate import derain_image
 from derain.train.memorize import GeneratorBank, GeneratorConfig
 from derain.train.supervised import ModelConfig
 
@@ -314,7 +314,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
             f"{summary[f'unseen_{UNSEEN}_psnr_rgb']:.2f} | {summary['avg_seen_psnr_y']:.2f} | "
             f"{summary[f'unseen_{UNSEEN}_psnr_y']:.2f} |"
         )
-    from derain.train.evaluate import rainy_input_scores
+    from derain.quality.evaluate import rainy_input_scores
 
     data = Path(args.work) / "data"
     rainy = {name: rainy_input_scores(data / name / "test")["psnr_rgb"] for name in STREAM}

@@ -203,7 +203,7 @@ def artifact(network: str, variant: Variant, size: tuple[int, int], cache: Path)
 
 def tensorrt_library() -> tuple[str, tuple[tuple[int, ...], ...]]:
     """The engine builder usable on this GPU and its targets, or a BackendError saying why there is none."""
-    from derain.runtime.card import RTX_SUPPORTED
+    from derain.gpus import RTX_SUPPORTED
 
     if not torch.cuda.is_available():
         raise BackendError("no CUDA GPU visible: TensorRT engines run on a GPU (TensorRT-RTX builds them here, "

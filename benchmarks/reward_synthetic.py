@@ -25,8 +25,8 @@ from derain.data.pairing import paired_folder
 from derain.data.synth import synthesize
 from derain.models import load_model, run_padded
 from derain.quality import psnr
+from derain.quality.evaluate import evaluate_folder
 from derain.quality.scorers import fit_scorer, spearman
-from derain.train.evaluate import evaluate_folder
 from derain.train.supervised import ModelConfig, SupervisedConfig, train_supervised
 from derain.train.unpaired import UnpairedConfig, train_unpaired
 
@@ -174,7 +174,7 @@ def main() -> None:
     )["mean"]
     times["supervised upper bound"] = time.perf_counter() - started
 
-    from derain.train.evaluate import rainy_input_scores
+    from derain.quality.evaluate import rainy_input_scores
 
     rows = {"rainy input": rainy_input_scores(test), **rows}
 

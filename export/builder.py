@@ -18,12 +18,13 @@ from types import ModuleType
 from typing import Any
 
 from derain.cli import InputError
-from derain.runtime.card import RTX_SUPPORTED, current_compute_capability
+from derain.gpus import TARGETS
+from derain.runtime.card import current_compute_capability
 
 log = logging.getLogger(__name__)
 
 LIBRARIES = ("tensorrt", "tensorrt_rtx")
-RTX_TARGETS = {target: f"SM{target}" for target in RTX_SUPPORTED}  # names of trt.ComputeCapability
+RTX_TARGETS = {c: t.sm for c, t in TARGETS.items() if t.tensorrt_rtx}  # names of trt.ComputeCapability
 
 
 class BuilderError(InputError, RuntimeError):

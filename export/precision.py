@@ -17,15 +17,14 @@ import numpy as np
 
 from derain.cli import InputError
 from derain.export.onnx_export import read_metadata, write_metadata
+from derain.gpus import EXPORT_TARGETS, FP8_MIN_TARGET
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 QUANTIZED = ("int8", "fp8")
 CALIBRATION_METHODS = ("max", "entropy")
-FP8_MIN_TARGET = 89
-# Compute capabilities TensorRT-RTX can target, and Jetson Orin (87, classic TensorRT only).
-KNOWN_TARGETS = (75, 80, 86, 87, 89, 120, 121)
+KNOWN_TARGETS = EXPORT_TARGETS  # TensorRT-RTX targets and Jetson Orin (derain.gpus)
 FP32_OP_TYPES = ("ReduceMean", "ReduceSum", "Pow", "Sqrt", "GlobalAveragePool")
 QUANTIZABLE_OP_TYPES = ("Conv", "ConvTranspose")
 

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# What a TensorRT-RTX engine built without explicit targets covers (Turing must be asked for explicitly).
-RTX_DEFAULT_TARGETS = (80, 86, 89, 120)
-RTX_SUPPORTED = (75, 80, 86, 89, 120, 121)
+from derain.gpus import RTX_DEFAULT_TARGETS, RTX_SUPPORTED
 
 
 def card_path(engine_path: str | Path) -> Path:

@@ -78,7 +78,7 @@ def test_a_cuda_graph_per_shape_and_clones_own_their_graphs(checkpoint):
 def test_tensorrt_engine_agrees_with_onnxruntime_on_a_gpu_of_its_targets(checkpoint, tmp_path):
     pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
     from derain.export.pipeline import export
-    from derain.runtime.card import RTX_SUPPORTED
+    from derain.gpus import RTX_SUPPORTED
 
     major, minor = torch.cuda.get_device_capability(0)
     if major * 10 + minor not in RTX_SUPPORTED:

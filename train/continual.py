@@ -48,7 +48,7 @@ from derain.data.pairing import DatasetError, paired_folder
 from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
 from derain.models.vrgnet import grey_rain
-from derain.train.evaluate import evaluate_folder
+from derain.quality.evaluate import evaluate_folder
 from derain.train.loop import (
     CsvLog,
     Session,

@@ -21,9 +21,9 @@ from derain.builtin import describe_builtin, is_builtin, resolve_weights
 from derain.cli import Problems, number_problems, run_main, setup_logging
 from derain.data.rain import RAIN_DOMAINS, get_domain
 from derain.models import load_model
+from derain.models.device import resolve_device
 from derain.outputs import atomic_write_text, output_problems
 from derain.quality.testset import CLEAN, image_grid, model_runner, score_domains, table_lines
-from derain.train.evaluate import resolve_device
 from derain.train.shipped import ShippedConfig, default_domains, train_shipped
 
 log = logging.getLogger("derain.demo")

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from derain.train.evaluate import resolve_device
+from derain.models.device import resolve_device
 
 
 @dataclass

@@ -33,7 +33,7 @@ from derain.data.io import to_tensor
 from derain.data.rain import RAIN_DOMAINS, UNSEEN_DOMAINS, domain_seed, get_domain, render_rain
 from derain.data.scenes import SceneSampler
 from derain.models import CheckpointError, build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
-from derain.train.evaluate import resolve_device
+from derain.models.device import resolve_device
 from derain.train.loop import CsvLog, set_lr
 from derain.train.losses import restoration_loss
 from derain.train.supervised import ModelConfig

@@ -21,7 +21,7 @@ from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
 from derain.models.registry import network_problems
 from derain.outputs import atomic_write_text
-from derain.train.evaluate import evaluate_folder
+from derain.quality.evaluate import evaluate_folder
 from derain.train.loop import CsvLog, Session, batches, seed_everything, set_lr, warmup_cosine
 from derain.train.losses import restoration_loss
 from derain.train.state import load_state, resume_file, rng_state, set_rng_state

@@ -45,8 +45,8 @@ from derain.models import (
     run_padded,
     save_checkpoint,
 )
+from derain.quality.evaluate import evaluate_folder
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
-from derain.train.evaluate import evaluate_folder
 from derain.train.loop import CsvLog, Session, batches, seed_everything
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
 from derain.train.state import load_state, rng_state, save_state, set_rng_state
