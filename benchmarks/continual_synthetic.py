@@ -20,12 +20,11 @@ import torch
 from derain.data.io import read_image, to_tensor
 from derain.data.photos import background_sources
 from derain.data.synth import SCENES_FILE, synthesize, synthesize_split
-from derain.models.registry import load_model
+from derain.models.registry import ModelSpec, load_model
 from derain.quality.evaluate import derain_image
 from derain.quality.metrics import psnr
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
-from derain.train.memorize import GeneratorBank, GeneratorConfig
-from derain.train.supervised import ModelConfig
+from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 
 STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
 UNSEEN = "real_like/test"
@@ -127,7 +126,7 @@ def main() -> None:
             stream=STREAM,
             unseen=(UNSEEN,),
             **VARIANTS[method],
-            model=ModelConfig(args.model, args.model_kwargs),
+            model=ModelSpec(args.model, args.model_kwargs),
             out=str(work / run_name(method, args)),
             bank=str(work / "bank"),
             generator=gan,

@@ -18,7 +18,8 @@ import torch
 
 from derain.data.synth import synthesize_split
 from derain.export.pipeline import ExportRequest, export
-from derain.train.supervised import ModelConfig, SupervisedConfig, train_supervised
+from derain.models.registry import ModelSpec
+from derain.train.supervised import SupervisedConfig, train_supervised
 
 # Heavy rain: a short CPU training run learns to remove it (on light rain it stays near the identity, where every
 # precision gives the same uint8 frame and parity says nothing).
@@ -34,7 +35,7 @@ def trained_weights(work: Path, name: str, iterations: int) -> Path:
     final = out / "final.pt"
     if not final.is_file():
         config = SupervisedConfig(
-            train_data=(str(data / "train"),), model=ModelConfig(name), out=str(out), batch_size=8,
+            train_data=(str(data / "train"),), model=ModelSpec(name), out=str(out), batch_size=8,
             iterations=iterations, lr=1e-3 if name == "realtime" else 3e-4, warmup_iterations=iterations // 20,
         )  # fmt: skip
         started = time.perf_counter()

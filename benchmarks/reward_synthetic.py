@@ -24,11 +24,12 @@ from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
 from derain.data.synth import synthesize
 from derain.models import load_model, run_padded
+from derain.models.registry import ModelSpec
 from derain.quality import psnr
 from derain.quality.evaluate import evaluate_folder
 from derain.quality.scorers import fit_scorer, spearman
-from derain.train.supervised import ModelConfig, SupervisedConfig, train_supervised
-from derain.train.unpaired import UnpairedConfig, train_unpaired
+from derain.train.rgsud import UnpairedConfig, train_unpaired
+from derain.train.supervised import SupervisedConfig, train_supervised
 
 
 def split_unpaired(source: Path, work: Path) -> tuple[Path, Path]:
@@ -114,7 +115,7 @@ def main() -> None:
         rain_data=str(rainy_dir / "rain"),
         clean_data=str(clean_dir),
         test_data=str(test),
-        model=ModelConfig(args.model),
+        model=ModelSpec(args.model),
         transfer={"width": 16, "blocks": 2},
         discriminator={"ndf": 16},
         dem={"width": 8, "levels": 3},
@@ -159,7 +160,7 @@ def main() -> None:
     started = time.perf_counter()
     supervised = SupervisedConfig(
         train_data=(str(rainy_dir),),
-        model=ModelConfig(args.model),
+        model=ModelSpec(args.model),
         out=str(work / "supervised"),
         patch_size=64,
         batch_size=4,

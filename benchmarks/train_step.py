@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from derain.models import build_model
+from derain.models.registry import ModelSpec
 from derain.models.vrgnet import VRGNet
 from derain.train.continual import ContinualConfig, task_loss
-from derain.train.memorize import GeneratorConfig, vrgnet_optimizers, vrgnet_step
-from derain.train.supervised import ModelConfig
+from derain.train.generator_bank import GeneratorConfig, vrgnet_optimizers, vrgnet_step
 
 
 def median_time(step, device: torch.device, warmup: int, repeat: int) -> float:
@@ -68,7 +68,7 @@ def derain_step(name: str, device: torch.device, amp: bool, channels_last: bool,
     model = build_model(name).to(device).to(memory_format=memory)
     teacher = build_model(name).to(device).to(memory_format=memory).eval()
     generators = [build_model("vrgnet_generator").to(device).eval()]
-    config = ContinualConfig(data_root="", stream=("a", "b"), model=ModelConfig(name))
+    config = ContinualConfig(data_root="", stream=("a", "b"), model=ModelSpec(name))
     optimizer = torch.optim.Adam(model.parameters(), config.lr)
     rainy = torch.rand(batch, 3, 64, 64, device=device).contiguous(memory_format=memory)
     clean = torch.rand_like(rainy)

@@ -223,3 +223,36 @@ def save_resolved(config: Any, out_dir: str | Path) -> Path:
     data = {"config": config_to_dict(config), "git_revision": git_revision()}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def parse_with_yaml(parser: Any, argv: list[str] | None = None) -> Any:
+    """Parse a command line whose flags may also come from `--yaml FILE` and `key=value` overrides, through the same
+    typed loader as `derain-train` (wrong types, unknown keys with a "did you mean", bad choices: one ConfigError).
+
+    Keys are the flags' names with underscores (`calib_count: 64`, `shape: 720x1280`); a flag given on the command
+    line wins over the YAML and the overrides. The parser needs a `--yaml` option and an `overrides` positional.
+    """
+    import argparse
+
+    first = parser.parse_args(argv)
+    if not first.yaml and not first.overrides:
+        return first
+    actions = list({a.dest: a for a in reversed(parser._actions)
+                    if a.dest not in ("help", "yaml", "overrides") and a.option_strings}.values())  # first per dest
+    fields = []
+    for action in actions:
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            kind: Any = bool
+        else:
+            kind = action.type if action.type in (int, float, str) else type(action.default) \
+                if action.default is not None else str  # fmt: skip
+        fields.append((action.dest, kind | None, dataclasses.field(default=None)))
+    schema = dataclasses.make_dataclass("CommandLine", fields, frozen=True)
+    values = config_to_dict(load_config(schema, first.yaml, first.overrides))
+    problems = [f"{key}: {value!r} is not one of {', '.join(map(str, action.choices))}"
+                for action in actions if action.choices and (value := values.get(action.dest)) is not None
+                and value not in action.choices for key in [action.dest]]  # fmt: skip
+    if problems:
+        raise ConfigError("; ".join(problems))
+    parser.set_defaults(**{key: value for key, value in values.items() if value is not None})
+    return parser.parse_args(argv)

@@ -34,12 +34,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="export_out", help="output folder (refused if it holds files, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder once the export "
                    "succeeded (a failed export leaves it as it was)")  # fmt: skip
+    p.add_argument("--yaml", help="the options as a YAML file (keys: the flags with underscores, e.g. calib_count)")
+    p.add_argument("overrides", nargs="*", help="key=value options over the YAML (e.g. precision=int8 shape=480x640); "
+                   "flags given on the command line win")  # fmt: skip
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     setup_logging(library_only=True)
+    return run_main("derain-export", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    from derain.config import parse_with_yaml
+
+    args = parse_with_yaml(parser(), argv)
     from derain.builtin import describe_builtin, is_builtin, resolve_weights
     from derain.export.pipeline import ExportRequest, check_request, export, parse_shape, parse_target_groups
     from derain.models import load_model
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                           "calibration": result.calibration or None}, indent=2))  # fmt: skip
         return EXIT_OK
 
-    return run_main("derain-export", body)
+    return body()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def network_problems(name: str, kwargs: dict[str, Any]) -> list[str]:
     """Why `build_model(name, **kwargs)` would fail: an unknown network, unknown or missing arguments, an argument
     of the wrong type (checked against the constructor's defaults); [] when it would not."""
     if name not in NETWORKS:
-        return [f"unknown network {name!r}; known: {', '.join(NETWORKS.names())}"]
+        return [f"unknown network {name!r}; known: {', '.join([*NETWORKS.names(), *VARIANTS])}"]
     parameters = {k: v for k, v in inspect.signature(NETWORKS.get(name).__init__).parameters.items() if k != "self"}
     problems = []
     unknown = sorted(set(kwargs) - set(parameters))
@@ -56,8 +57,47 @@ def network_problems(name: str, kwargs: dict[str, Any]) -> list[str]:
     return problems
 
 
+# Named configurations of registered networks: name -> (network, arguments). `build_model("nafnet_csud")` builds
+# NAFNet with CSUD's arguments; its checkpoint records the network and the arguments, not the variant name.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # CSUD / RGSUD's de-rainer (Yu et al., "Cycle self-supervised unpaired de-raining"; RGSUD keeps it)
+    "nafnet_csud": ("nafnet", {"width": 32, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12,
+                               "dec_blk_nums": [2, 2, 2, 2]}),  # fmt: skip
+    "nafnet_w16": ("nafnet", {"width": 16}),  # the SIDD configuration at half width (latency tables)
+}
+
+
+def resolve_variant(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(network, arguments) of a network or variant name; explicit arguments override a variant's."""
+    if name in VARIANTS:
+        network, defaults = VARIANTS[name]
+        return network, {**defaults, **kwargs}
+    return name, dict(kwargs)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint carries to rebuild its network: a registered name (or a variant) and its arguments.
+    Checked when made: an unknown network, or arguments its constructor does not take, fail at once."""
+
+    name: str = "realtime"
+    kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from derain.config import ConfigError
+
+        problems = network_problems(*resolve_variant(self.name, self.kwargs))
+        if problems:
+            raise ConfigError("model: " + "; ".join(problems))
+
+    def build(self) -> nn.Module:
+        return build_model(self.name, **self.kwargs)
+
+
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered network; its name and arguments are kept on it as `model.spec` for checkpoints."""
+    """Build a registered network (or a named variant); its name and arguments are kept on it as `model.spec` for
+    checkpoints."""
+    name, kwargs = resolve_variant(name, kwargs)
     cls = NETWORKS.get(name)  # an unknown name: UnknownNameError with the known ones
     problems = network_problems(name, kwargs)
     if problems:

@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
                    "non-empty folder")  # fmt: skip
     p.add_argument("--stats", help="also write the final statistics (JSON) to this file")
     p.add_argument("--quiet", action="store_true", help="no status line")
+    p.add_argument("--yaml", help="the options as a YAML file (keys: the flags with underscores, e.g. deadline_ms)")
+    p.add_argument("overrides", nargs="*", help="key=value options over the YAML (e.g. deadline_ms=50); flags given "
+                   "on the command line win")  # fmt: skip
     return p
 
 
@@ -121,12 +124,14 @@ class Reporter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     setup_logging(library_only=True)
-    return run_main("derain-stream", lambda: _main(args))
+    return run_main("derain-stream", lambda: _main(argv))
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(argv: list[str] | None) -> int:
+    from derain.config import parse_with_yaml
+
+    args = parse_with_yaml(parser(), argv)
     problems = check_arguments(args)
     if problems:
         raise UsageError(problems)

@@ -211,7 +211,15 @@ CASES = [
          "9", "--out", f"{W}/exp"), 2, "--opt-level must be <= 5"),  # fmt: skip
     Case("export-calib-count-zero", "export", plain("--weights", f"{W}/tiny.pt", "--builder", "onnx-only",
          "--calib-count", "0", "--precision", "int8", "--out", f"{W}/exp"), 2, "--calib-count must be >= 1"),
+    Case("export-yaml-unknown-key", "export", lambda w: ["--yaml", yaml(w, "calib_cout: 3\n", "e1.yaml"), "--out",
+         f"{w}/exp"], 2, "did you mean 'calib_count'"),  # fmt: skip
+    Case("export-yaml-bad-choice", "export", lambda w: ["--yaml", yaml(w, "precision: int4\n", "e2.yaml"), "--out",
+         f"{w}/exp"], 2, "precision: 'int4' is not one of fp32, fp16, int8, fp8"),  # fmt: skip
+    Case("export-override-type", "export", plain("calib_count=many", "--out", f"{W}/exp"), 2,
+         "calib_count: expected a whole number, found 'many'"),
     # derain-stream
+    Case("stream-yaml-type", "stream", lambda w: ["--yaml", yaml(w, "deadline_ms: soon\n", "s1.yaml"), "--source",
+         f"{w}/video_frames"], 2, "deadline_ms: expected a number, found 'soon'"),  # fmt: skip
     Case("stream-missing-model", "stream", plain("--model", f"{W}/none.onnx", "--source", f"{W}/video_frames"), 2,
          "model not found"),
     Case("stream-frames-zero", "stream", plain("--model", f"{W}/tiny.pt", "--source", f"{W}/video_frames",

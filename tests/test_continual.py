@@ -22,7 +22,7 @@ from derain.data.synth import synthesize, synthesize_split
 from derain.models import build_model, load_model
 from derain.models.vrgnet import VRGNet, grey_rain
 from derain.train.continual import ContinualConfig, replay, train_stream
-from derain.train.memorize import GeneratorBank, GeneratorConfig, train_rain_generator
+from derain.train.generator_bank import GeneratorBank, GeneratorConfig, train_rain_generator
 from derain.train.state import load_state
 
 TINY_GAN = {"iterations": 6, "batch_size": 4, "checkpoint_every": 3, "background_stages": 1, "background_channels": 8}

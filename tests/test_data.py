@@ -95,7 +95,7 @@ def test_crop_and_augmentation_keep_pairs_aligned():
     assert len(variants) == 8  # the 8 flips/rotations are distinct on a generic image
 
 
-def test_unpaired_reader_draws_clean_images_independently(tmp_path):
+def test_rgsud_reader_draws_clean_images_independently(tmp_path):
     write_pairs(tmp_path, [f"{i}.png" for i in range(4)], [f"c{i}.png" for i in range(6)], size=(40, 40))
     dataset = UnpairedDataset(tmp_path / "rain", tmp_path / "norain", patch_size=32, seed=1)
     sample = dataset[1]

@@ -13,9 +13,9 @@ from conftest import TINY_NETWORKS
 from derain.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, photo
 from derain.data.rain import RAIN_DOMAINS, SEEN_DOMAINS, UNSEEN_DOMAINS, get_domain, render_rain
 from derain.data.scenes import TEST_CROP, SceneSampler, dead_leaves, grid_crops, paired_crops
+from derain.models.registry import ModelSpec
 from derain.quality.testset import batch_metrics, bootstrap_ci
 from derain.train.shipped import Plateau, ShippedConfig, check, default_domains, train_shipped
-from derain.train.supervised import ModelConfig
 
 
 @pytest.mark.parametrize("domain", SEEN_DOMAINS)
@@ -115,7 +115,7 @@ def test_plateau_halves_then_stops():
 
 def test_shipped_recipe_trains_resumes_and_stops_at_its_plateau(tmp_path):
     config = ShippedConfig(
-        model=ModelConfig("realtime", dict(TINY_NETWORKS["realtime"])), out=str(tmp_path / "run"), pool=4,
+        model=ModelSpec("realtime", dict(TINY_NETWORKS["realtime"])), out=str(tmp_path / "run"), pool=4,
         batch_size=4, patch_size=48, val_every=5, val_images=8, max_iterations=10, lr=2e-3, device="cpu",
     )  # fmt: skip
     summary = train_shipped(config)

@@ -11,10 +11,11 @@ from conftest import TINY_NETWORKS
 
 from derain.data import read_image, write_image
 from derain.models import build_model, load_model, run_padded, save_checkpoint
+from derain.models.registry import ModelSpec
 from derain.models.tiling import tiled_forward
 from derain.train.evaluate import main as eval_main
 from derain.train.state import load_state
-from derain.train.supervised import ModelConfig, SupervisedConfig, learning_rate, train_supervised
+from derain.train.supervised import SupervisedConfig, learning_rate, train_supervised
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def test_brief_training_improves_on_the_rainy_input_and_resumes(synthetic_root, 
     train = str(synthetic_root / "rain100H" / "train")
     test = str(synthetic_root / "rain100H" / "test")
     config = SupervisedConfig(
-        train_data=(train,), test_data=(test,), model=ModelConfig("realtime", dict(TINY_NETWORKS["realtime"])),
+        train_data=(train,), test_data=(test,), model=ModelSpec("realtime", dict(TINY_NETWORKS["realtime"])),
         out=str(tmp_path / "run"), patch_size=32, batch_size=4, iterations=60, lr=2e-3, checkpoint_every=20,
         device="cpu",
     )  # fmt: skip
@@ -132,7 +133,7 @@ def test_supervised_resume_mid_epoch_matches_an_uninterrupted_run(synthetic_root
 
     def config(out: str, iterations: int) -> SupervisedConfig:
         return SupervisedConfig(
-            train_data=(train,), model=ModelConfig("realtime", dict(TINY_NETWORKS["realtime"])), out=out,
+            train_data=(train,), model=ModelSpec("realtime", dict(TINY_NETWORKS["realtime"])), out=out,
             patch_size=32, batch_size=4, iterations=iterations, lr=1e-3, min_lr=1e-3, checkpoint_every=100,
             device="cpu", seed=3,
         )  # fmt: skip

@@ -205,3 +205,16 @@ def test_fp16_graph_keeps_layernorm_reductions_in_fp32(tmp_path):
     assert all(types.get(node.output[0]) == onnx.TensorProto.FLOAT for node in reductions)
     assert any(t == onnx.TensorProto.FLOAT16 for t in types.values())
     assert result.parity["fp16"]["psnr_rgb_fp32"] >= 45
+
+
+def test_cli_takes_a_yaml_and_overrides_and_flags_win(checkpoint, tmp_path):
+    from derain.export.cli import main
+
+    options = tmp_path / "export.yaml"
+    options.write_text(f"weights: {checkpoint}\nprecision: fp16\nbuilder: onnx-only\nshape: 32x32\ntest_count: 2\n")
+    out = tmp_path / "out"
+    assert main(["--yaml", str(options), "precision=int8", "calib_count=4", "--precision", "fp32", "--out",
+                 str(out)]) == 0  # fmt: skip
+    written = json.loads((out / "export.json").read_text())
+    assert list(written["onnx"]) == ["fp32"]  # the flag beat the override, which beat the YAML
+    assert read_metadata(out / "model_fp32.onnx")["shapes"] == [[32, 32]]

@@ -14,10 +14,10 @@ from conftest import TINY_NETWORKS
 
 from derain.data.synth import synthesize, synthesize_split
 from derain.models import build_model, stage_outputs
+from derain.models.registry import ModelSpec
 from derain.train.continual import ContinualConfig, train_stream
-from derain.train.memorize import GeneratorConfig
+from derain.train.generator_bank import GeneratorConfig
 from derain.train.state import load_state
-from derain.train.supervised import ModelConfig
 
 pytestmark = pytest.mark.gpu
 
@@ -56,7 +56,7 @@ def test_clgid_stream_trains_on_cuda_with_amp(tmp_path: Path):
         data_root=str(root),
         stream=("rain100H", "rain100L"),
         unseen=("real_like/test",),
-        model=ModelConfig("mprnet", TINY_NETWORKS["mprnet"]),
+        model=ModelSpec("mprnet", TINY_NETWORKS["mprnet"]),
         out=str(tmp_path / "run"),
         bank=str(tmp_path / "bank"),
         generator=GeneratorConfig(

@@ -49,13 +49,13 @@ def _continual(config: Any, resume: str | None) -> Any:
 
 
 def _generator(config: Any, resume: str | None) -> Any:
-    from derain.train.memorize import train_rain_generator
+    from derain.train.generator_bank import train_rain_generator
 
     return {"generator": str(train_rain_generator(config.train_data, config.out, config.generator))}
 
 
 def _unpaired(config: Any, resume: str | None) -> Any:
-    from derain.train.unpaired import train_unpaired
+    from derain.train.rgsud import train_unpaired
 
     summary = train_unpaired(config, resume=resume)
     return {"stages": {k: {"iterations": v.get("iterations")} for k, v in summary["stages"].items()}}
@@ -69,10 +69,10 @@ def _shipped(config: Any, resume: str | None) -> Any:
 
 def _register() -> None:
     from derain.train.continual import ContinualConfig
-    from derain.train.memorize import GeneratorRunConfig
+    from derain.train.generator_bank import GeneratorRunConfig
+    from derain.train.rgsud import UnpairedConfig
     from derain.train.shipped import ShippedConfig
     from derain.train.supervised import SupervisedConfig
-    from derain.train.unpaired import UnpairedConfig
 
     TRAINERS.add("supervised", Trainer(SupervisedConfig, _supervised))
     TRAINERS.add("continual", Trainer(ContinualConfig, _continual))

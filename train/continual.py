@@ -47,8 +47,10 @@ from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
 from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
+from derain.models.registry import ModelSpec
 from derain.models.vrgnet import grey_rain
 from derain.quality.evaluate import evaluate_folder
+from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.loop import (
     CsvLog,
     Session,
@@ -60,9 +62,7 @@ from derain.train.loop import (
     warmup_cosine,
 )
 from derain.train.losses import restoration_loss
-from derain.train.memorize import GeneratorBank, GeneratorConfig
 from derain.train.state import load_state, rng_state, save_state, set_rng_state
-from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ContinualConfig:
     stream: tuple[str, ...]  # dataset names in training order
     unseen: tuple[str, ...] = ()  # paired test folders never trained on (relative to data_root or absolute)
     method: str = "clgid"
-    model: ModelConfig = ModelConfig("mprnet")
+    model: ModelSpec = ModelSpec("mprnet")
     out: str = "runs/continual"
     bank: str = "runs/generator_bank"
     generator: GeneratorConfig = GeneratorConfig()

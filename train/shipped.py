@@ -34,9 +34,9 @@ from derain.data.rain import RAIN_DOMAINS, UNSEEN_DOMAINS, domain_seed, get_doma
 from derain.data.scenes import SceneSampler
 from derain.models import CheckpointError, build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
 from derain.models.device import resolve_device
+from derain.models.registry import ModelSpec
 from derain.train.loop import CsvLog, set_lr
 from derain.train.losses import restoration_loss
-from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def default_domains() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ShippedConfig:
-    model: ModelConfig = ModelConfig("realtime")
+    model: ModelSpec = ModelSpec("realtime")
     out: str = "runs/shipped_realtime"
     domains: tuple[str, ...] = ()  # () = default_domains()
     holdout: tuple[str, ...] = ("storm",)

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import ConcatDataset
 
 from derain.cli import progress
-from derain.config import ConfigError, save_resolved
+from derain.config import save_resolved
 from derain.data.datasets import PairedDataset
 from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
-from derain.models.registry import network_problems
+from derain.models.registry import ModelSpec
 from derain.outputs import atomic_write_text
 from derain.quality.evaluate import evaluate_folder
 from derain.train.loop import CsvLog, Session, batches, seed_everything, set_lr, warmup_cosine
@@ -30,21 +30,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    name: str = "realtime"
-    kwargs: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:  # a wrong network or argument fails when the YAML is read, not at build time
-        problems = network_problems(self.name, self.kwargs)
-        if problems:
-            raise ConfigError("model: " + "; ".join(problems))
-
-
-@dataclass(frozen=True)
 class SupervisedConfig:
     train_data: tuple[str, ...]  # folders with rain/ and norain/
     test_data: tuple[str, ...] = ()
-    model: ModelConfig = ModelConfig()
+    model: ModelSpec = ModelSpec()
     out: str = "runs/supervised"
     patch_size: int = 64
     batch_size: int = 16

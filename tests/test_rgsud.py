@@ -10,12 +10,12 @@ from conftest import TINY_NETWORKS
 
 from derain.data.datasets import PairedDataset, UnpairedDataset
 from derain.models import CheckpointError, build_model, save_checkpoint
+from derain.models.registry import ModelSpec
 from derain.quality import psnr
 from derain.quality.niqe import NIQEModel, _aggd, _ggd
 from derain.quality.scorers import NIQEScorer, fit_scorer, load_scorer, spearman
 from derain.train.losses import channel_consistency, psnr_loss, ssim_loss
-from derain.train.supervised import ModelConfig
-from derain.train.unpaired import RewardPool, UnpairedConfig, train_unpaired
+from derain.train.rgsud import RewardPool, UnpairedConfig, train_unpaired
 
 TINY_PARTS = {"transfer": {"width": 8, "blocks": 1}, "discriminator": {"ndf": 8}, "dem": {"width": 8, "levels": 3}}
 
@@ -75,7 +75,7 @@ def test_losses():
     assert channel_consistency(x, y) > 0.1
 
 
-def test_unpaired_networks_shapes():
+def test_rgsud_networks_shapes():
     transfer = build_model("rain_transfer", **TINY_PARTS["transfer"])
     critic = build_model("patch_discriminator", **TINY_PARTS["discriminator"])
     dem = build_model("dem_unet", **TINY_PARTS["dem"])
@@ -119,7 +119,7 @@ def _config(root, out, **changes) -> UnpairedConfig:
         rain_data=str(root / "train" / "rain"),
         clean_data=str(root / "train" / "norain"),
         test_data=str(root / "test"),
-        model=ModelConfig("realtime", TINY_NETWORKS["realtime"]),
+        model=ModelSpec("realtime", TINY_NETWORKS["realtime"]),
         out=str(out),
         patch_size=48,
         batch_size=2,

@@ -45,16 +45,15 @@ from derain.models import (
     run_padded,
     save_checkpoint,
 )
+from derain.models.registry import ModelSpec
 from derain.quality.evaluate import evaluate_folder
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
 from derain.train.loop import CsvLog, Session, batches, seed_everything
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
 from derain.train.state import load_state, rng_state, save_state, set_rng_state
-from derain.train.supervised import ModelConfig
 
 log = logging.getLogger(__name__)
 
-CSUD_NAFNET = {"width": 32, "enc_blk_nums": [2, 2, 4, 8], "middle_blk_num": 12, "dec_blk_nums": [2, 2, 2, 2]}
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class UnpairedConfig:
     rain_data: str  # rainy training images (no clean partners)
     clean_data: str  # clean images of other scenes
     test_data: str = ""  # paired folder (rain/ + norain/) used only for measurement and the stage-2 plateau
-    model: ModelConfig = ModelConfig("nafnet", CSUD_NAFNET)
+    model: ModelSpec = ModelSpec("nafnet_csud")
     transfer: dict = field(default_factory=lambda: {"width": 64, "blocks": 6})
     discriminator: dict = field(default_factory=lambda: {"ndf": 64})
     dem: dict = field(default_factory=lambda: {"width": 32})
