@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from derain.data.synth import SCENES_FILE, synthesize, synthesize_split
 from derain.models.registry import ModelSpec, load_model
 from derain.quality.evaluate import derain_image
 from derain.quality.metrics import psnr
+from derain.quality.reports import device_name, dumps, join_parts
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 
@@ -156,59 +156,11 @@ def main() -> None:
     write_report(args, results, times, scene_scores(data, configs), device_name())
 
 
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return "CUDA " + torch.cuda.get_device_name()
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
 def merge_reports(args: argparse.Namespace, paths: list[Path]) -> None:
     """One report from the JSON reports of methods that trained in separate processes (the parts of one run)."""
-    results, times, by_scene, devices = {}, {}, {"psnr_rgb": {}, "dark_channel": {}}, set()
-    for path in paths:
-        if not path.is_file():
-            raise SystemExit(f"--merge: no report at {path}")
-        part = revive_json(json.loads(path.read_text()))
-        if "device" not in part:
-            raise SystemExit(f"--merge: {path} does not say which device it ran on (a 'device' entry)")
-        devices.add(part["device"])
-        results |= part["results"]
-        for stage, seconds in part["times_s"].items():
-            if stage == "this invocation (wall)":
-                stage = f"{', '.join(part['results'])} invocation (wall)"
-            times[stage] = seconds
-        by_scene["psnr_rgb"] |= part["by_scene"]["psnr_rgb"]
-        by_scene["dark_channel"] = part["by_scene"]["dark_channel"]
-    if len(devices) != 1:
-        raise SystemExit(f"--merge: the reports ran on different devices: {sorted(devices)}")
+    results, times, by_scene, device = join_parts(paths)
     args.methods = ",".join(results)
-    write_report(args, results, times, by_scene, devices.pop())
-
-
-NON_FINITE = ("inf", "-inf", "nan")
-
-
-def strict_json(value):
-    """A copy that strict JSON can hold: a non-finite float (PSNR of an image returned unchanged is inf) becomes the
-    string 'inf' / '-inf' / 'nan' (`revive_json` reads it back)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: strict_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(item) for item in value]
-    return value
-
-
-def revive_json(value):
-    """The inverse of `strict_json`."""
-    if isinstance(value, str) and value in NON_FINITE:
-        return float(value)
-    if isinstance(value, dict):
-        return {key: revive_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [revive_json(item) for item in value]
-    return value
+    write_report(args, results, times, by_scene, device)
 
 
 def run_name(method: str, args: argparse.Namespace) -> str:
@@ -372,7 +324,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     report = {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes}
-    out.with_suffix(".json").write_text(json.dumps(strict_json(report), indent=2, allow_nan=False))
+    out.with_suffix(".json").write_text(dumps(report))
     print("\n".join(lines))
 
 

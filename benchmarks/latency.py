@@ -36,6 +36,7 @@ from derain.models import build_model, save_checkpoint
 from derain.models.cost import frame_cost
 from derain.runtime import BackendError, Derainer
 from derain.runtime.stats import percentiles
+from derain.timing import cuda_event_ms, wall_seconds
 
 log = logging.getLogger("latency")
 RESULTS = Path(__file__).parent / "results"
@@ -151,19 +152,8 @@ def ceilings(cuda: bool, quick: bool) -> dict[str, float]:
     return {"copy_bytes_per_s": 2 * size / copy, "matmul_flops_fp32": 2 * n**3 / matmul}
 
 
-def _wall_s(fn: Any) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def _cuda_ms(fn: Any) -> float:
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end)
+_wall_s = wall_seconds  # the shared helpers (derain.timing)
+_cuda_ms = cuda_event_ms
 
 
 # ------------------------------------------------------------------------------------------------- artifacts

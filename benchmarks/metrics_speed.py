@@ -8,34 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from derain.quality import metrics, uint8_metrics
+from derain.timing import median_seconds
 
 
 def ssim_direct(pred: torch.Tensor, target: torch.Tensor, convention: str) -> torch.Tensor:
     """SSIM with the 2-D Gaussian window as one 11x11 grouped convolution (the definition, unfactored)."""
-    pred, target, peak = metrics._prepare(pred, target, convention)
-    channels = pred.shape[1]
-    g = metrics.gaussian_window(1, pred.dtype, pred.device).flatten()
-    window = (g[:, None] * g[None, :]).expand(channels, 1, metrics.WINDOW, metrics.WINDOW).contiguous()
-    padding = metrics.WINDOW // 2 if convention == "rgb" else 0
-
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, window, padding=padding, groups=channels)
-
-    mu_x, mu_y = filt(pred), filt(target)
-    sigma_x, sigma_y = filt(pred * pred) - mu_x**2, filt(target * target) - mu_y**2
-    sigma_xy = filt(pred * target) - mu_x * mu_y
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
-    return ssim_map.flatten(1).mean(dim=1)
+    return metrics.ssim(pred, target, convention, separable=False)
 
 
 def direct_metrics(pred_rgb: np.ndarray, target_rgb: np.ndarray, device: str) -> dict[str, float]:
@@ -51,15 +35,7 @@ def direct_metrics(pred_rgb: np.ndarray, target_rgb: np.ndarray, device: str) ->
 
 
 def timed(fn, repeat: int, device: str) -> float:  # noqa: ANN001
-    fn()  # warm-up
-    samples = []
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()  # returns Python floats, so the device work is finished when it returns
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+    return median_seconds(fn, repeat, warmup=1, cuda=device == "cuda")
 
 
 def main() -> None:

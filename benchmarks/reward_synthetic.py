@@ -27,6 +27,7 @@ from derain.models import load_model, run_padded
 from derain.models.registry import ModelSpec
 from derain.quality import psnr
 from derain.quality.evaluate import evaluate_folder
+from derain.quality.reports import device_name
 from derain.quality.scorers import fit_scorer, spearman
 from derain.train.rgsud import UnpairedConfig, train_unpaired
 from derain.train.supervised import SupervisedConfig, train_supervised
@@ -199,7 +200,7 @@ def write_report(args, rows, table, summary, times, snapshot_count) -> None:
         f"--n-test {args.n_test} --size {args.size} --stage1 {args.stage1} --stage2 {args.stage2} "
         f"--sweep-every {args.sweep_every} --scorer {args.scorer}"
     )
-    device = "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    device = device_name()
     lines = [
         f"# RGSUD on unpaired built-in rain ({args.domain})",
         "",

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
@@ -28,23 +26,13 @@ import torch
 from derain.models import build_model
 from derain.models.registry import ModelSpec
 from derain.models.vrgnet import VRGNet
+from derain.timing import median_seconds
 from derain.train.continual import ContinualConfig, task_loss
 from derain.train.generator_bank import GeneratorConfig, vrgnet_optimizers, vrgnet_step
 
 
 def median_time(step, device: torch.device, warmup: int, repeat: int) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return median_seconds(step, repeat, warmup, cuda=device.type == "cuda")
 
 
 def gan_step(device: torch.device, batch: int = 18):

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from derain.filters import gaussian_kernel
+
 CONVENTIONS = ("rgb", "y")
 WINDOW = 11
 SIGMA = 1.5
@@ -36,7 +38,8 @@ def rgb_to_y(image: torch.Tensor) -> torch.Tensor:
     return 16.0 + (image * weights).sum(dim=1, keepdim=True)
 
 
-def _prepare(pred: torch.Tensor, target: torch.Tensor, convention: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+def prepare(pred: torch.Tensor, target: torch.Tensor, convention: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Checked, clamped float64 images in the convention's space (RGB, or MATLAB luma) and their peak value."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown metric convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     _check(pred, target)
@@ -49,38 +52,50 @@ def _prepare(pred: torch.Tensor, target: torch.Tensor, convention: str) -> tuple
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, convention: str = "rgb") -> torch.Tensor:
     """Per-image PSNR in dB (B,). Identical images give +inf."""
-    pred, target, peak = _prepare(pred, target, convention)
+    pred, target, peak = prepare(pred, target, convention)
     mse = (pred - target).pow(2).flatten(1).mean(dim=1)
     return 10.0 * torch.log10(peak**2 / mse)
 
 
 def gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The 11x11 Gaussian window as one 1-D kernel (channels, 1, 1, 11); the 2-D window is its outer product."""
-    offsets = torch.arange(WINDOW, dtype=dtype, device=device) - WINDOW // 2
-    g = torch.exp(-(offsets**2) / (2 * SIGMA**2))
-    return (g / g.sum()).expand(channels, 1, 1, WINDOW).contiguous()
+    return gaussian_kernel(WINDOW, SIGMA, dtype, device).expand(channels, 1, 1, WINDOW).contiguous()
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, convention: str = "rgb") -> torch.Tensor:
-    """Per-image SSIM (B,), Gaussian window 11 / sigma 1.5, in the given convention."""
-    pred, target, peak = _prepare(pred, target, convention)
-    channels = pred.shape[1]
-    row = gaussian_window(channels, pred.dtype, pred.device)
+def ssim_map(x: torch.Tensor, y: torch.Tensor, peak: float = 1.0, padding: int = WINDOW // 2,
+             separable: bool = True) -> torch.Tensor:  # fmt: skip
+    """The SSIM map of (B, C, H, W) images with values up to `peak` (Gaussian window 11, sigma 1.5), differentiable:
+    the one SSIM of the project (metrics take its mean, `train.losses.ssim_loss` its log).
+
+    Args:
+        padding: zero padding of the window ("same" map: 5; the MATLAB "valid" convention: 0).
+        separable: a row then a column pass (fast, equal to the 2-D window, zero padding commutes with it); False
+            runs the unfactored 11x11 window (the definition, for checking).
+    """
+    channels = x.shape[1]
+    row = gaussian_window(channels, x.dtype, x.device)
     column = row.transpose(2, 3)
-    padding = WINDOW // 2 if convention == "rgb" else 0
+    window = None if separable else (column * row).contiguous()  # (C, 1, 11, 11): the outer product
 
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        # separable: a row pass then a column pass equals the 2-D window (zero padding commutes with it)
-        x = F.conv2d(x, row, padding=(0, padding), groups=channels)
-        return F.conv2d(x, column, padding=(padding, 0), groups=channels)
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        if window is not None:
+            return F.conv2d(t, window, padding=padding, groups=channels)
+        t = F.conv2d(t, row, padding=(0, padding), groups=channels)
+        return F.conv2d(t, column, padding=(padding, 0), groups=channels)
 
-    mu_x, mu_y = filt(pred), filt(target)
-    sigma_x = filt(pred * pred) - mu_x**2
-    sigma_y = filt(target * target) - mu_y**2
-    sigma_xy = filt(pred * target) - mu_x * mu_y
+    mu_x, mu_y = filt(x), filt(y)
+    sigma_x = filt(x * x) - mu_x**2
+    sigma_y = filt(y * y) - mu_y**2
+    sigma_xy = filt(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
-    return ssim_map.flatten(1).mean(dim=1)
+    return ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, convention: str = "rgb", separable: bool = True) -> torch.Tensor:
+    """Per-image SSIM (B,), Gaussian window 11 / sigma 1.5, in the given convention."""
+    pred, target, peak = prepare(pred, target, convention)
+    padding = WINDOW // 2 if convention == "rgb" else 0
+    return ssim_map(pred, target, peak, padding, separable).flatten(1).mean(dim=1)
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

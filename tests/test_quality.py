@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -86,3 +88,14 @@ def test_uint8_metrics_has_both_conventions():
     values = uint8_metrics(a, b)
     assert set(values) == {"psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"}
     assert values["psnr_rgb"] == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), abs=1e-6)
+
+
+def test_the_ssim_loss_is_the_metric_ssim():
+    """One SSIM: the training loss is -log10 of the RGB metric's mean (same window, padding and constants)."""
+    from derain.quality.metrics import ssim
+    from derain.train.losses import ssim_loss
+
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 24, 24, dtype=torch.float64), torch.rand(2, 3, 24, 24, dtype=torch.float64)
+    assert float(ssim_loss(pred, target)) == pytest.approx(-math.log10(float(ssim(pred, target, "rgb").mean())))
+    assert torch.allclose(ssim(pred, target, "y"), ssim(pred, target, "y", separable=False))

@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from derain.quality.metrics import ssim_map
+
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """mean(sqrt((pred - target)^2 + eps^2))."""
@@ -38,26 +40,9 @@ def restoration_loss(outputs: list[torch.Tensor], target: torch.Tensor, edge_wei
     return sum(charbonnier(o, target) + edge_weight * edge_loss(o, target) for o in outputs)
 
 
-def _ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Differentiable SSIM map (Gaussian window 11, sigma 1.5, zero 'same' padding), images in [0, 1]."""
-    offsets = torch.arange(11, dtype=x.dtype, device=x.device) - 5
-    g = torch.exp(-(offsets**2) / (2 * 1.5**2))
-    g = g / g.sum()
-    window = (g[:, None] * g[None, :]).expand(x.shape[1], 1, 11, 11)
-
-    def filt(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, padding=5, groups=x.shape[1])
-
-    mu_x, mu_y = filt(x), filt(y)
-    sigma_x, sigma_y = filt(x * x) - mu_x**2, filt(y * y) - mu_y**2
-    sigma_xy = filt(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    return ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
-
-
 def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """-log10(mean SSIM) (CSUD's SSIM loss)."""
-    return -torch.log10(_ssim_map(pred, target).mean().clamp_min(1e-6))
+    return -torch.log10(ssim_map(pred, target).mean().clamp_min(1e-6))
 
 
 def psnr_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
