@@ -42,7 +42,7 @@ VARIANTS = {
 }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="runs/continual_synthetic")
     parser.add_argument("--model", default="realtime")
@@ -78,6 +78,32 @@ def main() -> None:
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
     )
+    return parser
+
+
+def gan_config(args: argparse.Namespace) -> GeneratorConfig:
+    """The VRGNet recipe of every bank entry, from the command line."""
+    stages, channels = (int(v) for v in args.gan_background.split("x"))
+    return GeneratorConfig(
+        iterations=args.gan_iterations, batch_size=args.gan_batch_size, background_stages=stages,
+        background_channels=channels, checkpoint_every=250, device=args.device, cache=True,
+    )  # fmt: skip
+
+
+def stream_config(method: str, args: argparse.Namespace, data: Path, work: Path, gan: GeneratorConfig
+                  ) -> ContinualConfig:  # fmt: skip
+    """One method's stream over the built-in datasets."""
+    return ContinualConfig(
+        data_root=str(data), stream=STREAM, unseen=(UNSEEN,), **VARIANTS[method],
+        model=ModelSpec(args.model, args.model_kwargs), out=str(work / run_name(method, args)),
+        bank=str(work / "bank"), generator=gan, iterations=args.iterations,
+        warmup_epochs=0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
+        batch_size=args.batch_size, lr=args.lr, checkpoint_every=300, device=args.device, cache=True,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.results:
         args.out = str(Path(__file__).parent / "results" / "continual_synthetic")
@@ -97,16 +123,7 @@ def main() -> None:
     if args.part == "data":
         return
 
-    stages, channels = (int(v) for v in args.gan_background.split("x"))
-    gan = GeneratorConfig(
-        iterations=args.gan_iterations,
-        batch_size=args.gan_batch_size,
-        background_stages=stages,
-        background_channels=channels,
-        checkpoint_every=250,
-        device=args.device,
-        cache=True,
-    )
+    gan = gan_config(args)
     methods = args.methods.split(",")
     for method in methods:
         if method not in VARIANTS:
@@ -120,26 +137,7 @@ def main() -> None:
         return
     if args.part not in ("all", "streams"):
         parser.error(f"unknown --part {args.part!r}")
-    configs = {
-        method: ContinualConfig(
-            data_root=str(data),
-            stream=STREAM,
-            unseen=(UNSEEN,),
-            **VARIANTS[method],
-            model=ModelSpec(args.model, args.model_kwargs),
-            out=str(work / run_name(method, args)),
-            bank=str(work / "bank"),
-            generator=gan,
-            iterations=args.iterations,
-            warmup_epochs=0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
-            batch_size=args.batch_size,
-            lr=args.lr,
-            checkpoint_every=300,
-            device=args.device,
-            cache=True,
-        )
-        for method in methods
-    }
+    configs = {method: stream_config(method, args, data, work, gan) for method in methods}
     if any(uses_generators(config) for config in configs.values()):
         for name in STREAM[:-1]:
             bank.ensure(name, data / name / "train", gan)
@@ -230,6 +228,7 @@ def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
 
 
 def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: dict, device: str) -> None:
+    """`<out>.md` (summary table, accuracy matrices, per-scene PSNR, time) and `<out>.json`; prints the markdown."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
@@ -240,6 +239,19 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         f"--gan-batch-size {args.gan_batch_size} --gan-background {args.gan_background} "
         f"--n-train {args.n_train} --n-test {args.n_test} --methods {args.methods} --work {args.work} --out {args.out}"
     )
+    lines = [*summary_lines(args, results, command, device), *matrix_lines(args, results),
+             *scene_lines(results, scenes), *time_lines(times)]  # fmt: skip
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    report = {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes}
+    out.with_suffix(".json").write_text(dumps(report))
+    print("\n".join(lines))
+
+
+def summary_lines(args: argparse.Namespace, results: dict, command: str, device: str) -> list[str]:
+    """Title, recipe and one row per method (PSNR per split after the last task, averages, BWT, unseen) plus the
+    rainy input's row."""
+    from derain.quality.evaluate import rainy_input_scores
+
     lines = [
         "# Continual de-raining on the built-in stream rain100H -> rain100L -> rain1400 -> rain1200_medium",
         "",
@@ -265,8 +277,6 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
             f"{summary[f'unseen_{UNSEEN}_psnr_rgb']:.2f} | {summary['avg_seen_psnr_y']:.2f} | "
             f"{summary[f'unseen_{UNSEEN}_psnr_y']:.2f} |"
         )
-    from derain.quality.evaluate import rainy_input_scores
-
     data = Path(args.work) / "data"
     rainy = {name: rainy_input_scores(data / name / "test")["psnr_rgb"] for name in STREAM}
     rainy["unseen"] = rainy_input_scores(data / UNSEEN)["psnr_rgb"]
@@ -276,8 +286,12 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         + f" | {sum(rainy[n] for n in STREAM) / 4:.2f}"
         f" | | {rainy['unseen']:.2f} | | |"
     )
-    lines.append("")
-    lines += ["## Accuracy matrices (PSNR RGB; rows: after task, columns: test split)", ""]
+    return [*lines, ""]
+
+
+def matrix_lines(args: argparse.Namespace, results: dict) -> list[str]:
+    """One accuracy matrix per method (rows: after task; columns: test split)."""
+    lines = ["## Accuracy matrices (PSNR RGB; rows: after task, columns: test split)", ""]
     for method in results:
         matrix = json.loads((Path(args.work) / run_name(method, args) / "matrix.json").read_text())["rows"]
         columns = [*STREAM, f"unseen:{UNSEEN}"]
@@ -288,9 +302,14 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         for task, row in matrix.items():
             lines.append(f"| {task} | " + " | ".join(f"{row[c]['psnr_rgb']:.2f}" for c in columns) + " |")
         lines.append("")
+    return lines
+
+
+def scene_lines(results: dict, scenes: dict) -> list[str]:
+    """PSNR per source photo of the test splits, and the clean-input column."""
     photos = list(next(iter(scenes["psnr_rgb"]["rainy input"].values())))
     columns = [*STREAM, "unseen", CLEAN_INPUT]
-    lines += [
+    lines = [
         "## By test scene",
         "",
         "PSNR RGB after the last task on each source photo of the test splits, as "
@@ -311,8 +330,11 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
     for method, row in scenes["psnr_rgb"].items():
         cells = [" / ".join(f"{row[c][p]:.2f}" for p in photos) if c in row else "" for c in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += [
+    return [*lines, ""]
+
+
+def time_lines(times: dict) -> list[str]:
+    lines = [
         "## Time",
         "",
         "Seconds each stage took when it ran (generators and training tasks record their own time, so a stage "
@@ -321,11 +343,7 @@ def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: d
         "| stage | seconds |",
         "|---|---|",
     ]
-    lines += [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    report = {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes}
-    out.with_suffix(".json").write_text(dumps(report))
-    print("\n".join(lines))
+    return lines + [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def test_rain_generator_trains_resumes_and_loads(stream_root, tmp_path):
 def test_summary_on_a_hand_made_matrix(tmp_path):
     """Average seen and backward transfer after the last task, with the numbers worked by hand.
     BWT = mean over tasks i < T of R[T, i] - R[i, i] (Lopez-Paz & Ranzato 2017, "Gradient Episodic Memory")."""
-    from derain.train.continual import summarize
+    from derain.train.reports import summarize
 
     config = as_config(tiny_stream(tmp_path, tmp_path, stream=["a", "b", "c"], unseen=[]))
     score = lambda value: {"psnr_rgb": value, "psnr_y": value + 1, "ssim_rgb": 0.5, "ssim_y": 0.5}  # noqa: E731

@@ -34,12 +34,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from derain.cli import progress
 from derain.config import config_to_dict, save_resolved
@@ -62,6 +60,7 @@ from derain.train.loop import (
     warmup_cosine,
 )
 from derain.train.losses import restoration_loss
+from derain.train.reports import load_matrix, summarize, write_matrix
 from derain.train.state import load_state, rng_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -263,7 +262,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
     if session.main:
         save_resolved(config, out)
     bank = GeneratorBank(config.bank)
-    matrix = _load_matrix(out)
+    matrix = load_matrix(out)
     previous: Path | None = None
     try:
         for index, name in enumerate(task_names(config)):
@@ -280,7 +279,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
             if session.main:
                 model = _load_net(config, final, session.device)
                 matrix["rows"][name] = _score(config, model, session.device)
-                _write_matrix(config, matrix, out)
+                write_matrix(config, matrix, out)
             session.barrier()
             previous = final
     finally:
@@ -301,39 +300,18 @@ def _load_net(config: ContinualConfig, path: Path, device: torch.device) -> nn.M
 def _train_task(
     config: ContinualConfig, session: Session, bank: GeneratorBank, index: int, previous: Path | None
 ) -> Path:
+    """Train one task of the stream (resuming mid-task from its `last.pt`); returns its `final.pt`.
+
+    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the data,
+    the replay sources, the losses and the checkpoint it calls live in their own functions."""
     folder = task_dir(config, index)
     names = list(config.stream) if config.method == "joint" else [config.stream[index]]
     seed_everything(config.seed + index)
-    parts = [
-        PairedDataset(
-            _folder(config, n) / "train", patch_size=config.patch_size, seed=config.seed + index, cache=config.cache
-        )
-        for n in names
-    ]
-    dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
-    per_epoch = steps_per_epoch(math.ceil(len(dataset) / session.world), max(1, config.batch_size // session.world))
-    # `iterations` is per dataset, so joint training (one task over the union) gets the whole stream's budget,
-    # as `epochs` over the union does
-    total = config.iterations * len(names) if config.iterations else config.epochs * per_epoch
-    warmup = (
-        int(round(config.warmup_epochs * per_epoch))
-        if not config.iterations
-        else int(round(config.warmup_epochs / max(1, config.epochs) * total))
-    )
-
+    dataset, total, warmup = _task_data(config, session, names, index)
     student = session.prepare(build_model(config.model.name, **config.model.kwargs))
     if previous is not None:
         load_weights(student, load_state(previous)["weights"], str(previous))
-    replaying = config.method == "clgid" and index > 0
-    teacher = generators = None
-    if replaying:
-        teacher = copy.deepcopy(student).eval()
-        for parameter in teacher.parameters():
-            parameter.requires_grad_(False)
-        if config.replay_source == "renderer":
-            generators = [RenderedRain(n, config.render_size) for n in config.stream[:index]]
-        else:
-            generators = [bank.load(n, session.device) for n in config.stream[:index]]
+    teacher, generators = _replay_sources(config, session, bank, index, student)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     step = 0
     replay_state = None
@@ -392,6 +370,42 @@ def _train_task(
     return final
 
 
+def _task_data(config: ContinualConfig, session: Session, names: list[str], index: int
+               ) -> tuple[Dataset, int, int]:  # fmt: skip
+    """A task's training set (one dataset, or the union for joint training), its iterations and warm-up steps."""
+    parts = [
+        PairedDataset(
+            _folder(config, n) / "train", patch_size=config.patch_size, seed=config.seed + index, cache=config.cache
+        )
+        for n in names
+    ]
+    dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    per_epoch = steps_per_epoch(math.ceil(len(dataset) / session.world), max(1, config.batch_size // session.world))
+    # `iterations` is per dataset, so joint training (one task over the union) gets the whole stream's budget,
+    # as `epochs` over the union does
+    total = config.iterations * len(names) if config.iterations else config.epochs * per_epoch
+    warmup = (
+        int(round(config.warmup_epochs * per_epoch))
+        if not config.iterations
+        else int(round(config.warmup_epochs / max(1, config.epochs) * total))
+    )
+    return dataset, total, warmup
+
+
+def _replay_sources(config: ContinualConfig, session: Session, bank: GeneratorBank, index: int, student: nn.Module
+                    ) -> tuple[nn.Module | None, list | None]:  # fmt: skip
+    """CLGID after the first task: a frozen copy of the previous network (the distillation teacher) and the rain
+    sources of every earlier dataset (stored generators, or the renderer for oracle replay); else (None, None)."""
+    if not (config.method == "clgid" and index > 0):
+        return None, None
+    teacher = copy.deepcopy(student).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    if config.replay_source == "renderer":
+        return teacher, [RenderedRain(n, config.render_size) for n in config.stream[:index]]
+    return teacher, [bank.load(n, session.device) for n in config.stream[:index]]
+
+
 def _checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config, replay_rng: torch.Generator
 ) -> None:
@@ -417,76 +431,3 @@ def _score(config: ContinualConfig, model: nn.Module, device: torch.device) -> d
     for name in config.unseen:
         scores[f"unseen:{name}"] = evaluate_folder(model, _folder(config, name), device=device, progress=False)["mean"]
     return scores
-
-
-def _load_matrix(out: Path) -> dict:
-    path = out / "matrix.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    return {"rows": {}}
-
-
-def summarize(config: ContinualConfig, matrix: dict) -> dict:
-    """Average seen PSNR after the last task, backward transfer, unseen PSNR (RGB and Y).
-
-    `individual` has no last task: each dataset is scored by its own network, each unseen set by the mean over
-    the networks trained so far, and there is no backward transfer."""
-    rows = matrix["rows"]
-    tasks = [t for t in task_names(config) if t in rows]
-    if not tasks:
-        return {"tasks_done": 0}
-    if config.method == "individual":
-        final = {name: rows[name][name] for name in tasks}
-        for unseen in (f"unseen:{name}" for name in config.unseen):
-            metrics = rows[tasks[0]][unseen]
-            final[unseen] = {m: float(np.mean([rows[t][unseen][m] for t in tasks])) for m in metrics}
-    else:
-        final = rows[tasks[-1]]
-    summary: dict = {"method": config.method, "model": config.model.name, "tasks_done": len(tasks)}
-    for metric in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):
-        seen = config.stream if config.method == "joint" else config.stream[: len(tasks)]
-        summary[f"avg_seen_{metric}"] = float(np.mean([final[n][metric] for n in seen]))
-        if config.method in ("clgid", "sequential") and len(tasks) > 1:
-            drops = [final[n][metric] - rows[n][n][metric] for n in config.stream[: len(tasks) - 1]]
-            summary[f"bwt_{metric}"] = float(np.mean(drops))
-        for name in config.unseen:
-            summary[f"unseen_{name}_{metric}"] = final[f"unseen:{name}"][metric]
-    summary["final"] = final
-    return summary
-
-
-def _write_matrix(config: ContinualConfig, matrix: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.json").write_text(json.dumps(matrix, indent=2))
-    columns = [*config.stream, *(f"unseen:{n}" for n in config.unseen)]
-    lines = ["task," + ",".join(f"{c}:{m}" for c in columns for m in config.metrics)]
-    for task, scores in matrix["rows"].items():
-        lines.append(task + "," + ",".join(f"{scores[c][m]:.4f}" for c in columns for m in config.metrics))
-    (out / "matrix.csv").write_text("\n".join(lines) + "\n")
-    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png", "alone on" if config.method == "individual" else "after")
-
-
-def heatmap(matrix: dict, columns: list[str], metric: str, path: Path, rows_are: str = "after") -> None:
-    """Task x dataset PSNR heatmap as a PNG, drawn with OpenCV (no plotting dependency); row labels read
-    `<rows_are> <task>` ("after" a task of a stream, "alone on" a dataset for `individual`)."""
-    rows = list(matrix["rows"])
-    values = np.array([[matrix["rows"][r][c][metric] for c in columns] for r in rows], dtype=np.float32)
-    cell_w, cell_h, left, top = 150, 48, 170, 60
-    image = np.full((top + cell_h * len(rows) + 30, left + cell_w * len(columns), 3), 255, np.uint8)
-    low, high = float(values.min()), float(values.max())
-    colours = cv2.applyColorMap(
-        ((values - low) / max(high - low, 1e-6) * 255).astype(np.uint8)[..., None], cv2.COLORMAP_VIRIDIS
-    )
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    title = "after each task" if rows_are == "after" else f"trained {rows_are} each set"
-    cv2.putText(image, f"{metric} {title} (rows) on each test set (columns)", (8, 20), font, 0.5, 0, 1)
-    for j, column in enumerate(columns):
-        cv2.putText(image, column[:20], (left + j * cell_w + 4, top - 10), font, 0.42, 0, 1)
-    for i, row in enumerate(rows):
-        cv2.putText(image, f"{rows_are} {row}"[:22], (4, top + i * cell_h + 30), font, 0.45, 0, 1)
-        for j in range(len(columns)):
-            x, y = left + j * cell_w, top + i * cell_h
-            image[y : y + cell_h - 2, x : x + cell_w - 2] = colours[i, j]  # BGR
-            shade = 0 if colours[i, j].mean() > 110 else 255
-            cv2.putText(image, f"{values[i, j]:.2f}", (x + 40, y + 30), font, 0.6, (shade,) * 3, 1)
-    cv2.imwrite(str(path), image)

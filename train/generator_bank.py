@@ -160,7 +160,8 @@ def train_rain_generator(
 ) -> Path:
     """Train a VRGNet on the pairs of `train_dir`; resumes from `<out>/state.pt`; returns `<out>/generator.pt`.
 
-    Runs on one process (rank 0 under DDP; other ranks wait): a bank entry is small and trained once.
+    Runs on one process (rank 0 under DDP; other ranks wait): a bank entry is small and trained once. Long on
+    purpose: a training loop read top to bottom in one sitting; the GAN step lives in `vrgnet_step`.
     """
     session = session or Session.start(config.device, amp=False, channels_last=False)
     out = Path(out)

@@ -283,6 +283,10 @@ def _run_stage(
     state: dict | None,
     summary: dict,
 ) -> dict:
+    """Run one RGSUD stage from `state` (or its start): steps, reward sweeps, validation, checkpoints.
+
+    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the losses,
+    the reward pool and the state it calls live in their own functions."""
     device = session.device
     second = stage == "stage2"
     total = config.stage2_iterations if second else config.stage1_iterations

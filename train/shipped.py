@@ -35,8 +35,10 @@ from derain.data.scenes import SceneSampler
 from derain.models import CheckpointError, build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
 from derain.models.device import resolve_device
 from derain.models.registry import ModelSpec
+from derain.outputs import atomic_write_text
 from derain.train.loop import CsvLog, set_lr
 from derain.train.losses import restoration_loss
+from derain.train.state import resume_file
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,10 @@ def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimize
 
 
 def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
-    """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`."""
+    """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`.
+
+    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the data, the
+    plateau rule and the resume it calls live in their own functions."""
     domains = check(config)
     out = Path(config.out)
     done = out / "summary.json"
@@ -218,15 +223,12 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
     plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
     step, lr, spent, best_score = 0, config.lr, 0.0, float("-inf")
     last = out / "last.pt"
-    if config.init and not (resume is not None and (last if resume == "auto" else Path(resume)).is_file()):
+    path = resume_file(out, resume)  # batches are keyed by step, so a resume continues the same batch stream
+    if config.init and path is None:
         load_weights(model, read_checkpoint(config.init)["weights"], source=config.init)
         log.info("starting from the weights of %s", config.init)
-    if resume is not None:
-        path = last if resume == "auto" else Path(resume)
-        if path.is_file():
-            step, lr, spent, best_score = _restore(path, model, optimizer, plateau)
-        elif resume != "auto":
-            raise FileNotFoundError(f"--resume checkpoint not found: {path}")
+    if path is not None:
+        step, lr, spent, best_score = _restore(path, model, optimizer, plateau)
     save_resolved(config, out)
     sampler = scene_sampler(config, out)
     val_sampler = SceneSampler(config.photo_fraction, pool=48, seed=config.seed + 1000)
@@ -266,6 +268,6 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
                "best_val_psnr": best_score, "lr_drops": plateau.drops, "domains": list(domains),
                "holdout": list(config.holdout), "config": config_to_dict(config),
                "unseen_domains": [d for d in UNSEEN_DOMAINS if d not in domains]}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     log.info("stopped at iteration %d (%s); best validation %.2f dB", step, stopped, best_score)
     return summary

@@ -68,7 +68,8 @@ def train_supervised(config: SupervisedConfig, resume: str | None = None) -> Pat
     """Train and return the path of the final checkpoint (`<out>/final.pt`).
 
     Runs on the shared toolkit (`loop.Session`, `loop.batches`, `loop.CsvLog`, `state`): AMP and channels_last on
-    CUDA, DDP under torchrun, a CSV log, and a resume that continues mid-epoch with the same batches.
+    CUDA, DDP under torchrun, a CSV log, and a resume that continues mid-epoch with the same batches. Long on
+    purpose: a training loop read top to bottom in one sitting (torchvision's references).
 
     Args:
         resume: None, "auto" (`<out>/last.pt`, if any) or a checkpoint path.
