@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import Dataset
 
 from derain.data.augment import random_crop, random_dihedral
-from derain.data.io import list_images, read_image, to_tensor
-from derain.data.pairing import DatasetError, Pair, paired_folder
+from derain.data.io import read_image, to_tensor
+from derain.data.pairing import Pair, image_folder, paired_folder
 
 
 def _sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -87,13 +87,7 @@ class UnpairedDataset(Dataset):
 
     @staticmethod
     def _images(folder: str | Path) -> list[Path]:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise DatasetError(f"dataset folder not found: {folder}")
-        files = list_images(folder)
-        if not files:
-            raise DatasetError(f"no images in {folder}")
-        return files
+        return image_folder(folder)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -54,6 +54,17 @@ def _rainy_candidates(stem: str) -> list[str]:
     return candidates
 
 
+def image_folder(folder: str | Path, what: str = "dataset folder") -> list[Path]:
+    """The image files of a folder that must hold some (sorted); a DatasetError says what is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{what} not found: {folder}" if not folder.exists() else f"{what} {folder} is a file")
+    files = list_images(folder)
+    if not files:
+        raise DatasetError(f"{what} {folder} holds no images (PNG/JPEG/BMP/TIFF/WebP)")
+    return files
+
+
 def _describe(paths: list[Path], limit: int = 5) -> str:
     names = ", ".join(p.name for p in paths[:limit])
     return names + (f" (+{len(paths) - limit} more)" if len(paths) > limit else "")
@@ -144,4 +155,5 @@ def seed_layout(root: str | Path, name: str, split: str) -> Path:
     return root / name / split
 
 
-__all__ = ["DatasetError", "ImageReadError", "Pair", "check_pairs", "match_pairs", "paired_folder", "seed_layout"]
+__all__ = ["DatasetError", "ImageReadError", "Pair", "check_pairs", "image_folder", "match_pairs", "paired_folder",
+           "seed_layout"]  # fmt: skip

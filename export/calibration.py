@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from derain.data.io import ImageReadError, image_size, list_images, read_image, to_tensor, to_uint8
+from derain.data.pairing import image_folder
 from derain.data.photos import TRAIN_PHOTOS, photo, random_background
 from derain.data.rain import render_rain
 from derain.frames import to_network
@@ -50,11 +51,7 @@ def folder_frames(folder: str | Path, count: int, height: int, width: int, skipp
     """Up to `count` RGB uint8 frames (N, H, W, 3) from the images of `folder` (undecodable files are skipped and
     their names appended to `skipped`)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"calibration folder not found: {folder}")
-    paths = list_images(folder)
-    if not paths:
-        raise ValueError(f"calibration folder {folder} holds no images (PNG/JPEG/BMP/TIFF/WebP)")
+    paths = image_folder(folder, "calibration folder")
     frames = []
     skipped = skipped if skipped is not None else []
     for path in paths:
