@@ -152,6 +152,9 @@ def batches(
             shuffle=False,
             drop_last=sampler_len >= per_rank,
             num_workers=workers,
+            # its own generator: a loader draws a base seed when each epoch starts, which from the global RNG would
+            # shift every later random draw of a run resumed mid-epoch (it starts its epoch at a different step)
+            generator=torch.Generator().manual_seed(seed * 1000 + epoch),
         )
         yield from loader
         skip = 0
