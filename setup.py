@@ -17,7 +17,7 @@ setup(
     package_data={
         "derain.train": ["configs/*.yaml"],
         "derain.models": ["weights/*.pt", "weights/*.json"],
-        "derain.cpp_ext": ["*.cu", "*.cpp", "*.h"],
+        "derain.cpp_ext": ["kernels/*.cu", "*.cu", "*.cpp", "*.h"],
     },
     install_requires=[
         "torch>=2.4",
