@@ -176,3 +176,44 @@ def test_combined_scorer_saves_and_loads(unpaired_root, tmp_path):
     images = torch.stack(rainy[:2])
     assert torch.allclose(scorer.score(images), again.score(images))
     assert isinstance(again.state()["niqe_scale"], float)  # a plain number: the file reads weights-only
+
+
+def test_rgsud_killed_mid_epoch_resumes_to_the_same_networks(unpaired_root, tmp_path):
+    """Killed after its first checkpoint (step 3 of stage 1; 8 images, batch 2: mid-epoch) and resumed, the run ends
+    with the same de-rainer and reward pool as an uninterrupted one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from derain.config import config_to_dict
+    from derain.train.state import load_state
+
+    def config_file(out):
+        raw = config_to_dict(_config(unpaired_root, out, checkpoint_every=3, stage1_iterations=6,
+                                     stage2_iterations=4))  # fmt: skip
+        path = out.parent / f"{out.name}.yaml"
+        path.write_text(yaml.safe_dump({"trainer": "unpaired", **raw}))
+        return path
+
+    command = [sys.executable, "-m", "derain.train.cli", "--yaml"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, str(config_file(killed))], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not (killed / "last.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    at = load_state(killed / "last.pt")
+    assert at["stage"] == "stage1" and 0 < at["step"] < 6
+    subprocess.run([*command, str(config_file(killed)), "--resume", "auto"], check=True, capture_output=True)
+    straight = tmp_path / "straight"
+    subprocess.run([*command, str(config_file(straight))], check=True, capture_output=True)
+    for name in ("stage1_final.pt", "stage2_final.pt"):
+        a, b = load_state(killed / name)["weights"], load_state(straight / name)["weights"]
+        for key in b:
+            assert torch.allclose(a[key], b[key], atol=1e-6), f"{name} {key}"
