@@ -72,16 +72,15 @@ class Problems:
             raise UsageError(self.items)
 
 
-def number_problems(values: dict[str, Any], minimum: float | None = None, maximum: float | None = None,
-                    strict_minimum: bool = False) -> list[str]:  # fmt: skip
+def number_problems(values: dict[str, Any], minimum: float | None = None, maximum: float | None = None
+                    ) -> list[str]:  # fmt: skip
     """Range problems of named numeric flags (`{"--tile": 512}`); None values are skipped."""
     problems = []
     for flag, value in values.items():
         if value is None:
             continue
-        if minimum is not None and (value <= minimum if strict_minimum else value < minimum):
-            sign = ">" if strict_minimum else ">="
-            problems.append(f"{flag} must be {sign} {minimum:g}, got {value:g}")
+        if minimum is not None and value < minimum:
+            problems.append(f"{flag} must be >= {minimum:g}, got {value:g}")
         if maximum is not None and value > maximum:
             problems.append(f"{flag} must be <= {maximum:g}, got {value:g}")
     return problems
@@ -136,11 +135,10 @@ class LogProgress:
         desc: str = "",
         initial: int = 0,
         every: float = LOG_EVERY_S,
-        logger: logging.Logger | None = None,
     ) -> None:
         self.iterable, self.desc, self.n, self.every = iterable, desc, initial, every
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
-        self.log = logger or logging.getLogger("derain.progress")
+        self.log = logging.getLogger("derain.progress")
         self.postfix = ""
         self.started = self.last = time.perf_counter()
         self.initial, self.closed = initial, False

@@ -249,9 +249,11 @@ def parse_with_yaml(parser: Any, argv: list[str] | None = None) -> Any:
         fields.append((action.dest, kind | None, dataclasses.field(default=None)))
     schema = dataclasses.make_dataclass("CommandLine", fields, frozen=True)
     values = config_to_dict(load_config(schema, first.yaml, first.overrides))
-    problems = [f"{key}: {value!r} is not one of {', '.join(map(str, action.choices))}"
-                for action in actions if action.choices and (value := values.get(action.dest)) is not None
-                and value not in action.choices for key in [action.dest]]  # fmt: skip
+    problems = []
+    for action in actions:
+        value = values.get(action.dest)
+        if action.choices and value is not None and value not in action.choices:
+            problems.append(f"{action.dest}: {value!r} is not one of {', '.join(map(str, action.choices))}")
     if problems:
         raise ConfigError("; ".join(problems))
     parser.set_defaults(**{key: value for key, value in values.items() if value is not None})

@@ -76,7 +76,11 @@ def read_picture(path: str | Path) -> Picture:
         ImageReadError: missing, empty or undecodable file; a depth other than 8/16 bits (float HDR, 32-bit).
     """
     path = Path(path)
-    image = _decode(path, cv2.IMREAD_UNCHANGED)
+    return _as_picture(_decode(path, cv2.IMREAD_UNCHANGED), path)
+
+
+def _as_picture(image: np.ndarray, path: Path) -> Picture:
+    """A decoded image (OpenCV's channel order and dtype) as a `Picture`."""
     if image.dtype not in (np.uint8, np.uint16):
         raise ImageReadError(f"{path}: {image.dtype} pixels are not supported (8- or 16-bit images only; convert "
                              "HDR / float images first)")  # fmt: skip
@@ -133,7 +137,7 @@ def read_image(path: str | Path) -> np.ndarray:
     image = _decode(path, cv2.IMREAD_UNCHANGED)
     if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    picture = read_picture(path)
+    picture = _as_picture(image, path)
     key = (str(path.parent), picture.mode)
     if key not in _CONVERTED:
         _CONVERTED.add(key)

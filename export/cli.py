@@ -50,7 +50,7 @@ def _main(argv: list[str] | None) -> int:
 
     args = parse_with_yaml(parser(), argv)
     from derain.builtin import describe_builtin, is_builtin, resolve_weights
-    from derain.export.pipeline import ExportRequest, check_request, export, parse_shape, parse_target_groups
+    from derain.export.pipeline import ExportRequest, export, parse_shape, parse_target_groups
     from derain.models import load_model
 
     def body() -> int:
@@ -66,8 +66,7 @@ def _main(argv: list[str] | None) -> int:
             problems.add(f"--dynamic is MINHxMINW:MAXHxMAXW, got {args.dynamic!r}")
         targets = problems.attempt(lambda: tuple(parse_target_groups(args.cc)))
         sample = problems.attempt(lambda: parse_shape(args.sample_size)) if args.sample_size else None
-        if problems or model is None or None in shapes or (dynamic and None in dynamic) or targets is None:
-            problems.raise_if_any()
+        problems.raise_if_any()  # every failed parse above added its problem
         request = ExportRequest(
             weights=weights,
             out=args.out,
@@ -86,8 +85,7 @@ def _main(argv: list[str] | None) -> int:
             max_drop_db=args.max_drop,
             optimization_level=args.opt_level,
         )
-        check_request(request, model, overwrite=args.overwrite)  # every other problem, before any stage runs
-        result = export(request, overwrite=args.overwrite)
+        result = export(request, overwrite=args.overwrite, model=model)  # checks everything before any stage
         print(json.dumps({"onnx": result.onnx, "parity": result.parity, "engines": result.engines,
                           "calibration": result.calibration or None}, indent=2))  # fmt: skip
         return EXIT_OK

@@ -196,13 +196,15 @@ def _test_pairs(request: ExportRequest, out: Path) -> list[tuple[np.ndarray, np.
     return load_split(folder, request.test_count, request.shapes[0] if is_static(request) else None)
 
 
-def export(request: ExportRequest | None = None, overwrite: bool = True, **kwargs: Any) -> ExportResult:
+def export(request: ExportRequest | None = None, overwrite: bool = True, model: Any = None,
+           **kwargs: Any) -> ExportResult:  # fmt: skip
     """Run every stage; see `ExportRequest` for the options (`export(weights=..., precision="int8", ...)`).
 
     Everything is checked first (`request_problems`); the stages write into a staging folder beside `request.out`
-    that replaces it only when every stage succeeded, so a failed or killed export leaves `out` as it was."""
+    that replaces it only when every stage succeeded, so a failed or killed export leaves `out` as it was.
+    `model`: the network of `request.weights` if the caller has loaded it already."""
     request = request or ExportRequest(**kwargs)
-    model = load_model(request.weights)
+    model = model if model is not None else load_model(request.weights)
     check_request(request, model, overwrite)
     with staged_folder(request.out, overwrite=overwrite) as staging:
         result = _run_stages(request, model, staging)

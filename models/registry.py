@@ -46,11 +46,12 @@ def network_problems(name: str, kwargs: dict[str, Any]) -> list[str]:
         default = parameters[key].default if key in parameters else inspect.Parameter.empty
         if default is inspect.Parameter.empty or default is None or value is None:
             continue
-        number = (int, float)
-        fits = (isinstance(value, number) and not isinstance(value, bool)) if isinstance(default, number) and not \
-            isinstance(default, bool) else isinstance(value, type(default))  # fmt: skip
         if isinstance(default, (list, tuple)):
             fits = isinstance(value, (list, tuple))
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):  # an int default takes a float too
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, type(default))
         if not fits:
             problems.append(f"network {name!r} argument {key!r} must be {type(default).__name__} like {default!r}, "
                             f"found {value!r}")  # fmt: skip
@@ -89,9 +90,6 @@ class ModelSpec:
         problems = network_problems(*resolve_variant(self.name, self.kwargs))
         if problems:
             raise ConfigError("model: " + "; ".join(problems))
-
-    def build(self) -> nn.Module:
-        return build_model(self.name, **self.kwargs)
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

@@ -115,10 +115,11 @@ def check_run(config: Any, resume: str | None, overwrite: bool) -> None:
 
                 problems.attempt(lambda: read_training_state(resume))
         if resume is None and not overwrite:
-            problems.extend(output_problems(out, flag="out", kind="folder"))
-            if problems.items and problems.items[-1].startswith(f"out {out} is not empty"):
-                problems.items[-1] = (f"out {out} holds an earlier run; give --resume auto to continue it, "
-                                      "--overwrite to set it aside and start again, or another out=...")  # fmt: skip
+            if Path(out).is_dir() and any(Path(out).iterdir()):
+                problems.add(f"out {out} holds an earlier run; give --resume auto to continue it, --overwrite to set "
+                             "it aside and start again, or another out=...")  # fmt: skip
+            else:
+                problems.extend(output_problems(out, flag="out", kind="folder"))
     problems.raise_if_any()
 
 
