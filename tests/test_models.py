@@ -185,3 +185,7 @@ def test_a_legacy_resume_state_says_how_to_convert_and_converts_without_running_
     with pytest.raises(CheckpointError, match="cannot convert"):
         convert_legacy(tmp_path / "evil.pt")
     assert not marker.exists()
+    with pytest.raises(CheckpointError, match="exists already"):  # never overwrites an earlier original
+        convert_legacy(legacy)
+    with pytest.raises(CheckpointError, match="no such file"):
+        convert_legacy(tmp_path / "missing.pt")

@@ -75,6 +75,11 @@ def convert_legacy(path: str | Path) -> Path:
     place (the original is kept as `<file>.legacy`). Still weights-only: NumPy's array and dtype rebuilders are the
     only classes let through, so nothing in the file can run code."""
     path = Path(path)
+    legacy = path.with_name(path.name + ".legacy")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
+    if legacy.exists():
+        raise CheckpointError(f"{legacy} exists already (an earlier conversion's original): move it away first")
     core = np._core if hasattr(np, "_core") else np.core
     numeric = (np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64, np.bool_)
     allowed = [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
@@ -83,7 +88,10 @@ def convert_legacy(path: str | Path) -> Path:
         with torch.serialization.safe_globals(allowed):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot convert: {str(error).strip().splitlines()[0][:200]}") from None
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        reason = ("it holds objects other than NumPy arrays" if "Weights only" in first
+                  else f"not a readable torch file: {type(error).__name__}: {first}")  # fmt: skip
+        raise CheckpointError(f"{path}: cannot convert ({reason})") from None
     rng = state.get("rng") if isinstance(state, dict) else None
     if isinstance(rng, dict) and not isinstance(rng.get("numpy"), dict) and "numpy" in rng:
         version, keys, gauss = rng["python"]
@@ -94,7 +102,7 @@ def convert_legacy(path: str | Path) -> Path:
     pool = state.get("pool") if isinstance(state, dict) else None
     if isinstance(pool, dict) and "images" in pool:
         pool["images"] = [None if i is None else torch.as_tensor(np.asarray(i)) for i in pool["images"]]
-    path.replace(path.with_name(path.name + ".legacy"))
+    path.replace(legacy)
     save_state(state, path)
     load_state(path)  # proves the result reads weights-only
     return path
@@ -104,6 +112,14 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m derain.train.state", description=convert_legacy.__doc__)
+    from derain.cli import EXIT_OK, run_main
+
     parser.add_argument("--convert", required=True, nargs="+", metavar="FILE")
-    for file in parser.parse_args().convert:
-        print(f"converted {convert_legacy(file)} (original kept as {file}.legacy)")
+    files = parser.parse_args().convert
+
+    def convert_all() -> int:
+        for file in files:
+            print(f"converted {convert_legacy(file)} (original kept as {file}.legacy)")
+        return EXIT_OK
+
+    raise SystemExit(run_main("python -m derain.train.state", convert_all))
