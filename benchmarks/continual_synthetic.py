@@ -10,31 +10,34 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from derain.data.io import read_image, to_tensor
-from derain.data.photos import background_sources
-from derain.data.synth import SCENES_FILE, synthesize, synthesize_split
+from derain.data.scenes import paired_crops
+from derain.data.synth import synthesize, synthesize_split
 from derain.models.registry import ModelSpec, load_model
-from derain.quality.evaluate import derain_image
-from derain.quality.metrics import psnr
-from derain.quality.reports import device_name, dumps, join_parts
+from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats, reference_floor
+from derain.quality.reports import device_name, dumps
+from derain.quality.testset import CLEAN, batch_metrics, bootstrap_ci, model_runner
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
+from derain.train.reports import write_matrix
 
 STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
-UNSEEN = "real_like/test"
-CLEAN_INPUT = "clean input"  # the by-scene table's column of networks fed clean images (of STREAM[1]'s test split)
+UNSEEN = "real_like/test"  # the trainer's own matrix scores this unseen folder; the report scores UNSEEN_DOMAINS
+UNSEEN_DOMAINS = ("real_like", "storm")
 # benchmark name -> ContinualConfig overrides; `clgid_released` is the released code's detached distillation,
 # which gives no gradient and so is also "CLGID without KD"
 VARIANTS = {
     "sequential": {"method": "sequential"},
     "clgid": {"method": "clgid"},
     "clgid_released": {"method": "clgid", "kd_mode": "released_code"},
+    "clgid_kd0.1": {"method": "clgid", "kd_weight": 0.1},
     "joint": {"method": "joint"},
     "individual": {"method": "individual"},
     # diagnostic: replay rain drawn by the built-in renderer (a perfect generator); no GANs are trained for it
@@ -49,31 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-kwargs", type=json.loads, default={}, help="network arguments as JSON, e.g. '{\"width\": 16}'"
     )
-    parser.add_argument("--iterations", type=int, default=1200, help="de-rainer iterations per task")
+    parser.add_argument("--iterations", type=int, default=3000, help="cap on the de-rainer iterations per task")
+    parser.add_argument("--plateau-window", type=int, default=400, help="0: a fixed budget of --iterations per task")
+    parser.add_argument("--validate-every", type=int, default=100)
+    parser.add_argument("--n-val", type=int, default=16, help="validation images per domain (training scenes)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--gan-iterations", type=int, default=1000, help="VRGNet critic steps per dataset")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--gan-iterations", type=int, default=1800, help="cap on the VRGNet critic steps per dataset")
+    parser.add_argument("--gan-check-every", type=int, default=300, help="similarity check of the generators")
+    parser.add_argument("--gan-window", type=int, default=600, help="stop when the similarity has not improved")
     parser.add_argument("--gan-batch-size", type=int, default=8)
     parser.add_argument(
         "--gan-background", default="2x16", help="VRGNet background net STAGESxCHANNELS (released recipe: 6x32)"
     )
     parser.add_argument("--n-train", type=int, default=200)
-    parser.add_argument("--n-test", type=int, default=20)
+    parser.add_argument("--n-test", type=int, default=8, help="test images per domain for the trainer's own matrix")
     parser.add_argument("--methods", default="sequential,clgid,clgid_released", help=f"from {sorted(VARIANTS)}")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="runs/benchmarks/continual_synthetic")
     parser.add_argument(
         "--part",
         default="all",
-        help="all | data | generator:NAME | streams: one independent part, so that parts can run as parallel "
-        "processes on one GPU (render `data` first); `all` (or `streams` once the parts are done) writes the report",
-    )
-    parser.add_argument(
-        "--merge",
-        default="",
-        help="REPORT.json[,REPORT.json...]: write one report (to --out) from the reports of streams that ran as "
-        "separate processes (`--part streams --methods M --out REPORT`), without their checkpoints; give the "
-        "other options as those runs had them",
+        help="all | data | generator:NAME | streams | report: one independent part, so that parts can run as "
+        "parallel processes (render `data` first); `report` scores every finished network of --methods; `all` "
+        "runs everything and writes the report",
     )
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
@@ -86,7 +88,8 @@ def gan_config(args: argparse.Namespace) -> GeneratorConfig:
     stages, channels = (int(v) for v in args.gan_background.split("x"))
     return GeneratorConfig(
         iterations=args.gan_iterations, batch_size=args.gan_batch_size, background_stages=stages,
-        background_channels=channels, checkpoint_every=250, device=args.device, cache=True,
+        background_channels=channels, checkpoint_every=args.gan_check_every, device=args.device, cache=True,
+        similarity_every=args.gan_check_every, similarity_window=args.gan_window,
     )  # fmt: skip
 
 
@@ -99,6 +102,7 @@ def stream_config(method: str, args: argparse.Namespace, data: Path, work: Path,
         bank=str(work / "bank"), generator=gan, iterations=args.iterations,
         warmup_epochs=0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
         batch_size=args.batch_size, lr=args.lr, checkpoint_every=300, device=args.device, cache=True,
+        plateau_window=args.plateau_window, validate_every=args.validate_every,
     )  # fmt: skip
 
 
@@ -109,17 +113,13 @@ def main() -> None:
         args.out = str(Path(__file__).parent / "results" / "continual_synthetic")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work)
-    if args.merge:
-        merge_reports(args, [Path(p) for p in args.merge.split(",")])
-        return
-    times: dict[str, float] = {}
 
     started = time.perf_counter()
     data = work / "data"
-    if not (data / UNSEEN).is_dir():
-        synthesize(list(STREAM), data, args.n_train, args.n_test, size=(256, 256), seed=0)
-        synthesize_split("real_like", "test", args.n_test, data / UNSEEN, size=(256, 256), seed=1)
-    times["render data"] = time.perf_counter() - started
+    if not (data / UNSEEN_DOMAINS[-1] / "test").is_dir():
+        synthesize(list(STREAM), data, args.n_train, args.n_test, size=(256, 256), seed=0, n_val=args.n_val)
+        for name in UNSEEN_DOMAINS:
+            synthesize_split(name, "test", args.n_test, data / name / "test", size=(256, 256), seed=1)
     if args.part == "data":
         return
 
@@ -135,30 +135,39 @@ def main() -> None:
             parser.error(f"--part generator:NAME takes one of {STREAM[:-1]}")
         bank.ensure(name, data / name / "train", gan)
         return
-    if args.part not in ("all", "streams"):
+    if args.part not in ("all", "streams", "report"):
         parser.error(f"unknown --part {args.part!r}")
     configs = {method: stream_config(method, args, data, work, gan) for method in methods}
-    if any(uses_generators(config) for config in configs.values()):
-        for name in STREAM[:-1]:
-            bank.ensure(name, data / name / "train", gan)
-            times[f"generator {name}"] = json.loads((work / "bank" / name / "summary.json").read_text())[
-                "seconds_this_run"
-            ]
-
-    results = {}
-    for method, config in configs.items():
-        results[method] = train_stream(config, resume="auto")
-        tasks = sorted(Path(config.out).glob("task*/task.json"))
-        times[f"{method} stream (training)"] = sum(json.loads(t.read_text())["seconds_this_run"] for t in tasks)
-    times["this invocation (wall)"] = time.perf_counter() - started
-    write_report(args, results, times, scene_scores(data, configs), device_name())
+    if args.part != "report":
+        if any(uses_generators(config) for config in configs.values()):
+            for name in STREAM[:-1]:
+                bank.ensure(name, data / name / "train", gan)
+        for method, config in configs.items():
+            share_first_task(config, [c for m, c in configs.items() if m != method] + [
+                stream_config(m, args, data, work, gan) for m in VARIANTS if m not in configs])  # fmt: skip
+            train_stream(config, resume="auto")
+        if args.part == "streams":
+            return
+    write_report(args, configs, work, time.perf_counter() - started)
 
 
-def merge_reports(args: argparse.Namespace, paths: list[Path]) -> None:
-    """One report from the JSON reports of methods that trained in separate processes (the parts of one run)."""
-    results, times, by_scene, device = join_parts(paths)
-    args.methods = ",".join(results)
-    write_report(args, results, times, by_scene, device)
+def share_first_task(config: ContinualConfig, others: list[ContinualConfig]) -> None:
+    """Every method but `joint` trains task 1 identically (a fresh network on the first dataset, the same seed and
+    schedule): copy a finished task 1 (and its matrix row) from another method's run instead of training it again."""
+    if config.method == "joint" or (task_dir(config, 0) / "final.pt").is_file():
+        return
+    for other in others:
+        source = task_dir(other, 0)
+        matrix = Path(other.out) / "matrix.json"
+        if other.method == "joint" or not (source / "final.pt").is_file() or not matrix.is_file():
+            continue
+        row = json.loads(matrix.read_text())["rows"].get(STREAM[0])
+        if row is None:
+            continue
+        shutil.copytree(source, task_dir(config, 0))
+        write_matrix(config, {"rows": {STREAM[0]: row}}, Path(config.out))
+        logging.info("%s: task 1 copied from %s (identical training)", config.out, other.out)
+        return
 
 
 def run_name(method: str, args: argparse.Namespace) -> str:
@@ -170,180 +179,367 @@ def model_args(kwargs: dict) -> str:
     return "(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""
 
 
-def scenes_of(folder: Path) -> dict[str, str]:
-    """File name -> source photo of a built-in test split (`scenes.json`; folders rendered before it existed
-    follow the same rule, `background_sources`, by file order)."""
-    path = folder / SCENES_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
-    names = sorted(p.name for p in (folder / "norain").iterdir())
-    return dict(zip(names, background_sources("test", len(names)), strict=True))
+# ----------------------------------------------------------------------------------------------- scoring on v2
 
 
-def dark_channel(folder: Path, scenes: dict[str, str]) -> dict[str, float]:
-    """Per scene: mean over its clean images of the 5th percentile of the per-pixel channel minimum. Haze lifts
-    it (O = B t + A (1 - t)), so a scene that is high here looks hazy to a network that learned to remove haze."""
-    values: dict[str, list[float]] = {}
-    for name, scene in scenes.items():
-        clean = read_image(folder / "norain" / name).min(axis=2)
-        values.setdefault(scene, []).append(float(np.percentile(clean, 5)) / 255)
-    return {scene: sum(v) / len(v) for scene, v in values.items()}
+def crop_scores(model: torch.nn.Module | None, domains: list[str | None]) -> dict[str, dict[str, list[float]]]:
+    """Per-crop PSNR-Y / SSIM-Y of a network (None: the rainy input itself) on the v2 test set of each domain
+    (None: the clean crops, the dry-weather column)."""
+    run = model_runner(model.eval()) if model is not None else None
+    scores = {}
+    for domain in domains:
+        clean, rainy, _ = paired_crops(domain)
+        output = run(rainy) if run is not None else rainy
+        values = batch_metrics(output, clean)
+        scores[domain or CLEAN] = {key: values[key].tolist() for key in ("psnr_y", "ssim_y")}
+    return scores
 
 
-def scene_networks(config: ContinualConfig, device: torch.device) -> dict[str, list[torch.nn.Module]]:
-    """The final network(s) that score each split of the by-scene table: the last task's for every split; for
-    `individual`, each dataset's own network, and all of them (averaged) on the unseen split."""
-    if config.method != "individual":
-        last = load_model(task_dir(config, len(task_names(config)) - 1) / "final.pt", map_location=device)
-        return {split: [last] for split in (*STREAM, "unseen", CLEAN_INPUT)}
-    own = {name: load_model(task_dir(config, i) / "final.pt", map_location=device) for i, name in enumerate(STREAM)}
-    return {name: [own[name]] for name in STREAM} | {"unseen": list(own.values()), CLEAN_INPUT: [own[STREAM[1]]]}
+def network_scores(config: ContinualConfig) -> dict[str, dict]:
+    """{task name: per-crop scores of the network after that task (for `individual`: trained on it alone)}."""
+    domains: list[str | None] = [*STREAM, *UNSEEN_DOMAINS, None]
+    out = {}
+    for index, name in enumerate(task_names(config)):
+        path = task_dir(config, index) / "final.pt"
+        if path.is_file():
+            out[name] = crop_scores(load_model(path, map_location="cpu"), domains)
+    return out
 
 
-def scene_scores(data: Path, configs: dict[str, ContinualConfig]) -> dict:
-    """PSNR RGB of each method's final network (and of the rainy input) per test split and source scene."""
-    splits = {name: data / name / "test" for name in STREAM} | {"unseen": data / UNSEEN}
-    scenes = {split: scenes_of(folder) for split, folder in splits.items()}
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    models = {"rainy input": None} | {method: scene_networks(config, device) for method, config in configs.items()}
-    table: dict = {method: {} for method in models}
-    inputs = {split: "rain" for split in splits} | {CLEAN_INPUT: "norain"}
-    splits[CLEAN_INPUT], scenes[CLEAN_INPUT] = splits[STREAM[1]], scenes[STREAM[1]]
-    for split, folder in splits.items():
-        pairs = [
-            (read_image(folder / inputs[split] / n), read_image(folder / "norain" / n), s)
-            for n, s in scenes[split].items()
-        ]
-        for method, networks in models.items():
-            if networks is None and split == CLEAN_INPUT:
-                continue  # the clean input is its own target
-            grouped: dict[str, list[float]] = {}
-            for rainy, clean, scene in pairs:
-                for model in [None] if networks is None else networks[split]:
-                    restored = rainy if model is None else derain_image(model, rainy, device)
-                    score = float(psnr(to_tensor(restored)[None], to_tensor(clean)[None]))
-                    grouped.setdefault(scene, []).append(score)
-            table[method][split] = {scene: sum(v) / len(v) for scene, v in grouped.items()}
-    return {"psnr_rgb": table, "dark_channel": dark_channel(splits[STREAM[1]], scenes[STREAM[1]])}
+def task_records(config: ContinualConfig) -> dict[str, dict]:
+    """Where each task stopped: its `task.json` (iterations, plateau or cap, best validation, seconds)."""
+    records = {}
+    for index, name in enumerate(task_names(config)):
+        path = task_dir(config, index) / "task.json"
+        if path.is_file():
+            records[name] = json.loads(path.read_text())
+    return records
 
 
-def write_report(args: argparse.Namespace, results: dict, times: dict, scenes: dict, device: str) -> None:
-    """`<out>.md` (summary table, accuracy matrices, per-scene PSNR, time) and `<out>.json`; prints the markdown."""
+def final_scores(method: str, scores: dict[str, dict]) -> dict[str, list[float]] | None:
+    """Per domain, the per-crop PSNR-Y a method ends with: the last task's network; for `individual`, each seen
+    domain by its own network and every other column by the mean over the networks' outputs' scores."""
+    if not scores:
+        return None
+    if VARIANTS[method]["method"] != "individual":
+        last = list(scores)[-1]
+        if method != "joint" and last != STREAM[-1]:
+            return None  # unfinished stream
+        return {d: v["psnr_y"] for d, v in scores[last].items()}
+    if len(scores) < len(STREAM):
+        return None
+    final = {d: scores[d][d]["psnr_y"] for d in STREAM}
+    for column in (*UNSEEN_DOMAINS, CLEAN):
+        final[column] = list(np.mean([scores[t][column]["psnr_y"] for t in STREAM], axis=0))
+    return final
+
+
+def derived(method: str, scores: dict[str, dict], final: dict[str, list[float]]) -> dict[str, np.ndarray]:
+    """Per-crop columns of the summary: average over the seen domains and backward transfer (final minus right
+    after its own task, averaged over the first T-1 domains; streams only)."""
+    out = {"avg seen": np.mean([final[d] for d in STREAM], axis=0)}
+    if VARIANTS[method]["method"] in ("sequential", "clgid"):
+        out["BWT"] = np.mean([np.subtract(final[d], scores[d][d]["psnr_y"]) for d in STREAM[:-1]], axis=0)
+    return out
+
+
+def mean_ci(values) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_ci(values)
+    return f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
+
+
+def gates(results: dict) -> list[dict]:
+    """The validity gates: whether this benchmark can compare continual methods at all."""
+    rows = []
+    inputs = results["rainy input"]
+    light = [d for d in STREAM if np.mean(inputs[d]["psnr_y"]) >= 24.0]
+
+    def gate(name: str, value: float | None, threshold: float, what: str) -> None:
+        value = None if value is None else float(value)
+        passed = value is not None and value >= threshold
+        rows.append({"gate": name, "value": value, "threshold": threshold, "passed": passed, "what": what})
+
+    individual = results.get("individual", {}).get("scores", {})
+    gains = [np.mean(individual[d][d]["psnr_y"]) - np.mean(inputs[d]["psnr_y"]) for d in STREAM if d in individual]
+    gate(
+        "individual beats the input",
+        min(gains) if len(gains) == len(STREAM) else None,
+        2.0,
+        "smallest gain (dB) of a network trained on one domain alone, on that domain, over its rainy input",
+    )
+    first = results.get("sequential", {}).get("scores", {}).get(STREAM[0])
+    task1 = min(np.mean(first[d]["psnr_y"]) - np.mean(inputs[d]["psnr_y"]) for d in light) if first else None
+    gate(
+        "task-1 network not below the input on light rain",
+        task1,
+        0.0,
+        f"smallest gain (dB) of the network after task 1 on the light domains ({', '.join(light)})",
+    )
+    sequential = results.get("sequential", {})
+    forgetting = None
+    if sequential.get("final") and first:
+        forgetting = np.mean(first[STREAM[0]]["psnr_y"]) - np.mean(sequential["final"][STREAM[0]])
+    gate(
+        "sequential forgets task 1",
+        forgetting,
+        3.0,
+        f"{STREAM[0]} PSNR-Y right after task 1 minus after the last task (dB), sequential fine-tuning",
+    )
+    joint = results.get("joint", {}).get("final")
+    margin = None
+    if joint and sequential.get("final"):
+        margin = float(np.mean([np.mean(joint[d]) - np.mean(sequential["final"][d]) for d in STREAM]))
+    gate(
+        "joint >= sequential (seen average)",
+        margin,
+        0.0,
+        "joint minus sequential on the average over seen domains (dB)",
+    )
+    return rows
+
+
+def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], work: Path, wall: float) -> None:
+    """Score every finished network on the v2 test set; `<out>.md`, `<out>.json` and the generator figure."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = (
-        f"python benchmarks/continual_synthetic.py --model {args.model} "
-        + (f"--model-kwargs '{json.dumps(args.model_kwargs)}' " if args.model_kwargs else "")
-        + f"--iterations {args.iterations} "
-        f"--batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
-        f"--gan-batch-size {args.gan_batch_size} --gan-background {args.gan_background} "
-        f"--n-train {args.n_train} --n-test {args.n_test} --methods {args.methods} --work {args.work} --out {args.out}"
-    )
-    lines = [*summary_lines(args, results, command, device), *matrix_lines(args, results),
-             *scene_lines(results, scenes), *time_lines(times)]  # fmt: skip
+    inputs = crop_scores(None, [*STREAM, *UNSEEN_DOMAINS])
+    results: dict = {"rainy input": inputs}
+    for method, config in configs.items():
+        scores = network_scores(config)
+        final = final_scores(method, scores)
+        results[method] = {
+            "scores": scores,
+            "final": final,
+            "tasks": task_records(config),
+            "derived": derived(method, scores, final) if final else None,
+        }
+    generators = generator_report(work, out)
+    checks = gates(results)
+    lines = [*header_lines(args), *gate_lines(checks)]
+    if all(row["passed"] for row in checks):
+        lines += [*table_lines_v2(results), *matrix_lines_v2(results)]
+    else:
+        lines += [
+            "**A gate failed: no method comparison is drawn from this run.** The per-task scores below say "
+            "where it stands.",
+            "",
+            *matrix_lines_v2(results),
+        ]
+    lines += [*stop_lines(results), *generator_lines(generators, out), f"Wall time of this invocation: {wall:.0f} s."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    report = {"results": results, "times_s": times, "command": command, "device": device, "by_scene": scenes}
+    report = {
+        "command": command_line(args),
+        "device": device_name(),
+        "gates": checks,
+        "generators": generators,
+        "results": {
+            m: {k: v for k, v in r.items() if k != "derived"} if isinstance(r, dict) and "scores" in r else r
+            for m, r in results.items()
+        },
+    }
     out.with_suffix(".json").write_text(dumps(report))
     print("\n".join(lines))
 
 
-def summary_lines(args: argparse.Namespace, results: dict, command: str, device: str) -> list[str]:
-    """Title, recipe and one row per method (PSNR per split after the last task, averages, BWT, unseen) plus the
-    rainy input's row."""
-    from derain.quality.evaluate import rainy_input_scores
-
-    lines = [
-        "# Continual de-raining on the built-in stream rain100H -> rain100L -> rain1400 -> rain1200_medium",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"Network `{args.model}`{model_args(args.model_kwargs)}, {args.iterations} iterations per task, "
-        f"batch {args.batch_size}, 64x64 patches, "
-        f"Adam {args.lr} with warm-up + cosine restarted per task; VRGNet generators {args.gan_iterations} critic "
-        f"steps each (batch {args.gan_batch_size}, background net {args.gan_background.replace('x', ' stages x ')} "
-        f"ch); {args.n_train} train / {args.n_test} test images of 256x256 per domain; "
-        f"unseen domain `real_like`. Device: {device}.",
-        "PSNR (dB, RGB as the CLGID code computes it) on each test split after the last task.",
-        "",
-        "| method | " + " | ".join(STREAM) + " | avg seen | BWT | unseen real_like | avg seen (Y) | unseen (Y) |",
-        "|---" * (len(STREAM) + 6) + "|",
-    ]
-    for method, summary in results.items():
-        final = summary["final"]
-        cells = [f"{final[name]['psnr_rgb']:.2f}" for name in STREAM]
-        bwt = f"{summary['bwt_psnr_rgb']:+.2f}" if "bwt_psnr_rgb" in summary else "n/a"
-        lines.append(
-            f"| {method} | " + " | ".join(cells) + f" | {summary['avg_seen_psnr_rgb']:.2f} | {bwt} | "
-            f"{summary[f'unseen_{UNSEEN}_psnr_rgb']:.2f} | {summary['avg_seen_psnr_y']:.2f} | "
-            f"{summary[f'unseen_{UNSEEN}_psnr_y']:.2f} |"
-        )
-    data = Path(args.work) / "data"
-    rainy = {name: rainy_input_scores(data / name / "test")["psnr_rgb"] for name in STREAM}
-    rainy["unseen"] = rainy_input_scores(data / UNSEEN)["psnr_rgb"]
-    lines.append(
-        "| rainy input | "
-        + " | ".join(f"{rainy[n]:.2f}" for n in STREAM)
-        + f" | {sum(rainy[n] for n in STREAM) / 4:.2f}"
-        f" | | {rainy['unseen']:.2f} | | |"
+def command_line(args: argparse.Namespace) -> str:
+    return (
+        f"python benchmarks/continual_synthetic.py --model {args.model} "
+        + (f"--model-kwargs '{json.dumps(args.model_kwargs)}' " if args.model_kwargs else "")
+        + f"--iterations {args.iterations} --plateau-window {args.plateau_window} --validate-every "
+        f"{args.validate_every} --batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
+        f"--gan-check-every {args.gan_check_every} --gan-window {args.gan_window} --gan-background "
+        f"{args.gan_background} --n-train {args.n_train} --n-val {args.n_val} --methods {args.methods} "
+        f"--work {args.work}" + (" --results" if args.results else f" --out {args.out}")
     )
+
+
+def header_lines(args: argparse.Namespace) -> list[str]:
+    return [
+        "# Continual de-raining on data v2: rain100H -> rain100L -> rain1400 -> rain1200_medium",
+        "",
+        f"Command: `{command_line(args)}` (parts may run as separate processes: `--part data`, "
+        "`--part generator:NAME`, `--part streams --methods M`, then `--part report`).",
+        "",
+        f"Network `{args.model}`{model_args(args.model_kwargs)}; batch {args.batch_size} of 64x64 patches; Adam "
+        f"{args.lr}, warm-up, then each task trains to a plateau of its validation PSNR ({args.n_val} images of "
+        f"training scenes with the task's rain, checked every {args.validate_every} iterations; no gain of 0.05 dB "
+        f"within {args.plateau_window} iterations halves the rate once, the next plateau stops the task; cap "
+        f"{args.iterations} iterations; the task's result is its best validation). Training data: {args.n_train} "
+        "images of 256x256 per domain (data v2 training scenes). VRGNet generators: background net "
+        f"{args.gan_background.replace('x', ' stages x ')} ch, batch {args.gan_batch_size}, trained until their "
+        f"similarity to the dataset's rain stops improving (checked every {args.gan_check_every} steps, window "
+        f"{args.gan_window}, cap {args.gan_iterations}). Device: {device_name()}.",
+        "",
+        "Scores: PSNR-Y (MATLAB convention) on the data v2 test set (126 80x80 crops of four test-only photos, the "
+        "same crops in every domain), [95 % bootstrap CI over the crops]; unseen domains `real_like` and `storm`; "
+        "`clean input`: the network fed the clean crops (100 = returned unchanged). `clgid` is the paper's loss "
+        "(`kd_mode: paper`, KD weight 1); `clgid_released` detaches the KD term as the released code does, which "
+        "gives the same gradients as KD weight 0 (so it is the sweep's 0 point); `clgid_kd0.1` is KD weight 0.1; "
+        "`clgid_oracle` replays the renderer's own rain of the earlier domains (a perfect generator). Task 1 is "
+        "trained once and shared by every method but `joint` (the same network, seed and schedule).",
+        "",
+    ]
+
+
+def gate_lines(checks: list[dict]) -> list[str]:
+    lines = ["## Validity gates", "", "| gate | value | needs | passed | what |", "|---|---|---|---|---|"]
+    for row in checks:
+        value = "not run" if row["value"] is None else f"{row['value']:+.2f}"
+        lines.append(
+            f"| {row['gate']} | {value} | >= {row['threshold']:g} | {'yes' if row['passed'] else '**no**'} "
+            f"| {row['what']} |"
+        )
     return [*lines, ""]
 
 
-def matrix_lines(args: argparse.Namespace, results: dict) -> list[str]:
-    """One accuracy matrix per method (rows: after task; columns: test split)."""
-    lines = ["## Accuracy matrices (PSNR RGB; rows: after task, columns: test split)", ""]
-    for method in results:
-        matrix = json.loads((Path(args.work) / run_name(method, args) / "matrix.json").read_text())["rows"]
-        columns = [*STREAM, f"unseen:{UNSEEN}"]
-        lines += [f"### {method}", ""]
-        if VARIANTS[method]["method"] == "individual":
-            lines += ["Rows: the network trained on that dataset alone (its row is not a stage of a stream).", ""]
-        lines += ["| after | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        for task, row in matrix.items():
-            lines.append(f"| {task} | " + " | ".join(f"{row[c]['psnr_rgb']:.2f}" for c in columns) + " |")
-        lines.append("")
-    return lines
-
-
-def scene_lines(results: dict, scenes: dict) -> list[str]:
-    """PSNR per source photo of the test splits, and the clean-input column."""
-    photos = list(next(iter(scenes["psnr_rgb"]["rainy input"].values())))
-    columns = [*STREAM, "unseen", CLEAN_INPUT]
+def table_lines_v2(results: dict) -> list[str]:
+    """After the last task: every seen domain, the average and BWT with CIs, the unseen domains, the clean column,
+    and each method's difference from sequential fine-tuning (paired per crop)."""
+    columns = [*STREAM, "avg seen", "BWT", *UNSEEN_DOMAINS, CLEAN]
     lines = [
-        "## By test scene",
-        "",
-        "PSNR RGB after the last task on each source photo of the test splits, as "
-        + " / ".join(f"`{p}`" for p in photos)
-        + ". Dark channel of the clean test images (5th percentile of the per-pixel channel minimum; haze lifts "
-        "it): " + ", ".join(f"`{p}` {v:.3f}" for p, v in scenes["dark_channel"].items()) + ". "
-        f"`{CLEAN_INPUT}`: the network fed the clean images of {STREAM[1]}'s test split (a network that learned to "
-        "remove haze and sees haze where there is none lowers it)."
-        + (
-            " `individual`: each split by its own dataset's network, the unseen split averaged over all four."
-            if "individual" in results
-            else ""
-        ),
+        "## After the last task (PSNR-Y, dB)",
         "",
         "| method | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
-    for method, row in scenes["psnr_rgb"].items():
-        cells = [" / ".join(f"{row[c][p]:.2f}" for p in photos) if c in row else "" for c in columns]
+    inputs = results["rainy input"]
+    row = [mean_ci(inputs[d]["psnr_y"]) for d in STREAM]
+    row += [mean_ci(np.mean([inputs[d]["psnr_y"] for d in STREAM], axis=0)), ""]
+    row += [mean_ci(inputs[d]["psnr_y"]) for d in UNSEEN_DOMAINS] + ["100 (by definition)"]
+    lines.append("| rainy input | " + " | ".join(row) + " |")
+    for method, result in results.items():
+        if method == "rainy input" or not result["final"]:
+            continue
+        final, extra = result["final"], result["derived"]
+        cells = [mean_ci(final[d]) for d in STREAM] + [mean_ci(extra["avg seen"])]
+        cells += [mean_ci(extra["BWT"]) if "BWT" in extra else "-"]
+        cells += [mean_ci(final[d]) for d in (*UNSEEN_DOMAINS, CLEAN)]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    base = results.get("sequential", {})
+    if base.get("final"):
+        lines += [
+            "",
+            "Difference from sequential fine-tuning, paired per crop (dB, [95 % CI]):",
+            "",
+            "| method | avg seen | BWT | " + " | ".join(UNSEEN_DOMAINS) + " |",
+            "|---" * (len(UNSEEN_DOMAINS) + 3) + "|",
+        ]
+        for method, result in results.items():
+            if method in ("rainy input", "sequential") or not result["final"]:
+                continue
+            cells = [mean_ci(result["derived"]["avg seen"] - base["derived"]["avg seen"])]
+            cells += [mean_ci(result["derived"]["BWT"] - base["derived"]["BWT"]) if "BWT" in result["derived"] else "-"]
+            cells += [mean_ci(np.subtract(result["final"][d], base["final"][d])) for d in UNSEEN_DOMAINS]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
-def time_lines(times: dict) -> list[str]:
+def matrix_lines_v2(results: dict) -> list[str]:
+    """Per method, the mean PSNR-Y of the network after each task (rows) on every domain (columns)."""
+    columns = [*STREAM, *UNSEEN_DOMAINS, CLEAN]
     lines = [
-        "## Time",
+        "## Accuracy matrices (mean PSNR-Y on the v2 test set; rows: after task)",
         "",
-        "Seconds each stage took when it ran (generators and training tasks record their own time, so a stage "
-        "reused from an earlier invocation keeps its cost); evaluation is outside the training time.",
-        "",
-        "| stage | seconds |",
-        "|---|---|",
+        "| method | after | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 2) + "|",
     ]
-    return lines + [f"| {stage} | {seconds:.0f} |" for stage, seconds in times.items()]
+    for method, result in results.items():
+        if method == "rainy input":
+            continue
+        for task, scores in result["scores"].items():
+            label = f"alone on {task}" if method == "individual" else task
+            lines.append(
+                f"| {method} | {label} | " + " | ".join(f"{np.mean(scores[c]['psnr_y']):.2f}" for c in columns) + " |"
+            )
+    return [*lines, ""]
+
+
+def stop_lines(results: dict) -> list[str]:
+    lines = [
+        "## Where each task stopped",
+        "",
+        "| method | task | iterations | stopped | best validation (dB) at | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, result in results.items():
+        for task, record in (result.get("tasks") or {}).items() if method != "rainy input" else ():
+            best = f"{record['best_val_psnr']:.2f} at {record['best_step']}" if "best_val_psnr" in record else "-"
+            lines.append(
+                f"| {method} | {task} | {record['iterations']} of {record.get('cap', record['iterations'])} "
+                f"| {record.get('stopped', 'budget')} | {best} | {record['seconds_this_run']:.0f} |"
+            )
+    return [*lines, ""]
+
+
+# ------------------------------------------------------------------------------------------------- generators
+
+
+def generator_report(work: Path, out: Path) -> dict:
+    """Per bank entry: its similarity history and cost, its distance to the dataset's rain against the reference's
+    own noise floor; and a figure of its samples beside the dataset's rain layers."""
+    report, strips = {}, []
+    for name in STREAM[:-1]:
+        entry = work / "bank" / name
+        if not (entry / "generator.pt").is_file():
+            continue
+        summary = json.loads((entry / "summary.json").read_text())
+        train = work / "data" / name / "train"
+        reference = dataset_rain(train, 256, 64, seed=0)
+        generator = load_model(entry / "generator.pt")
+        samples = generator_rain(generator, 256, seed=1)
+        report[name] = {
+            "kept": distances(rain_stats(samples), rain_stats(reference)),
+            "floor": reference_floor(train, 256, 64),
+            "steps": summary["critic_steps"],
+            "seconds": summary.get("seconds", summary["seconds_this_run"]),
+            "stopped": summary.get("stopped", "budget"),
+            "history": summary.get("similarity", []),
+        }
+        strips.append((name, samples[:8], reference[:8]))
+    if strips:
+        cv2.imwrite(str(out.parent / f"{out.name}_generators.png"), generator_figure(strips))
+    return report
+
+
+def generator_figure(strips: list[tuple[str, torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    """Per dataset two rows of 64x64 grey layers, 2x zoom: the generator's samples, then the dataset's rain."""
+    rows = []
+    for name, samples, reference in strips:
+        for label, layers in ((f"{name}: generator", samples), (f"{name}: dataset rain", reference)):
+            strip = torch.cat(list(layers[:, 0]), dim=1).clamp(0, 1).numpy()
+            strip = cv2.resize(
+                (strip * 255).round().astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST
+            )
+            band = np.full((24, strip.shape[1]), 255, np.uint8)
+            cv2.putText(band, label, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1)
+            rows += [band, strip]
+    return np.vstack(rows)
+
+
+def generator_lines(report: dict, out: Path) -> list[str]:
+    if not report:
+        return []
+    lines = [
+        "## Generators: how close their rain comes to the dataset's",
+        "",
+        "Distances in [0, 1] (0 = the same statistics) between 256 generator samples and 256 rain layers "
+        "(rainy - clean) of the dataset's training pairs, grey as replayed: coverage (share of rain pixels, "
+        "|log ratio| / log 4), intensity histogram and orientation spectrum (total variation), and their mean; "
+        "`floor`: two independent samples of the dataset's own rain (what a perfect generator scores).",
+        "",
+        "| dataset | critic steps | stopped | seconds | coverage | intensity | orientation | distance | floor | "
+        "distance at each check |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report.items():
+        kept, history = entry["kept"], " ".join(f"{h['step']}:{h['distance']:.3f}" for h in entry["history"])
+        lines.append(
+            f"| {name} | {entry['steps']} | {entry['stopped']} | {entry['seconds']:.0f} | "
+            f"{kept['coverage']:.3f} | {kept['intensity']:.3f} | {kept['orientation']:.3f} | "
+            f"**{kept['distance']:.3f}** | {entry['floor']['distance']:.3f} | {history} |"
+        )
+    return [*lines, "", f"![generator samples above the dataset's rain layers]({out.name}_generators.png)", ""]
 
 
 if __name__ == "__main__":

@@ -1,12 +1,21 @@
-"""RGSUD on an unpaired built-in setting: stage 1, stage 1 + 2, a supervised upper bound, and the scorer table.
+"""RGSUD on data v2: unpaired training where there is rain to remove, stage 1 against stage 1 + 2, and the scorers.
 
-Rainy training images come from one half of a built-in domain's scenes, clean training images from the other
-half (strictly unpaired); a paired test split measures PSNR/SSIM. The scorers (NIQE fitted on the clean
-images, the rain CNN, their combination) are validated as the paper validates its IQA: on the paired test
-split, outputs of every stage-1 snapshot are scored; we report the Spearman correlation of each score with
-PSNR (pooled, and within each image across snapshots) and, replaying recycling over the snapshots in order,
-the fraction of reward replacements that raised PSNR.
-Writes `runs/benchmarks/reward_synthetic.{md,json}` and `reward_scores.png` (mean pool score per sweep).
+Rainy training images come from one half of a domain's training scenes, clean training images from the other half
+(strictly unpaired); the stage-2 plateau watches a validation split of training scenes, never the test photos.
+Rows, scored on the data v2 test set (126 crops of four test-only photos, PSNR-Y / SSIM-Y with 95 % bootstrap CIs,
+the clean-input column: the network fed the clean crops):
+
+- rainy input;
+- stage 1 (`--stage1` iterations), stage 1 + 2 (`--stage2` more), stage 1 alone for the same total iterations;
+- the paired bound: the same rainy images with their clean partners, supervised, trained to a plateau;
+- plug-in mode: stage 2 only on the shipped default de-rainer (`--plugin-domains`: its training domain
+  `rain100H` and `storm`, which it never saw), beside the shipped network itself.
+
+The scorers (NIQE fitted on the clean half, the rain CNN, their combination) are validated as the paper validates
+its IQA: the outputs of every stage-1 snapshot on the test crops are scored; the table gives the Spearman
+correlation of each score with PSNR-Y within each image across snapshots (what recycling relies on) and, replaying
+recycling over the snapshots in order, the share of reward replacements that raised PSNR-Y.
+Writes `runs/benchmarks/reward_synthetic.{md,json}` (`--results`: benchmarks/results/) and `_scores.png`.
 """
 
 from __future__ import annotations
@@ -18,26 +27,33 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
+from derain.data.scenes import paired_crops
 from derain.data.synth import synthesize
-from derain.models import load_model, run_padded
+from derain.models import load_model
+from derain.models.builtin import BUILTIN_WEIGHTS
 from derain.models.registry import ModelSpec
-from derain.quality import psnr
-from derain.quality.evaluate import evaluate_folder
-from derain.quality.reports import device_name
+from derain.quality.reports import device_name, dumps
 from derain.quality.scorers import fit_scorer, spearman
+from derain.quality.testset import CLEAN, batch_metrics, bootstrap_ci, model_runner
+from derain.train.continual import ContinualConfig, task_dir, train_stream
 from derain.train.rgsud import UnpairedConfig, train_unpaired
-from derain.train.supervised import SupervisedConfig, train_supervised
+
+log = logging.getLogger("reward_synthetic")
 
 
 def split_unpaired(source: Path, work: Path) -> tuple[Path, Path]:
-    """First half of the scenes: rainy images (+ their clean partners for diagnostics only); second half: clean."""
+    """First half of the scenes: rainy images (+ their clean partners, for the paired bound only); second half:
+    clean images."""
     pairs = paired_folder(source)
     half = len(pairs) // 2
     rainy_dir, clean_dir = work / "rainy_half", work / "clean_half"
+    if clean_dir.is_dir() and len(list(clean_dir.iterdir())) == len(pairs) - half:
+        return rainy_dir, clean_dir
     for folder in (rainy_dir / "rain", rainy_dir / "norain", clean_dir):
         folder.mkdir(parents=True, exist_ok=True)
     for pair in pairs[:half]:
@@ -48,27 +64,35 @@ def split_unpaired(source: Path, work: Path) -> tuple[Path, Path]:
     return rainy_dir, clean_dir
 
 
-def validate_scorers(snapshots: list[Path], test: Path, scorers: dict, device: torch.device) -> dict:
-    pairs = paired_folder(test)
-    rainy = [to_tensor(read_image(p.rainy))[None] for p in pairs]
-    clean = [to_tensor(read_image(p.clean))[None] for p in pairs]
-    outputs = []  # [snapshot][image]
-    for path in snapshots:
-        model = load_model(path).to(device).eval()
-        with torch.no_grad():
-            outputs.append([run_padded(model, r.to(device)).clamp(0, 1).cpu() for r in rainy])
-    quality = [[float(psnr(o, c)[0]) for o, c in zip(row, clean, strict=True)] for row in outputs]
+def crop_scores(model: torch.nn.Module | None, domain: str) -> dict[str, dict[str, list[float]]]:
+    """Per-crop PSNR-Y / SSIM-Y on the v2 test crops of `domain` and on the clean crops (None: the input itself)."""
+    run = model_runner(model.eval()) if model is not None else None
+    out = {}
+    for name in (domain, None):
+        clean, rainy, _ = paired_crops(name)
+        values = batch_metrics(run(rainy) if run else rainy, clean)
+        out[name or CLEAN] = {key: values[key].tolist() for key in ("psnr_y", "ssim_y")}
+    return out
+
+
+def validate_scorers(snapshots: list[Path], domain: str, scorers: dict) -> dict:
+    """Spearman of each scorer with PSNR-Y across the stage-1 snapshots (pooled and within image) and the share
+    of recycling's replacements that raised PSNR-Y, on the v2 test crops."""
+    clean, rainy, _ = paired_crops(domain)
+    outputs = [model_runner(load_model(path).eval())(rainy) for path in snapshots]  # [snapshot][image]
+    quality = [batch_metrics(row, clean)["psnr_y"].tolist() for row in outputs]
+    tensors = [[to_tensor(image)[None] for image in row] for row in outputs]
     table = {}
     for name, scorer in scorers.items():
-        scores = [[float(scorer.score(o)[0]) for o in row] for row in outputs]
+        scores = [[float(scorer.score(t)[0]) for t in row] for row in tensors]
         flat_q = [q for row in quality for q in row]
         flat_s = [-s for row in scores for s in row]  # lower score = better, so correlate -score with PSNR
-        per_image = [
+        within = [
             spearman([-scores[k][i] for k in range(len(snapshots))], [quality[k][i] for k in range(len(snapshots))])
-            for i in range(len(pairs))
+            for i in range(len(clean))
         ]
         replaced = raised = 0
-        for i in range(len(pairs)):  # recycling replayed over the snapshots in training order
+        for i in range(len(clean)):  # recycling replayed over the snapshots in training order
             best = 0
             for k in range(1, len(snapshots)):
                 if scores[k][i] < scores[best][i]:
@@ -77,7 +101,7 @@ def validate_scorers(snapshots: list[Path], test: Path, scorers: dict, device: t
                     best = k
         table[name] = {
             "spearman_pooled": spearman(flat_s, flat_q),
-            "spearman_within_image": sum(per_image) / len(per_image),
+            "spearman_within_image": float(np.nanmean(within)),
             "replacements": replaced,
             "replacements_raising_psnr": raised / replaced if replaced else float("nan"),
         }
@@ -87,16 +111,19 @@ def validate_scorers(snapshots: list[Path], test: Path, scorers: dict, device: t
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="runs/reward_synthetic")
-    parser.add_argument("--domain", default="rain100L")
+    parser.add_argument("--domain", default="rain100H", help="the unpaired training domain (rain to remove)")
+    parser.add_argument("--plugin-domains", default="rain100H,storm", help="plug-in mode on the shipped de-rainer")
     parser.add_argument("--model", default="realtime")
-    parser.add_argument("--n-train", type=int, default=160)
-    parser.add_argument("--n-test", type=int, default=20)
+    parser.add_argument("--n-train", type=int, default=160, help="split in half: rainy scenes / clean scenes")
+    parser.add_argument("--n-val", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--stage1", type=int, default=1200)
-    parser.add_argument("--stage2", type=int, default=600)
-    parser.add_argument("--sweep-every", type=int, default=200)
+    parser.add_argument("--stage1", type=int, default=600)
+    parser.add_argument("--stage2", type=int, default=300)
+    parser.add_argument("--sweep-every", type=int, default=100)
+    parser.add_argument("--bound-cap", type=int, default=3000, help="cap of the paired bound (trained to a plateau)")
     parser.add_argument("--scorer", default="niqe")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--part", default="all", help="all | main | plugin:DOMAIN | report")
     parser.add_argument("--out", default="runs/benchmarks/reward_synthetic")
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
@@ -104,163 +131,222 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def rgsud_options(args: argparse.Namespace, rainy_dir: Path, clean_dir: Path, test: Path) -> dict:
-    """The RGSUD recipe of this benchmark (small networks, fixed stage lengths so budgets compare)."""
+def render(args: argparse.Namespace, domain: str) -> dict[str, Path]:
+    """A domain's training split (halved into rainy / clean scenes) and validation split, rendered once."""
+    root = Path(args.work) / "data"
+    if not (root / domain / "val").is_dir():
+        synthesize([domain], root, args.n_train, 0, size=(args.size, args.size), n_val=args.n_val)
+    rainy_dir, clean_dir = split_unpaired(root / domain / "train", Path(args.work) / f"unpaired_{domain}")
+    return {"rainy": rainy_dir, "clean": clean_dir, "val": root / domain / "val"}
+
+
+def rgsud_options(args: argparse.Namespace, folders: dict[str, Path], model: ModelSpec) -> dict:
+    """The RGSUD recipe of this benchmark (small networks for a CPU; fixed stage-1 length so budgets compare)."""
     return dict(
-        rain_data=str(rainy_dir / "rain"), clean_data=str(clean_dir), test_data=str(test), model=ModelSpec(args.model),
-        transfer={"width": 16, "blocks": 2}, discriminator={"ndf": 16}, dem={"width": 8, "levels": 3}, patch_size=64,
-        batch_size=4, lr=5e-4, stage2_lr=2e-4, sweep_every=args.sweep_every, val_every=args.sweep_every,
-        patience=100,  # fixed length here, so stage 1 vs 1+2 compare at known budgets
-        scorer=args.scorer, niqe_block=32, device=args.device, snapshots=True,
+        rain_data=str(folders["rainy"] / "rain"), clean_data=str(folders["clean"]), test_data=str(folders["val"]),
+        model=model, transfer={"width": 16, "blocks": 2}, discriminator={"ndf": 16}, dem={"width": 8, "levels": 3},
+        patch_size=64, batch_size=4, lr=5e-4, stage2_lr=2e-4, sweep_every=args.sweep_every,
+        val_every=args.sweep_every, patience=3, scorer=args.scorer, niqe_block=32, device=args.device,
     )  # fmt: skip
 
 
+def paired_bound(args: argparse.Namespace, folders: dict[str, Path]) -> Path:
+    """The rainy half with its clean partners, supervised, to a plateau (the continual trainer, one task)."""
+    root = Path(args.work) / "bound_data" / args.domain
+    root.mkdir(parents=True, exist_ok=True)
+    for split, target in (("train", folders["rainy"]), ("val", folders["val"]), ("test", folders["val"])):
+        link = root / split
+        if not link.exists():
+            link.symlink_to(target.resolve(), target_is_directory=True)
+    config = ContinualConfig(
+        data_root=str(root.parent), stream=(args.domain,), method="sequential", model=ModelSpec(args.model),
+        out=str(Path(args.work) / "bound"), iterations=args.bound_cap, warmup_epochs=0.05 * 250, batch_size=8,
+        lr=5e-4, plateau_window=400, validate_every=100, checkpoint_every=300, device=args.device,
+    )  # fmt: skip
+    train_stream(config, resume="auto")
+    return task_dir(config, 0) / "final.pt"
+
+
+def run_main(args: argparse.Namespace) -> dict:
+    """Stage 1, stage 1 + 2 (with snapshots), stage 1 for the same total, the paired bound; their seconds."""
+    folders = render(args, args.domain)
+    common = rgsud_options(args, folders, ModelSpec(args.model))
+    work, times = Path(args.work), {}
+    runs = {
+        "rgsud": {**common, "stage1_iterations": args.stage1, "stage2_iterations": args.stage2, "snapshots": True},
+        "stage1_longer": {**common, "stage1_iterations": args.stage1 + args.stage2, "stage2_iterations": 0},
+    }
+    for name, options in runs.items():
+        started = time.perf_counter()
+        train_unpaired(UnpairedConfig(**options, out=str(work / name)), resume="auto")
+        times[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    paired_bound(args, folders)
+    times["paired bound"] = time.perf_counter() - started
+    return times
+
+
+def run_plugin(args: argparse.Namespace, domain: str) -> float:
+    """Stage 2 only, from the shipped de-rainer, on unpaired `domain`; returns its seconds."""
+    folders = render(args, domain)
+    shipped = load_model(BUILTIN_WEIGHTS)
+    spec = ModelSpec(shipped.spec["name"], shipped.spec.get("kwargs", {}))
+    options = {**rgsud_options(args, folders, spec), "init": str(BUILTIN_WEIGHTS), "stage2_iterations": args.stage2}
+    started = time.perf_counter()
+    train_unpaired(UnpairedConfig(**options, out=str(Path(args.work) / f"plugin_{domain}")), resume="auto")
+    return time.perf_counter() - started
+
+
 def main() -> None:
-    """Render, train RGSUD (stage 1, 1 + 2), the paired bound and the same-budget stage 1, score, report. Long on
-    purpose: the benchmark's steps in order; it is rewritten on data v2 by the CLGID/RGSUD issue."""
     parser = build_parser()
     args = parser.parse_args()
     if args.results:
         args.out = str(Path(__file__).parent / "results" / "reward_synthetic")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    work, times = Path(args.work), {}
-    started = time.perf_counter()
-    folders = synthesize([args.domain], work / "data", args.n_train, args.n_test, size=(args.size, args.size))
-    rainy_dir, clean_dir = split_unpaired(folders[args.domain] / "train", work / "unpaired")
-    test = folders[args.domain] / "test"
-    times["render data"] = time.perf_counter() - started
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    times_path = work / "times.json"
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    plugins = [d for d in args.plugin_domains.split(",") if d]
+    if args.part in ("all", "main"):
+        times.update(run_main(args))
+    for domain in plugins:
+        if args.part in ("all", f"plugin:{domain}"):
+            times[f"plug-in {domain}"] = run_plugin(args, domain)
+    times_path.write_text(json.dumps(times, indent=2))
+    if args.part in ("all", "report"):
+        write_report(args, score(args, plugins), times)
+    elif args.part not in ("main", *(f"plugin:{d}" for d in plugins)):
+        parser.error(f"unknown --part {args.part!r}")
 
-    common = rgsud_options(args, rainy_dir, clean_dir, test)
-    started = time.perf_counter()
-    config = UnpairedConfig(
-        **common, out=str(work / "rgsud"), stage1_iterations=args.stage1, stage2_iterations=args.stage2
-    )
-    summary = train_unpaired(config, resume="auto")
-    times["RGSUD stage 1 + 2 (train, sweeps, validation)"] = time.perf_counter() - started
 
-    device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
-    rows = {}
-    for stage in ("stage1", "stage2"):
-        model = load_model(work / "rgsud" / f"{stage}_final.pt")
-        rows[stage] = evaluate_folder(model, test, device=device, progress=False)["mean"]
-
-    started = time.perf_counter()
-    stage1_only = UnpairedConfig(
-        **{**common, "snapshots": False},
-        out=str(work / "stage1_longer"),
-        stage1_iterations=args.stage1 + args.stage2,
-        stage2_iterations=0,
-    )
-    train_unpaired(stage1_only, resume="auto")
-    rows["stage1 for the same total iterations"] = evaluate_folder(
-        load_model(work / "stage1_longer" / "stage1_final.pt"), test, device=device, progress=False
-    )["mean"]
-    times["stage 1 only, same total iterations"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    supervised = SupervisedConfig(
-        train_data=(str(rainy_dir),),
-        model=ModelSpec(args.model),
-        out=str(work / "supervised"),
-        patch_size=64,
-        batch_size=4,
-        iterations=args.stage1 + args.stage2,
-        lr=5e-4,
-        warmup_iterations=50,
-        checkpoint_every=500,
-        device=args.device,
-    )
-    rows["supervised upper bound (paired)"] = evaluate_folder(
-        load_model(train_supervised(supervised, resume="auto")), test, device=device, progress=False
-    )["mean"]
-    times["supervised upper bound"] = time.perf_counter() - started
-
-    from derain.quality.evaluate import rainy_input_scores
-
-    rows = {"rainy input": rainy_input_scores(test), **rows}
-
-    started = time.perf_counter()
-    clean_images = [to_tensor(read_image(p)) for p in sorted(clean_dir.iterdir())[:64]]
-    rainy_images = [to_tensor(read_image(p)) for p in sorted((rainy_dir / "rain").iterdir())[:64]]
+def score(args: argparse.Namespace, plugins: list[str]) -> dict:
+    """Every row on the v2 test set, the scorer table, the reward history."""
+    work = Path(args.work)
+    rows = {"rainy input": crop_scores(None, args.domain)}
+    models = {
+        "stage 1": work / "rgsud" / "stage1_final.pt",
+        "stage 1 + 2": work / "rgsud" / "stage2_final.pt",
+        "stage 1, same total iterations": work / "stage1_longer" / "stage1_final.pt",
+        "paired bound (supervised, to a plateau)": work / "bound" / f"task1_{args.domain}" / "final.pt",
+    }
+    for name, path in models.items():
+        if path.is_file():
+            rows[name] = crop_scores(load_model(path), args.domain)
+    plugin = {}
+    for domain in plugins:
+        path = work / f"plugin_{domain}" / "stage2_final.pt"
+        if path.is_file():
+            plugin[domain] = {
+                "rainy input": crop_scores(None, domain),
+                "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), domain),
+                "shipped + stage 2 (plug-in)": crop_scores(load_model(path), domain),
+            }
+    folders = render(args, args.domain)
+    clean_images = [to_tensor(read_image(p)) for p in sorted(folders["clean"].iterdir())[:64]]
+    rainy_images = [to_tensor(read_image(p)) for p in sorted((folders["rainy"] / "rain").iterdir())[:64]]
     scorers = {
         name: fit_scorer(name, clean_images, rainy_images, block=32) for name in ("niqe", "rain_cnn", "combined")
     }
     snapshots = sorted((work / "rgsud" / "snapshots").glob("stage1_*.pt"))
-    table = validate_scorers(snapshots, test, scorers, device)
-    times["scorer fitting + validation"] = time.perf_counter() - started
-    write_report(args, rows, table, summary, times, len(snapshots))
+    summary_path = work / "rgsud" / "summary.json"
+    history = json.loads(summary_path.read_text()).get("reward_history", []) if summary_path.is_file() else []
+    return {
+        "rows": rows,
+        "plugin": plugin,
+        "scorers": validate_scorers(snapshots, args.domain, scorers) if len(snapshots) > 1 else {},
+        "snapshots": len(snapshots),
+        "reward_history": history,
+    }
 
 
-def write_report(args, rows, table, summary, times, snapshot_count) -> None:
-    """`<out>.md` / `.json` (+ the pool-score plot). Long on purpose: the report's text reads in order; this
-    benchmark is rewritten on data v2 by the CLGID/RGSUD issue, which splits it with the new tables."""
+def mean_ci(values) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_ci(values)
+    return f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
+
+
+def row_table(rows: dict, domain: str, reference: str | None = None) -> list[str]:
+    """PSNR-Y / SSIM-Y with CIs, the paired gain over the rainy input (and over `reference`), the clean column."""
+    lines = [
+        f"| model | PSNR-Y | SSIM-Y | gain over the input | {'gain over ' + reference + ' | ' if reference else ''}"
+        "clean input PSNR-Y |",
+        "|---|---|---|---|---|" + ("---|" if reference else ""),
+    ]
+    inputs = rows["rainy input"][domain]["psnr_y"]
+    for name, scores in rows.items():
+        psnr_y = scores[domain]["psnr_y"]
+        gain = mean_ci(np.subtract(psnr_y, inputs)) if name != "rainy input" else ""
+        versus = ""
+        if reference:
+            versus = (mean_ci(np.subtract(psnr_y, rows[reference][domain]["psnr_y"])) if reference in rows
+                      and name not in ("rainy input", reference) else "") + " | "  # fmt: skip
+        clean = mean_ci(scores[CLEAN]["psnr_y"]) if name != "rainy input" else "100 (by definition)"
+        lines.append(f"| {name} | {mean_ci(psnr_y)} | {mean_ci(scores[domain]['ssim_y'])} | {gain} | {versus}{clean} |")
+    return lines
+
+
+def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
+    """`<out>.md` / `.json` and the pool-score plot."""
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = (
-        f"python benchmarks/reward_synthetic.py --domain {args.domain} --model {args.model} --n-train {args.n_train} "
-        f"--n-test {args.n_test} --size {args.size} --stage1 {args.stage1} --stage2 {args.stage2} "
-        f"--sweep-every {args.sweep_every} --scorer {args.scorer}"
+        f"python benchmarks/reward_synthetic.py --domain {args.domain} --plugin-domains {args.plugin_domains} "
+        f"--model {args.model} --n-train {args.n_train} --n-val {args.n_val} --size {args.size} --stage1 "
+        f"{args.stage1} --stage2 {args.stage2} --sweep-every {args.sweep_every} --bound-cap {args.bound_cap} "
+        f"--scorer {args.scorer} --work {args.work}" + (" --results" if args.results else f" --out {args.out}")
     )
-    device = device_name()
     lines = [
-        f"# RGSUD on unpaired built-in rain ({args.domain})",
+        f"# RGSUD on data v2: unpaired `{args.domain}`, and plug-in mode on the shipped de-rainer",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` (parts: `--part main`, `--part plugin:DOMAIN`, then `--part report`).",
         "",
-        f"Rainy training images: {args.n_train // 2} scenes of `{args.domain}`; clean training images: "
-        f"{args.n_train - args.n_train // 2} other scenes; test: {args.n_test} paired images, {args.size}x{args.size}. "
-        f"De-rainer `{args.model}`; rain transfer width 16 / 2 blocks, PatchGAN ndf 16, DEM width 8 (narrowed "
-        f"for CPU; paper: 64 / 6 / 64); 64x64 crops, batch 4. Reward scorer `{args.scorer}`. Device: {device}. "
-        "No VGG perceptual loss (no ImageNet weights offline).",
+        f"Training: {args.n_train // 2} rainy scenes of `{args.domain}` and {args.n_train - args.n_train // 2} other, "
+        f"clean scenes (data v2 training scenes, {args.size}x{args.size}); the stage-2 plateau watches "
+        f"{args.n_val} validation images of training scenes. De-rainer `{args.model}`; rain transfer width 16 / 2 "
+        "blocks, PatchGAN ndf 16, DEM width 8 (narrowed for a CPU; paper: 64 / 6 / 64); 64x64 crops, batch 4; "
+        f"reward scorer `{args.scorer}`, sweeps every {args.sweep_every} iterations. No VGG perceptual loss (no "
+        f"ImageNet weights offline). Device: {device_name()}.",
+        "Scores: the data v2 test set (126 80x80 crops of four test-only photos), PSNR-Y / SSIM-Y, [95 % bootstrap "
+        "CI over the crops]; gains are paired per crop. `clean input`: the network fed the clean crops.",
         "",
-        "| model | PSNR RGB | SSIM RGB | PSNR Y | SSIM Y |",
-        "|---|---|---|---|---|",
+        f"## Unpaired `{args.domain}`",
+        "",
+        *row_table(results["rows"], args.domain, reference="stage 1"),
+        "",
     ]
-    for name, m in rows.items():
-        label = {
-            "stage1": f"stage 1 ({args.stage1} it)",
-            "stage2": f"stage 1 + 2 ({args.stage1} + {args.stage2} it)",
-        }
-        lines.append(
-            f"| {label.get(name, name)} | {m['psnr_rgb']:.2f} | {m['ssim_rgb']:.4f} | "
-            f"{m['psnr_y']:.2f} | {m['ssim_y']:.4f} |"
-        )
-    lines += [
-        "",
-        f"## Reward scorers (outputs of {snapshot_count} stage-1 snapshots on the paired test split)",
-        "",
-        "| scorer | Spearman with PSNR (pooled) | Spearman within image | replacements | replacements raising PSNR |",
-        "|---|---|---|---|---|",
-    ]
-    for name, t in table.items():
-        lines.append(
-            f"| {name} | {t['spearman_pooled']:.3f} | {t['spearman_within_image']:.3f} | {t['replacements']} | "
-            f"{t['replacements_raising_psnr']:.2%} |"
-        )
-    lines += ["", "## Reward pool across sweeps (training images; lower score is better)", ""]
-    lines += [
-        "| stage | step | mean score | replaced | rejected (colour) | replacements raising PSNR |",
-        "|---|---|---|---|---|---|",
-    ]
-    for h in summary["reward_history"]:
-        lines.append(
-            f"| {h.get('stage', 'seed')} | {h['step']} | {h['mean_score']:.4f} | {h['replaced']} | "
-            f"{h['rejected_colour']} | {h.get('replacements_raising_psnr', '')} |"
-        )
-    lines += ["", f"Plot: `{out.name}_scores.png`.", "", "## Wall time", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in times.items()]
+    if results["plugin"]:
+        lines += ["## Plug-in mode: stage 2 only, on the shipped default de-rainer", ""]
+        for domain, rows in results["plugin"].items():
+            seen = "one of its training domains" if domain != "storm" else "held out of its training"
+            lines += [f"### `{domain}` ({seen})", "", *row_table(rows, domain, reference="shipped de-rainer"), ""]
+    if results["scorers"]:
+        lines += [
+            f"## Reward scorers ({results['snapshots']} stage-1 snapshots, `{args.domain}` test crops)",
+            "",
+            "| scorer | Spearman with PSNR-Y (pooled) | Spearman within image | replacements | raising PSNR-Y |",
+            "|---|---|---|---|---|",
+        ]
+        for name, t in results["scorers"].items():
+            lines.append(
+                f"| {name} | {t['spearman_pooled']:.3f} | {t['spearman_within_image']:.3f} | {t['replacements']} | "
+                f"{t['replacements_raising_psnr']:.2%} |"
+            )
+        lines.append("")
+    if results["reward_history"]:
+        lines += ["## Reward pool across sweeps (training images; lower score is better)", "",
+                  "| stage | step | mean score | replaced | rejected (colour) | replacements raising PSNR |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for h in results["reward_history"]:
+            lines.append(
+                f"| {h.get('stage', 'seed')} | {h['step']} | {h['mean_score']:.4f} | {h['replaced']} | "
+                f"{h['rejected_colour']} | {h.get('replacements_raising_psnr', '')} |"
+            )
+        lines += ["", f"Plot: `{out.name}_scores.png`.", ""]
+    lines += ["## Wall time", "", "| part | seconds |", "|---|---|", *[f"| {k} | {v:.0f} |" for k, v in times.items()]]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "scorers": table,
-                "reward_history": summary["reward_history"],
-                "times_s": times,
-                "command": command,
-            },
-            indent=2,
-        )
+        dumps({"command": command, "device": device_name(), "times_s": times, **results})
     )
     plot = Path(args.work) / "rgsud" / "reward_scores.png"
     if plot.is_file():

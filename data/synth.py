@@ -24,6 +24,7 @@ from derain.data.scenes import SceneSampler
 
 log = logging.getLogger(__name__)
 SCENES_FILE = "scenes.json"
+TRAINING_SCENE_SPLITS = ("train", "val")  # drawn from the training scenes; any other split from the test photos
 
 
 def synthesize_split(
@@ -43,7 +44,7 @@ def synthesize_split(
     get_domain(domain)  # unknown names fail before anything is written
     out_dir = Path(out_dir)
     height, width = size
-    if split == "train":
+    if split in TRAINING_SCENE_SPLITS:
         scenes, clean_iter = _training_scenes(count, height, width, domain_seed(seed, "background", domain, split))
     else:
         scenes = background_sources(split, count)
@@ -85,14 +86,16 @@ def synthesize(
     n_test: int,
     size: tuple[int, int] = (256, 256),
     seed: int = 0,
+    n_val: int = 0,
 ) -> dict[str, Path]:
-    """Write train and test splits of several domains; returns {domain: folder}."""
+    """Write train, test (and, with `n_val`, val: training scenes, for a plateau rule) splits of several domains;
+    returns {domain: folder}."""
     for domain in domains:
         get_domain(domain)
     out_root = Path(out_root)
     folders = {}
     for domain in domains:
-        for split, count in (("train", n_train), ("test", n_test)):
+        for split, count in (("train", n_train), ("val", n_val), ("test", n_test)):
             if count > 0:
                 synthesize_split(domain, split, count, out_root / domain / split, size=size, seed=seed)
         folders[domain] = out_root / domain

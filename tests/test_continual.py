@@ -365,3 +365,49 @@ def test_renderer_replay_draws_each_earlier_domains_rain(stream_root, tmp_path):
     raw = tiny_stream(stream_root, tmp_path / "bad", replay_source="renderer", stream=["rain100H", "my_rain"])
     with pytest.raises(ValueError, match="built-in rain domains"):
         train_stream(as_config(raw))
+
+
+def test_tasks_train_to_a_plateau_and_keep_their_best_validation(tmp_path):
+    """gain 100 dB: only the first validation counts as progress, the window runs out at step 6 (lr halved), then
+    at step 10 (stop). A learning rate of 1 wrecks the network on the way, so its best validation is an early one
+    and the task's result must be those weights, not the last ones."""
+    root = tmp_path / "data"
+    synthesize(["rain100H", "rain100L"], root, n_train=8, n_test=2, size=(64, 64), seed=3, n_val=2)
+    raw = tiny_stream(root, tmp_path, stream=["rain100H", "rain100L"], unseen=[], method="sequential", lr=1.0,
+                      iterations=50, plateau_window=4, plateau_gain=100.0, lr_drops=1, validate_every=2,
+                      checkpoint_every=3, warmup_epochs=0)  # fmt: skip
+    train_stream(as_config(raw))
+    for task in ("task1_rain100H", "task2_rain100L"):
+        folder = tmp_path / "run" / task
+        record = json.loads((folder / "task.json").read_text())
+        assert (record["stopped"], record["iterations"], record["lr_drops"]) == ("plateau", 10, 1)
+        rows = list(csv.DictReader((folder / "validation.csv").open()))
+        assert [r["decision"] for r in rows] == ["improved", "wait", "drop", "wait", "stop"]
+        assert float(rows[3]["lr"]) == pytest.approx(float(rows[1]["lr"]) / 2)
+        best_row = max(rows, key=lambda r: float(r["val_psnr"]))
+        assert record["best_step"] == int(best_row["step"]) < 10
+        assert record["best_val_psnr"] == pytest.approx(float(best_row["val_psnr"]))
+        final, best = load_state(folder / "final.pt")["weights"], load_state(folder / "best.pt")["weights"]
+        last = load_state(folder / "last.pt")
+        assert last["step"] == 10 and last["stopped"] == "plateau"
+        assert all(torch.equal(final[k], best[k]) for k in final)
+        assert any(not torch.equal(final[k], last["weights"][k]) for k in final)
+
+
+def test_a_plateau_stream_needs_validation_folders(stream_root, tmp_path):
+    raw = tiny_stream(stream_root, tmp_path, stream=["rain100H"], unseen=[], plateau_window=4)
+    with pytest.raises(Exception, match="rain100H/val"):
+        train_stream(as_config(raw))
+
+
+def test_released_code_distillation_trains_as_kd_weight_zero(stream_root, tmp_path):
+    """The released code's detached KD term adds a number to the loss and nothing to the gradient: its network is
+    the paper loss's with KD weight 0 (the benchmark's KD sweep uses it as the 0 point)."""
+    weights = {}
+    for label, changes in {"zero": {"kd_weight": 0.0}, "released": {"kd_mode": "released_code"}}.items():
+        raw = tiny_stream(stream_root, tmp_path / label, stream=["rain100H", "rain100L"], unseen=[],
+                          bank=str(tmp_path / "bank"), **changes)  # fmt: skip
+        train_stream(as_config(raw))
+        weights[label] = load_state(tmp_path / label / "run" / "task2_rain100L" / "final.pt")["weights"]
+    for key, value in weights["zero"].items():
+        assert torch.allclose(value, weights["released"][key], atol=1e-6), key

@@ -51,6 +51,7 @@ from derain.quality.evaluate import evaluate_folder
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.loop import (
     CsvLog,
+    Plateau,
     Session,
     batches,
     seed_everything,
@@ -94,6 +95,14 @@ class ContinualConfig:
     kd_mode: str = "paper"
     replay_source: str = "gan"  # "renderer": oracle replay from the built-in renderer (diagnostic)
     render_size: int = 256  # image size the renderer draws at before the patch crop (the built-in sets' size)
+    # plateau_window > 0: every task trains to a plateau of its validation PSNR (`<name>/val`, training scenes),
+    # the rule of the shipped de-rainer (`Plateau`): warm-up, then a constant rate halved at each of the first
+    # `lr_drops` plateaus; the next one ends the task, whose result is its best validation; `iterations` (or
+    # `epochs`) is then the cap per task
+    plateau_window: int = 0
+    plateau_gain: float = 0.05
+    lr_drops: int = 1
+    validate_every: int = 100
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 1234
@@ -129,8 +138,9 @@ def check_config(config: ContinualConfig) -> None:
     if config.method == "clgid" and config.patch_size != config.generator.size:
         log.warning("patch %d != generator size %d: replayed rain is resized", config.patch_size, config.generator.size)
     problems = []
+    splits = ("train", "test", "val") if config.plateau_window > 0 else ("train", "test")
     for name in config.stream:
-        for split in ("train", "test"):
+        for split in splits:
             try:
                 paired_folder(_folder(config, name) / split, check=True)
             except DatasetError as error:
@@ -314,7 +324,7 @@ def _train_task(
     teacher, generators = _replay_sources(config, session, bank, index, student)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     step = 0
-    replay_state = None
+    replay_state = state = None
     last = folder / "last.pt"
     if session.broadcast_flag(last.is_file()):
         state = load_state(last)
@@ -338,9 +348,16 @@ def _train_task(
         desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
         enabled=session.main,
     )
+    plateau, lr_scale, stopped = _plateau_state(config, state)
+    best = (state or {}).get("best") or {"val_psnr": float("-inf"), "step": 0}
+    val = _validation_set(config, names) if plateau else None
+    validations = CsvLog(folder / "validation.csv", enabled=session.main and plateau is not None)
     started = time.perf_counter()
-    while step < total:
-        set_lr(optimizer, warmup_cosine(step, total, warmup, config.lr, config.min_lr))
+    while step < total and stopped is None:
+        if plateau is None:
+            set_lr(optimizer, warmup_cosine(step, total, warmup, config.lr, config.min_lr))
+        else:
+            set_lr(optimizer, config.lr * lr_scale * min(1.0, (step + 1) / max(1, warmup)))
         batch = next(data)
         rainy, clean = session.to(batch["rainy"]), session.to(batch["clean"])
         row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"]}
@@ -356,16 +373,35 @@ def _train_task(
         if step % config.log_every == 0 or step == total:
             logger.write(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if session.main and (step % config.checkpoint_every == 0) and step < total:
-            _checkpoint(last, student, optimizer, step, config, replay_rng)
+        if plateau is not None and (step % config.validate_every == 0 or step == total):
+            score = validate(unwrap(student), val, session.device)
+            decision = plateau.update(step, score)
+            validations.write({"step": step, "val_psnr": score, "lr": optimizer.param_groups[0]["lr"],
+                               "decision": decision})  # fmt: skip
+            if score > best["val_psnr"]:
+                best = {"val_psnr": score, "step": step}
+                if session.main:
+                    save_checkpoint(folder / "best.pt", unwrap(student), task=index, step=step, val_psnr=score)
+            lr_scale *= 0.5 if decision == "drop" else 1.0
+            stopped = "plateau" if decision == "stop" else None
+            model.train()
+        if session.main and (step % config.checkpoint_every == 0) and step < total and stopped is None:
+            _checkpoint(last, student, optimizer, step, config, replay_rng, (plateau, lr_scale, best))
     bar.close()
     final = folder / "final.pt"
     if session.main:
-        _checkpoint(last, student, optimizer, step, config, replay_rng)
-        save_checkpoint(final, unwrap(student), config=config_to_dict(config), task=index, step=step)
-        (folder / "task.json").write_text(
-            json.dumps({"datasets": names, "iterations": total, "seconds_this_run": time.perf_counter() - started})
-        )
+        stopped = stopped or ("cap" if plateau is not None else "budget")
+        _checkpoint(last, student, optimizer, step, config, replay_rng, (plateau, lr_scale, best), stopped)
+        result = student
+        if plateau is not None and (folder / "best.pt").is_file():  # the task's result is its best validation
+            result = build_model(config.model.name, **config.model.kwargs)
+            load_weights(result, load_state(folder / "best.pt")["weights"], str(folder / "best.pt"))
+        save_checkpoint(final, unwrap(result), config=config_to_dict(config), task=index, step=step)
+        record = {"datasets": names, "iterations": step, "cap": total, "stopped": stopped,
+                  "seconds_this_run": time.perf_counter() - started}  # fmt: skip
+        if plateau is not None:
+            record.update(best_val_psnr=best["val_psnr"], best_step=best["step"], lr_drops=plateau.drops)
+        (folder / "task.json").write_text(json.dumps(record))
     session.barrier()
     return final
 
@@ -407,10 +443,23 @@ def _replay_sources(config: ContinualConfig, session: Session, bank: GeneratorBa
 
 
 def _checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config, replay_rng: torch.Generator
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: ContinualConfig,
+    replay_rng: torch.Generator,
+    progress: tuple[Plateau | None, float, dict] = (None, 1.0, {}),
+    stopped: str | None = None,
 ) -> None:
+    """`last.pt`: weights, optimizer, step, RNGs and, on a plateau rule, (rule state, lr scale, best validation)."""
+    plateau, lr_scale, best = progress
     save_state(
         {
+            "plateau": vars(plateau) if plateau is not None else None,
+            "lr_scale": lr_scale,
+            "best": best,
+            "stopped": stopped,
             "replay_rng": replay_rng.get_state(),
             "weights": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -420,6 +469,39 @@ def _checkpoint(
         },
         path,
     )
+
+
+def _plateau_state(config: ContinualConfig, state: dict | None) -> tuple[Plateau | None, float, str | None]:
+    """The task's plateau rule (None on a fixed budget), learning-rate scale and stop reason, from its `last.pt`
+    state when resuming."""
+    saved = (state or {}).get("plateau")
+    plateau = None
+    if config.plateau_window > 0:
+        plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
+        if saved:
+            plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
+    return plateau, (state or {}).get("lr_scale", 1.0), (state or {}).get("stopped")
+
+
+def _validation_set(config: ContinualConfig, names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Every `<name>/val` pair of the task as whole (rainy, clean) images (training scenes, never test ones)."""
+    pairs = []
+    for name in names:
+        dataset = PairedDataset(_folder(config, name) / "val", patch_size=None)
+        pairs += [(item["rainy"], item["clean"]) for item in (dataset[i] for i in range(len(dataset)))]
+    return pairs
+
+
+@torch.no_grad()
+def validate(model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
+    """Mean PSNR (RGB, dB) of the network's last stage over the validation pairs; leaves the model in eval mode."""
+    model.eval()
+    scores = []
+    for rainy, clean in pairs:
+        output = stage_outputs(model(rainy[None].to(device)))[-1].float().clamp(0, 1).cpu()
+        mse = (output[0] - clean).pow(2).mean().clamp_min(1e-10)
+        scores.append(float(-10 * torch.log10(mse)))
+    return sum(scores) / len(scores)
 
 
 def _score(config: ContinualConfig, model: nn.Module, device: torch.device) -> dict[str, dict[str, float]]:

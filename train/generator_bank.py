@@ -26,7 +26,8 @@ from derain.data.datasets import PairedDataset
 from derain.data.io import write_image
 from derain.models import build_model, load_model, save_checkpoint
 from derain.models.vrgnet import VRGNet
-from derain.train.loop import CsvLog, Session, batches, seed_everything
+from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats
+from derain.train.loop import CsvLog, Plateau, Session, batches, seed_everything
 from derain.train.state import load_state, rng_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ class GeneratorConfig:
     seed: int = 0
     device: str = "auto"
     cache: bool = False  # keep decoded training pairs in memory (small sets on a GPU)
+    # similarity_every > 0: every that many steps, score the generator's samples against the dataset's rain
+    # (`quality/rain_similarity.py`, distance in [0, 1]); the bank keeps the closest generator and training stops
+    # when the distance has not fallen by `similarity_gain` within `similarity_window` steps (`iterations` is the cap)
+    similarity_every: int = 0
+    similarity_window: int = 1000
+    similarity_gain: float = 0.005
+    similarity_samples: int = 256
 
 
 @dataclass(frozen=True)
@@ -175,22 +183,23 @@ def train_rain_generator(
     optimizers = vrgnet_optimizers(net, config)
     milestones = [int(f * config.iterations) for f in config.milestones]
     base_lr = {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
-    step = 0
+    step, spent, state = 0, 0.0, {}
     state_path = out / "state.pt"
     if state_path.is_file():
         state = load_state(state_path)
         net.load_state_dict(state["net"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
-        step = state["step"]
+        step, spent = state["step"], state.get("seconds", 0.0)
         set_rng_state(state["rng"])
         log.info("rain generator %s: resumed at step %d", out.name, step)
+    watch = SimilarityWatch(train_dir, config, out, state.get("similarity"))
     logger = CsvLog(out / "log.csv")
     data = batches(dataset, config.batch_size, config.seed, single, start_step=step)
     bar = progress(total=config.iterations, initial=step, desc=f"memorize {out.name}")
     started = time.perf_counter()
     net.train()
-    while step < config.iterations:
+    while step < config.iterations and not watch.stopped:
         decay = 0.5 ** sum(step >= m for m in milestones)
         for name, opt in optimizers.items():
             opt.param_groups[0]["lr"] = base_lr[name] * decay
@@ -202,7 +211,10 @@ def train_rain_generator(
         if step % config.log_every == 0:
             logger.write(row)
             bar.set_postfix(critic=f"{row['critic']:.3f}")
-        if step % config.checkpoint_every == 0 or step == config.iterations:
+        if config.similarity_every and step % config.similarity_every == 0:
+            watch.check(step, net.generator)
+            net.train()
+        if step % config.checkpoint_every == 0 or step == config.iterations or watch.stopped:
             save_state(
                 {
                     "net": net.state_dict(),
@@ -210,18 +222,63 @@ def train_rain_generator(
                     "step": step,
                     "rng": rng_state(),
                     "config": config.__dict__,
+                    "seconds": spent + time.perf_counter() - started,
+                    "similarity": watch.state(),
                 },
                 state_path,
             )
     bar.close()
     generator = build_model("vrgnet_generator", nz=config.nz, size=config.size)
-    generator.load_state_dict(net.generator.state_dict())
+    generator.load_state_dict(watch.best_weights or net.generator.state_dict())
     path = save_checkpoint(out / "generator.pt", generator, dataset=str(train_dir), steps=step)
     _write_samples(generator, out / "samples.png")
-    summary = {"train_dir": str(train_dir), "critic_steps": step, "seconds_this_run": time.perf_counter() - started}
+    summary = {"train_dir": str(train_dir), "critic_steps": step, "seconds_this_run": time.perf_counter() - started,
+               "seconds": spent + time.perf_counter() - started, **watch.summary()}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     session.barrier()
     return path
+
+
+class SimilarityWatch:
+    """The generator's distance to the dataset's rain over training, the closest generator so far and the
+    plateau rule that ends training (a no-op with `similarity_every` 0). Its state is saved with `state.pt`."""
+
+    def __init__(self, train_dir: str | Path, config: GeneratorConfig, out: Path, saved: dict | None) -> None:
+        self.config = config
+        self.history: list[dict] = list((saved or {}).get("history", []))
+        self.best_weights: dict | None = (saved or {}).get("best_weights")
+        self.stopped = bool((saved or {}).get("stopped", False))
+        self.plateau = Plateau(config.similarity_gain, config.similarity_window, drops_allowed=0)
+        for key in ("best", "best_step"):
+            if saved and key in saved.get("plateau", {}):
+                setattr(self.plateau, key, saved["plateau"][key])
+        self.reference = None
+        if config.similarity_every:
+            layers = dataset_rain(train_dir, config.similarity_samples, config.size, seed=config.seed)
+            self.reference = rain_stats(layers)
+        self.log = CsvLog(out / "similarity.csv", enabled=bool(config.similarity_every))
+
+    def check(self, step: int, generator: nn.Module) -> None:
+        layers = generator_rain(generator, self.config.similarity_samples, seed=self.config.seed + 1)
+        scores = distances(rain_stats(layers), self.reference)
+        decision = self.plateau.update(step, -scores["distance"])
+        best = min((row["distance"] for row in self.history), default=float("inf"))
+        if scores["distance"] < best:
+            self.best_weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+        self.history.append({"step": step, **scores})
+        self.log.write({"step": step, **scores, "decision": decision})
+        self.stopped = decision == "stop"
+
+    def state(self) -> dict:
+        return {"history": self.history, "best_weights": self.best_weights, "stopped": self.stopped,
+                "plateau": {"best": self.plateau.best, "best_step": self.plateau.best_step}}  # fmt: skip
+
+    def summary(self) -> dict:
+        if not self.history:
+            return {}
+        best = min(self.history, key=lambda row: row["distance"])
+        return {"similarity": self.history, "best_similarity_step": best["step"], "best_distance": best["distance"],
+                "stopped": "plateau" if self.stopped else "cap"}  # fmt: skip
 
 
 @torch.no_grad()

@@ -194,3 +194,31 @@ class CsvLog:
 
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+@dataclass
+class Plateau:
+    """Train to a plateau: a validation score that has not risen by `gain` within `window` steps halves the
+    learning rate (the first `drops_allowed` times, restarting the window), then stops. Its state is saved with
+    each checkpoint (`vars(plateau)`)."""
+
+    gain: float
+    window: int
+    drops_allowed: int
+    best: float = float("-inf")
+    best_step: int = 0
+    drops: int = 0
+
+    def update(self, step: int, value: float) -> str:
+        """'improved', 'wait', 'drop' (halve the learning rate) or 'stop'."""
+        if value > self.best + self.gain:
+            self.best, self.best_step = value, step
+            return "improved"
+        if step - self.best_step < self.window:
+            return "wait"
+        if self.drops < self.drops_allowed:
+            self.drops += 1
+            self.best_step = step
+            self.best = max(self.best, value)
+            return "drop"
+        return "stop"

@@ -36,7 +36,7 @@ from derain.models import CheckpointError, build_model, load_weights, read_check
 from derain.models.device import resolve_device
 from derain.models.registry import ModelSpec
 from derain.outputs import atomic_write_text
-from derain.train.loop import CsvLog, set_lr
+from derain.train.loop import CsvLog, Plateau, set_lr
 from derain.train.losses import restoration_loss
 from derain.train.state import resume_file
 
@@ -156,32 +156,6 @@ def scene_sampler(config: ShippedConfig, out: Path) -> SceneSampler:
         np.savez_compressed(cache, pool=np.stack(pool))
         log.info("rendered %d dead-leaves scenes in %.0f s", len(pool), time.perf_counter() - started)
     return sampler
-
-
-@dataclass
-class Plateau:
-    """The stopping rule (see the module docstring); its state is saved with each checkpoint."""
-
-    gain: float
-    window: int
-    drops_allowed: int
-    best: float = float("-inf")
-    best_step: int = 0
-    drops: int = 0
-
-    def update(self, step: int, value: float) -> str:
-        """'improved', 'wait', 'drop' (halve the learning rate) or 'stop'."""
-        if value > self.best + self.gain:
-            self.best, self.best_step = value, step
-            return "improved"
-        if step - self.best_step < self.window:
-            return "wait"
-        if self.drops < self.drops_allowed:
-            self.drops += 1
-            self.best_step = step
-            self.best = max(self.best, value)
-            return "drop"
-        return "stop"
 
 
 def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, plateau: Plateau) -> tuple:

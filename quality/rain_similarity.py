@@ -1,0 +1,109 @@
+"""How much a rain generator's samples look like a dataset's rain: three histogram distances, each in [0, 1].
+
+The reference is the rain the dataset shows: `rainy - clean` of its training pairs (the built-in dataset domains
+are additive, so this is the renderer's rain layer, clipped where the sum saturates), on random crops of the
+generator's size, made grey as replay makes it (channel max). For a set of grey layers:
+
+- coverage: the share of pixels brighter than `RAIN_LEVEL` (how much rain); its distance is
+  |log(ratio)| / log(4), capped at 1 (a layer with 4x too much or too little rain is as far as it gets);
+- intensity: the histogram of the values of those pixels (how bright the streaks are), 32 bins on (RAIN_LEVEL, 1];
+- orientation: the histogram of gradient orientations (mod 180 degrees, 18 bins) weighted by gradient magnitude,
+  i.e. the orientation spectrum of the streaks.
+
+Histogram distances are total variation (half the L1 distance of the normalized histograms). `distance` is the
+mean of the three; two independent samples of the reference itself give its noise floor (`reference_floor`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from derain.data.datasets import PairedDataset
+
+RAIN_LEVEL = 0.02  # a pixel is rain where the layer adds more than ~5 grey levels
+INTENSITY_BINS = 32
+ORIENTATION_BINS = 18
+
+
+@dataclass(frozen=True)
+class RainStats:
+    coverage: float
+    intensity: np.ndarray  # normalized histogram
+    orientation: np.ndarray  # normalized histogram, bin k covers [10k, 10k + 10) degrees of gradient direction
+
+
+def rain_stats(layers: torch.Tensor) -> RainStats:
+    """Statistics of grey rain layers, (N, 1 or 3, H, W) in [0, 1] (channels are reduced by their max)."""
+    grey = layers.detach().float().cpu().amax(1, keepdim=True).clamp(0, 1)
+    rain = grey > RAIN_LEVEL
+    coverage = float(rain.float().mean())
+    values = grey[rain]
+    intensity = torch.histc(values, INTENSITY_BINS, RAIN_LEVEL, 1.0) if values.numel() else torch.zeros(INTENSITY_BINS)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    gx = F.conv2d(grey, sobel.view(1, 1, 3, 3))
+    gy = F.conv2d(grey, sobel.t().reshape(1, 1, 3, 3))
+    magnitude = torch.hypot(gx, gy).flatten()
+    angle = torch.rad2deg(torch.atan2(gy, gx)).flatten() % 180.0
+    bins = (angle / (180.0 / ORIENTATION_BINS)).long().clamp(max=ORIENTATION_BINS - 1)
+    orientation = torch.zeros(ORIENTATION_BINS).index_add_(0, bins, magnitude)
+    return RainStats(coverage, _normalized(intensity), _normalized(orientation))
+
+
+def _normalized(histogram: torch.Tensor) -> np.ndarray:
+    total = float(histogram.sum())
+    return (histogram / total).numpy() if total > 0 else np.zeros(len(histogram))
+
+
+def distances(stats: RainStats, reference: RainStats) -> dict[str, float]:
+    """Per-statistic distances in [0, 1] (0 = the same) and their mean, `distance`."""
+    if stats.coverage <= 0 or reference.coverage <= 0:
+        coverage = 0.0 if stats.coverage == reference.coverage else 1.0
+    else:
+        coverage = min(1.0, abs(math.log(stats.coverage / reference.coverage)) / math.log(4.0))
+    out = {
+        "coverage": coverage,
+        "intensity": 0.5 * float(np.abs(stats.intensity - reference.intensity).sum()),
+        "orientation": 0.5 * float(np.abs(stats.orientation - reference.orientation).sum()),
+    }
+    if not stats.intensity.any() or not reference.intensity.any():  # no rain at all on one side: as far as it gets
+        out["intensity"] = out["orientation"] = 1.0
+    out["distance"] = (out["coverage"] + out["intensity"] + out["orientation"]) / 3
+    return out
+
+
+def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int) -> torch.Tensor:
+    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder."""
+    dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed)
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index in rng.integers(0, len(dataset), count):
+        item = dataset[int(index)]
+        layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
+    return torch.stack(layers)
+
+
+@torch.no_grad()
+def generator_rain(generator: torch.nn.Module, count: int, seed: int) -> torch.Tensor:
+    """`count` grey layers from a rain generator's prior (fixed noise given `seed`), as replay draws them."""
+    training = generator.training
+    generator.eval()
+    layers = generator.sample(count, torch.Generator().manual_seed(seed)).float().clamp(0, 1).amax(1, keepdim=True)
+    generator.train(training)
+    return layers.cpu()
+
+
+def reference_floor(train_dir: str | Path, count: int, size: int) -> dict[str, float]:
+    """Distances between two independent reference samples: what a perfect generator would score."""
+    first = rain_stats(dataset_rain(train_dir, count, size, seed=1))
+    second = rain_stats(dataset_rain(train_dir, count, size, seed=2))
+    return distances(first, second)
+
+
+def stats_dict(stats: RainStats) -> dict:
+    return {key: (value.tolist() if isinstance(value, np.ndarray) else value) for key, value in asdict(stats).items()}

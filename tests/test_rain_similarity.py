@@ -1,0 +1,51 @@
+"""The rain-generator similarity: what it calls close and far, and the generator bank's plateau on it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from derain.data.synth import synthesize_split
+from derain.models import load_model
+from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats, reference_floor
+from derain.train.generator_bank import GeneratorConfig, train_rain_generator
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("similarity")
+    for domain in ("rain100L", "rain100H"):
+        synthesize_split(domain, "train", 12, root / domain, size=(128, 128), seed=5)
+    return root
+
+
+def test_the_reference_is_close_to_itself_and_far_from_other_rain(folders):
+    light = rain_stats(dataset_rain(folders / "rain100L", 128, 64, seed=0))
+    floor = reference_floor(folders / "rain100L", 128, 64)
+    assert floor["distance"] < 0.1
+    heavy = distances(rain_stats(dataset_rain(folders / "rain100H", 128, 64, seed=0)), light)
+    assert heavy["distance"] > 3 * floor["distance"] and heavy["coverage"] > 0.5  # 100H is far denser rain
+    # the same streaks turned by 90 degrees: same coverage and intensities, another orientation spectrum
+    turned = distances(rain_stats(dataset_rain(folders / "rain100L", 128, 64, seed=0).transpose(-1, -2)), light)
+    assert turned["coverage"] == pytest.approx(0, abs=1e-9) and turned["intensity"] == pytest.approx(0, abs=1e-9)
+    assert turned["orientation"] > 0.3
+    blank = distances(rain_stats(torch.zeros(8, 1, 64, 64)), light)
+    assert blank == {"coverage": 1.0, "intensity": 1.0, "orientation": 1.0, "distance": 1.0}
+
+
+def test_generator_training_stops_at_its_similarity_plateau_and_keeps_the_closest(folders, tmp_path):
+    """gain 10: only the first check counts as progress; the window (2 steps) runs out at the second check."""
+    config = GeneratorConfig(iterations=40, batch_size=4, background_stages=1, background_channels=8,
+                             checkpoint_every=100, similarity_every=2, similarity_window=2, similarity_gain=10.0,
+                             similarity_samples=32, milestones=())  # fmt: skip
+    path = train_rain_generator(folders / "rain100L", tmp_path / "g", config)
+    summary = json.loads((tmp_path / "g" / "summary.json").read_text())
+    assert (summary["critic_steps"], summary["stopped"]) == (4, "plateau")
+    assert [row["step"] for row in summary["similarity"]] == [2, 4]
+    best = min(summary["similarity"], key=lambda row: row["distance"])
+    assert summary["best_similarity_step"] == best["step"]
+    reference = rain_stats(dataset_rain(folders / "rain100L", 32, 64, seed=config.seed))
+    kept = distances(rain_stats(generator_rain(load_model(path), 32, seed=config.seed + 1)), reference)
+    assert kept["distance"] == pytest.approx(best["distance"], abs=1e-6)
