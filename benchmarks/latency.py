@@ -69,20 +69,32 @@ def variants(cuda: bool, quick: bool) -> list[Variant]:
     if quick:
         return [Variant("pytorch", "fp32", "pytorch fp32", {"device": "cpu"}),
                 Variant("onnxruntime", "fp32", "onnxruntime fp32 uint8-graph", {"device": "cpu"}, "uint8")]  # fmt: skip
-    if cuda:
+    if cuda:  # torch ops on the pixel path (kernels off) against the fused kernels of derain.cpp_ext
+        off = {"kernels": "off"}
         return [
-            Variant("pytorch", "fp32", "pytorch fp32", {"channels_last": False, "cuda_graphs": False}),
-            Variant("pytorch", "fp16", "pytorch fp16", {"channels_last": False, "cuda_graphs": False}),
-            Variant("pytorch", "fp16", "pytorch fp16 channels_last", {"channels_last": True, "cuda_graphs": False}),
+            Variant("pytorch", "fp32", "pytorch fp32", {"channels_last": False, "cuda_graphs": False, **off}),
+            Variant("pytorch", "fp16", "pytorch fp16", {"channels_last": False, "cuda_graphs": False, **off}),
             Variant(
-                "pytorch", "fp16", "pytorch fp16 channels_last cuda-graph", {"channels_last": True, "cuda_graphs": True}
-            ),  # fmt: skip
+                "pytorch", "fp16", "pytorch fp16 channels_last", {"channels_last": True, "cuda_graphs": False, **off}
+            ),
+            Variant(
+                "pytorch",
+                "fp16",
+                "pytorch fp16 channels_last cuda-graph",
+                {"channels_last": True, "cuda_graphs": True, **off},
+            ),
             Variant(
                 "pytorch",
                 "fp16",
                 "pytorch fp16 channels_last compile",
-                {"channels_last": True, "cuda_graphs": False, "compile": True},
-            ),  # fmt: skip
+                {"channels_last": True, "cuda_graphs": False, "compile": True, **off},
+            ),
+            Variant(
+                "pytorch",
+                "fp16",
+                "pytorch fp16 channels_last cuda-graph + fused kernels",
+                {"channels_last": True, "cuda_graphs": True, "kernels": "on"},
+            ),
             Variant("onnxruntime", "fp32", "onnxruntime-gpu fp32 uint8-graph", {"device": "cuda"}, "uint8"),
             Variant("tensorrt", "fp16", "tensorrt fp16"),
             Variant("tensorrt", "int8", "tensorrt int8"),
@@ -244,8 +256,9 @@ def network_alone(derainer: Derainer, frame: np.ndarray) -> Any:
 
     backend = derainer.backend
     if backend.name == "pytorch" and not hasattr(backend.module, "_orig_mod"):  # compiled: one fused frame module
-        module = backend.module
-        tensor = torch.from_numpy(to_network(frame, module.multiple)).to(backend.spec.device, module.dtype)
+        module = backend.module  # FrameIO, or NetworkOnly when the fused kernels convert the frames
+        dtype = torch.float16 if backend.spec.precision == "fp16" else torch.float32
+        tensor = torch.from_numpy(to_network(frame, backend.spec.multiple)).to(backend.spec.device, dtype)
         if module.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
 

@@ -27,6 +27,20 @@ class PredictionOnly(nn.Module):
         return prediction(self.network(image))
 
 
+class NetworkOnly(nn.Module):
+    """The network alone on an RGB tensor, for when fused kernels convert the frames (`derain.cpp_ext`): its
+    prediction, with the input made channels_last first when asked."""
+
+    def __init__(self, network: nn.Module, channels_last: bool = False) -> None:
+        super().__init__()
+        self.network = network
+        self.channels_last = channels_last
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return prediction(self.network(image.contiguous(memory_format=layout)))
+
+
 def frames_to_tensor(frame: torch.Tensor, multiple: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 BGR (B, H, W, 3) -> `dtype` RGB (B, 3, Hp, Wp) in [0, 1], padded bottom/right to `multiple`.
 

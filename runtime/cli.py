@@ -53,6 +53,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--backend", choices=("tensorrt", "onnxruntime", "pytorch"), help="default: from the suffix")
     p.add_argument("--precision", choices=("fp32", "fp16"), help="PyTorch backend only (fp16 needs CUDA)")
+    p.add_argument(
+        "--kernels",
+        choices=("auto", "on", "off"),
+        help="PyTorch backend on CUDA: the fused pixel-path "
+        "kernels of derain.cpp_ext (default auto: when they build here; the log says which path ran)",
+    )
     p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch")
     p.add_argument("--open-timeout", type=float, default=10.0, help="seconds a source may take to open")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output video / write into a "
@@ -135,7 +141,8 @@ def _main(argv: list[str] | None) -> int:
     problems = check_arguments(args)
     if problems:
         raise UsageError(problems)
-    options = {key: value for key, value in (("threads", args.threads), ("precision", args.precision)) if value}
+    chosen = (("threads", args.threads), ("precision", args.precision), ("kernels", args.kernels))
+    options = {key: value for key, value in chosen if value}
     received: list[int] = []
     running: list[Any] = []  # the stream, once there is one
 

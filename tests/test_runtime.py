@@ -404,3 +404,20 @@ def test_derain_stream_reports_bad_arguments_in_one_line(artifacts, tmp_path, ca
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and err.count("\n") == 1, err
     assert (tmp_path / "taken.mp4").read_bytes() == b"x"
+
+
+def test_the_pytorch_backend_says_which_pixel_path_it_took(artifacts, caplog):
+    """Without CUDA the frame conversions are FrameIO's torch ops, logged; asking for the fused kernels fails with
+    a reason instead of running something else."""
+    from derain.runtime.backends.base import BackendError
+    from derain.runtime.backends.pytorch import TorchBackend
+
+    with caplog.at_level("INFO", logger="derain.runtime.backends.pytorch"):
+        backend = TorchBackend.load(artifacts["pytorch"], device="cpu")
+    assert backend.describe()["pixel_path"] == "torch ops"
+    assert "pixel path = torch ops (no CUDA device)" in caplog.text
+    assert backend.run(np.zeros((16, 24, 3), np.uint8)).shape == (16, 24, 3)
+    with pytest.raises(BackendError, match="kernels='on' needs a CUDA device"):
+        TorchBackend.load(artifacts["pytorch"], device="cpu", kernels="on")
+    with pytest.raises(BackendError, match="kernels must be one of"):
+        TorchBackend.load(artifacts["pytorch"], device="cpu", kernels="fast")

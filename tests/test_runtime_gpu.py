@@ -97,3 +97,23 @@ def test_tensorrt_engine_agrees_with_onnxruntime_on_a_gpu_of_its_targets(checkpo
         device = torch.from_numpy(frame(64, 96, seed=4)).cuda()
         out = torch.as_tensor(engine(device), device="cuda")
         assert torch.equal(out.cpu(), torch.from_numpy(engine(device.cpu().numpy())))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("size", [(1080, 1920), (37, 45)])
+def test_fused_kernels_give_the_pixels_of_the_torch_ops(checkpoint, precision, size):
+    """The pixel path through `derain.cpp_ext` (one kernel in, one out, the network's CUDA graph between) returns
+    the same uint8 frames as FrameIO's torch ops, from host and device frames alike."""
+    pytest.importorskip("cupy")
+    _, path = checkpoint
+    torch.backends.cudnn.allow_tf32 = False
+    image = frame(*size, seed=2)
+    outputs = {}
+    for kernels in ("on", "off"):
+        with Derainer(path, device="cuda", precision=precision, kernels=kernels) as derainer:
+            assert derainer.backend.describe()["pixel_path"].startswith("fused" if kernels == "on" else "torch")
+            host, again = derainer(image), derainer(image)
+            device = derainer(torch.from_numpy(image).cuda())
+        assert np.array_equal(host, again) and np.array_equal(device.cpu().numpy(), host)
+        outputs[kernels] = host
+    assert np.array_equal(outputs["on"], outputs["off"])

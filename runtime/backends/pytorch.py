@@ -5,6 +5,12 @@ PyTorch and ONNX give the same pixels. On CUDA: FP16, channels_last and one CUDA
 the first frame of that shape, replayed after); `torch.compile` on request (measure it: `benchmarks/latency.py`).
 Device frames (a CUDA torch tensor, or any `__cuda_array_interface__` array) are taken without a host copy and
 the result is returned as a CUDA torch tensor.
+
+Pixel path (`kernels`): on CUDA, with `derain.cpp_ext`'s kernels buildable (cupy + NVRTC), the frame -> tensor and
+tensor -> frame conversions run as one fused kernel each on torch's stream, around the network (and its CUDA
+graph); otherwise they are the torch ops of `FrameIO`. Both follow the one frame contract (`derain.frames`), so
+the pixels are the same; `describe()["pixel_path"]` and the log say which ran. `kernels="on"` refuses to load
+without them, `"off"` never uses them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from derain.runtime.backends.base import Backend, BackendError, InputSpec
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
+KERNEL_CHOICES = ("auto", "on", "off")
 MAX_GRAPHS = 8  # CUDA graphs kept (one per frame shape, each with its memory pool); the oldest goes first
 
 
@@ -54,10 +61,11 @@ class TorchBackend(Backend):
     name = "pytorch"
     suffixes = (".pt", ".pth")
 
-    def __init__(self, path: Path, spec: InputSpec, module: Any, cuda_graphs: bool) -> None:
+    def __init__(self, path: Path, spec: InputSpec, module: Any, cuda_graphs: bool, kernels: Any = None) -> None:
         super().__init__(path, spec)
         self.module = module
         self.cuda_graphs = cuda_graphs
+        self.kernels = kernels  # derain.cpp_ext.device.FrameKernels, or None: the torch ops of FrameIO
         self.graphs: OrderedDict[tuple[int, ...], _CapturedShape] = OrderedDict()
 
     @classmethod
@@ -70,6 +78,7 @@ class TorchBackend(Backend):
         cuda_graphs: bool | None = None,
         compile: bool = False,
         threads: int | None = None,
+        kernels: str = "auto",
         **options: Any,
     ) -> TorchBackend:
         """Args:
@@ -78,17 +87,20 @@ class TorchBackend(Backend):
         channels_last, cuda_graphs: default on with CUDA, off on CPU.
         compile: wrap the frame module in `torch.compile`.
         threads: torch CPU threads (default: torch's choice).
+        kernels: "auto" (the fused CUDA kernels when they build here), "on" (required) or "off" (torch ops).
         """
         try:
             import torch
 
             from derain.models import CheckpointError, load_model
-            from derain.models.frame_io import FrameIO
+            from derain.models.frame_io import FrameIO, NetworkOnly
             from derain.models.padding import pad_multiple
         except ImportError as error:
             raise BackendError(f"loading {path} needs torch ({error})") from None
         if precision not in PRECISIONS:
             raise BackendError(f"PyTorch precision must be one of {PRECISIONS}, got {precision!r}")
+        if kernels not in KERNEL_CHOICES:
+            raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -113,7 +125,11 @@ class TorchBackend(Backend):
         spec = InputSpec(multiple=pad_multiple(network), max_batch=64, precision=precision,
                          device=str(torch.device(device)), device_frames=on_cuda)  # fmt: skip
         log.info("pytorch: %s (%s) on %s", Path(path).name, network.spec["name"], spec.device)
-        return cls(Path(path), spec, module, on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda))
+        fused = _frame_kernels(kernels, on_cuda)
+        if fused is not None:  # the kernels convert the frames; the module (and its graph) is the network alone
+            module = NetworkOnly(network, channels_last).eval()  # the layout change is inside the CUDA graph
+            module = torch.compile(module, dynamic=False) if compile else module
+        return cls(Path(path), spec, module, on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda), fused)
 
     def run(self, frames: Any) -> Any:
         import torch
@@ -127,7 +143,9 @@ class TorchBackend(Backend):
         else:
             batch, single = as_batch(np.asarray(frames))
             tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.spec.device, non_blocking=True)
-        if self.cuda_graphs:
+        if self.kernels is not None:
+            out = self._run_kernels(tensor)
+        elif self.cuda_graphs:
             key = tuple(tensor.shape)
             if key not in self.graphs:
                 log.info("pytorch: capturing a CUDA graph for frames %s", "x".join(map(str, key[1:3])))
@@ -143,9 +161,33 @@ class TorchBackend(Backend):
         out = out[0] if single else out
         return out if on_device else out.cpu().numpy()
 
+    def _run_kernels(self, frames: Any) -> Any:
+        """uint8 BGR frames on the device -> fused kernel -> network (its CUDA graph) -> fused kernel, all on torch's
+        current stream; returns uint8 BGR frames as a CUDA torch tensor."""
+        import cupy
+        import torch
+
+        batch, height, width = frames.shape[:3]
+        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+        half = self.spec.precision == "fp16"
+        image = torch.from_dlpack(self.kernels.to_network(frames, self.spec.multiple, half=half, stream=stream))
+        if self.cuda_graphs:
+            key = tuple(image.shape)
+            if key not in self.graphs:
+                log.info("pytorch: capturing a CUDA graph of the network at %s", "x".join(map(str, key[2:])))
+                if len(self.graphs) >= MAX_GRAPHS:
+                    self.graphs.popitem(last=False)
+                self.graphs[key] = _CapturedShape(self.module, image)
+            self.graphs.move_to_end(key)
+            restored = self.graphs[key](image)
+        else:
+            with torch.inference_mode():
+                restored = self.module(image)
+        return torch.from_dlpack(self.kernels.from_network(restored.detach(), height, width, stream=stream))
+
     def clone(self) -> TorchBackend:
-        """Shares the network; CUDA graphs (and their static buffers) are per clone."""
-        return TorchBackend(self.path, self.spec, self.module, self.cuda_graphs)
+        """Shares the network and kernels; CUDA graphs (and their static buffers) are per clone."""
+        return TorchBackend(self.path, self.spec, self.module, self.cuda_graphs, self.kernels)
 
     def close(self) -> None:
         super().close()
@@ -154,5 +196,34 @@ class TorchBackend(Backend):
     def describe(self) -> dict[str, Any]:
         import torch
 
-        return {**super().describe(), "library": f"torch {torch.__version__}", "cuda_graphs": self.cuda_graphs,
-                "channels_last": bool(getattr(self.module, "channels_last", False))}  # fmt: skip
+        pixel_path = "fused CUDA kernels (derain.cpp_ext)" if self.kernels is not None else "torch ops"
+        return {
+            **super().describe(),
+            "library": f"torch {torch.__version__}",
+            "cuda_graphs": self.cuda_graphs,
+            "channels_last": bool(getattr(self.module, "channels_last", False)),
+            "pixel_path": pixel_path,
+        }
+
+
+def _frame_kernels(choice: str, on_cuda: bool) -> Any:
+    """The fused pixel-path kernels when asked for and buildable here; None (torch ops) otherwise, saying why."""
+    from derain.cpp_ext import KernelBuildError
+
+    if choice == "off" or not on_cuda:
+        reason = "kernels='off'" if choice == "off" else "no CUDA device"
+        if choice == "on":
+            raise BackendError("kernels='on' needs a CUDA device; this backend runs on the CPU")
+        log.info("pytorch: pixel path = torch ops (%s)", reason)
+        return None
+    try:
+        from derain.cpp_ext.device import FrameKernels
+
+        kernels = FrameKernels()
+    except KernelBuildError as error:
+        if choice == "on":
+            raise BackendError(f"kernels='on': {error}") from None
+        log.info("pytorch: pixel path = torch ops (the fused kernels are unavailable: %s)", error)
+        return None
+    log.info("pytorch: pixel path = fused CUDA kernels (derain.cpp_ext)")
+    return kernels
