@@ -39,9 +39,9 @@ $(VENV)/.installed: setup.py pyproject.toml
 	touch $@
 
 .PHONY: demo test lint
-# The demo's own folder: a rerun replaces its report and images.
+# The demo's own folder: a re-run reuses the stages that finished (derain-demo --redo STAGE to run one again).
 demo: $(VENV)/.installed
-	$(VENV)/bin/derain-demo --out derain_out --overwrite
+	$(VENV)/bin/derain-demo --out derain_out
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

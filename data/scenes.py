@@ -61,8 +61,15 @@ def paired_crops(
 
     Every crop gets its own rain draw (density, angle, brightness, streak type...), rendered over the crop and a
     `margin` of the photo around it (clipped at the photo's border) and then cut, so streaks enter and leave the
-    crop as they do in a full frame, and the crops sample the domain's whole parameter range.
+    crop as they do in a full frame, and the crops sample the domain's whole parameter range. Rendered once per
+    process and argument set (the arrays are shared and read-only; copy one to change it).
     """
+    clean, rainy, scenes = _paired_crops(domain, crop, seed, margin)
+    return list(clean), list(rainy), list(scenes)
+
+
+@functools.lru_cache(maxsize=16)
+def _paired_crops(domain: str | None, crop: int, seed: int, margin: int) -> tuple[tuple, tuple, tuple]:
     clean, rainy = [], []
     layout = grid_crops(crop)
     for index, item in enumerate(layout):
@@ -79,7 +86,9 @@ def paired_crops(
         wet = to_uint8(render_rain(window, domain, generator, scale=1.0)[0])
         y, x = item.top - top, item.left - left
         rainy.append(np.ascontiguousarray(wet[y : y + crop, x : x + crop]))
-    return clean, rainy, [item.scene for item in layout]
+    for image in (*clean, *rainy):
+        image.flags.writeable = False
+    return tuple(clean), tuple(rainy), tuple(item.scene for item in layout)
 
 
 # ----------------------------------------------------------------------------------------------- dead leaves

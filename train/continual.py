@@ -80,6 +80,7 @@ class ContinualConfig:
     unseen: tuple[str, ...] = ()  # paired test folders never trained on (relative to data_root or absolute)
     method: str = "clgid"
     model: ModelSpec = ModelSpec("mprnet")
+    init: str = ""  # a checkpoint of `model` that task 1 (and every `individual` task) starts from, not a fresh net
     out: str = "runs/continual"
     bank: str = "runs/generator_bank"
     generator: GeneratorConfig = GeneratorConfig()
@@ -129,6 +130,8 @@ def check_config(config: ContinualConfig) -> None:
         raise ValueError(f"replay_source must be one of {REPLAY_SOURCES}, got {config.replay_source!r}")
     if not config.stream:
         raise ValueError("stream is empty: list the dataset names in training order")
+    if config.init and not Path(config.init).is_file():
+        raise DatasetError(f"init checkpoint not found: {config.init}")
     if config.replay_source == "renderer":
         unknown = [n for n in config.stream if n not in RAIN_DOMAINS]
         if unknown:
@@ -321,6 +324,8 @@ def _train_task(
     student = session.prepare(build_model(config.model.name, **config.model.kwargs))
     if previous is not None:
         load_weights(student, load_state(previous)["weights"], str(previous))
+    elif config.init:
+        load_weights(student, load_state(config.init)["weights"], config.init)
     teacher, generators = _replay_sources(config, session, bank, index, student)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
     step = 0

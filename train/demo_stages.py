@@ -1,0 +1,361 @@
+"""The stages of `derain-demo` (see `derain.train.demo`): each takes the `Demo` and returns what the report needs
+(JSON-able), raising on failure."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from derain.train.demo import STREAM, UNSEEN, clear, environment
+
+if TYPE_CHECKING:
+    from derain.train.demo import Demo
+
+log = logging.getLogger("derain.demo")
+METHODS = ("sequential", "clgid")
+
+
+def stage_data(demo: Demo) -> dict:
+    """The stream's train / val / test splits, the unseen domain's frames split into unpaired halves."""
+    from derain.data.pairing import paired_folder
+    from derain.data.synth import synthesize, synthesize_split
+
+    root = demo.path("data")
+    clear(root)
+    side, count = demo.size.side, demo.size.images
+    synthesize(list(STREAM), root, count, 4, size=(side, side), seed=demo.seed, n_val=4)
+    for split, n in (("train", count), ("val", 4), ("test", 4)):
+        synthesize_split(UNSEEN, split, n, root / UNSEEN / split, size=(side, side), seed=demo.seed)
+    pairs = paired_folder(root / UNSEEN / "train")  # first half: rainy frames; second half: clean frames
+    half = len(pairs) // 2
+    for folder in ("unpaired_rain", "unpaired_clean"):
+        (root / UNSEEN / folder).mkdir()
+    for pair in pairs[:half]:
+        shutil.copy(pair.rainy, root / UNSEEN / "unpaired_rain" / pair.rainy.name)
+    for pair in pairs[half:]:
+        shutil.copy(pair.clean, root / UNSEEN / "unpaired_clean" / pair.clean.name)
+    return {"root": str(root), "domains": [*STREAM, UNSEEN], "train_images": count, "size": side}
+
+
+def shipped_spec() -> tuple[str, Any]:
+    from derain.models import load_model
+    from derain.models.builtin import BUILTIN_WEIGHTS
+    from derain.models.registry import ModelSpec
+
+    spec = load_model(BUILTIN_WEIGHTS).spec
+    return str(BUILTIN_WEIGHTS), ModelSpec(spec["name"], spec.get("kwargs", {}))
+
+
+def stage_continual(demo: Demo) -> dict:
+    """Sequential fine-tuning and CLGID over the stream from the shipped de-rainer; the better one goes on."""
+    from derain.train.continual import ContinualConfig, task_dir, train_stream
+    from derain.train.generator_bank import GeneratorConfig
+
+    weights, spec = shipped_spec()
+    size = demo.size
+    gan = GeneratorConfig(
+        iterations=size.gan_steps,
+        batch_size=4,
+        background_stages=size.gan_background[0],
+        background_channels=size.gan_background[1],
+        checkpoint_every=max(1, size.gan_steps),
+        device=demo.device,
+        cache=True,
+        milestones=(),
+    )
+    summaries, configs = {}, {}
+    for method in METHODS:
+        clear(demo.path("continual", method))
+        config = ContinualConfig(
+            data_root=str(demo.path("data")),
+            stream=STREAM,
+            unseen=(f"{UNSEEN}/test",),
+            method=method,
+            model=spec,
+            init=weights,
+            out=str(demo.path("continual", method)),
+            bank=str(demo.path("continual", "bank")),
+            generator=gan,
+            iterations=size.iterations,
+            warmup_epochs=0.05 * 250,
+            batch_size=8,
+            patch_size=64 if size.side >= 64 else size.side,
+            lr=1e-4,
+            min_lr=1e-5,
+            checkpoint_every=10**9,
+            device=demo.device,
+            seed=demo.seed,
+            cache=True,
+        )
+        summaries[method] = train_stream(config)
+        configs[method] = config
+    best = max(METHODS, key=lambda m: summaries[m]["avg_seen_psnr_y"])
+    final = {m: str(task_dir(c, len(STREAM) - 1) / "final.pt") for m, c in configs.items()}
+    bank = demo.path("continual", "bank")
+    generators = {p.parent.name: str(p) for p in sorted(bank.glob("*/samples.png"))}
+    return {
+        "summaries": summaries,
+        "final": final,
+        "best": best,
+        "best_weights": final[best],
+        "heatmaps": {m: str(demo.path("continual", m, "matrix.png")) for m in METHODS},
+        "generators": generators,
+        "config": {
+            "iterations_per_task": size.iterations,
+            "gan_steps": size.gan_steps,
+            "lr": 1e-4,
+            "batch": 8,
+            "init": "the shipped de-rainer",
+        },
+    }
+
+
+def stage_reward(demo: Demo) -> dict:
+    """RGSUD stage 2 (plug-in mode) on unpaired frames of the unseen domain, from the better continual network."""
+    from derain.train.rgsud import UnpairedConfig, train_unpaired
+
+    continual = demo.record("continual")
+    _, spec = shipped_spec()
+    size = demo.size
+    out = demo.path("reward")
+    clear(out)
+    data = demo.path("data", UNSEEN)
+    config = UnpairedConfig(
+        rain_data=str(data / "unpaired_rain"),
+        clean_data=str(data / "unpaired_clean"),
+        test_data=str(data / "val"),
+        model=spec,
+        init=continual["best_weights"],
+        transfer={"width": 8, "blocks": 1},
+        discriminator={"ndf": 8},
+        dem={"width": 8, "levels": 3},
+        out=str(out),
+        patch_size=min(64, size.side),
+        batch_size=4,
+        stage2_lr=5e-5,
+        stage2_iterations=size.reward_iterations,
+        sweep_every=size.reward_sweep,
+        val_every=size.reward_sweep,
+        patience=10**6,
+        niqe_block=min(32, size.side // 2),
+        device=demo.device,
+        seed=demo.seed,
+    )
+    summary = train_unpaired(config)
+    return {
+        "weights": str(out / "stage2_final.pt"),
+        "history": summary.get("reward_history", []),
+        "curve": str(out / "reward_scores.png"),
+        "from": continual["best"],
+        "config": {"iterations": size.reward_iterations, "sweep_every": size.reward_sweep, "scorer": "niqe"},
+    }
+
+
+def stage_export(demo: Demo) -> dict:
+    """FP32, FP16, INT8 graphs of the better continual network, TensorRT-RTX engines, parity, cards."""
+    from derain.export.pipeline import ExportRequest, export, parse_target_groups
+
+    weights = demo.record("continual")["best_weights"]
+    size = demo.size
+    try:
+        import tensorrt_rtx  # noqa: F401
+
+        builder = "tensorrt_rtx"
+    except ImportError:
+        builder = "onnx-only"
+    results, cards = {}, []
+    for precision in ("fp32", "fp16", "int8"):
+        request = ExportRequest(
+            weights=weights,
+            out=str(demo.path("export", precision)),
+            precision=precision,
+            shapes=(size.export_shape,),
+            builder=builder,
+            targets=tuple(parse_target_groups(size.targets)),
+            calib_count=size.calib,
+            test_domain=UNSEEN,
+            test_count=4,
+            seed=demo.seed,
+        )
+        result = export(request, overwrite=True)
+        results[precision] = {
+            "onnx": result.onnx.get(precision),
+            "parity": result.parity.get(precision),
+            "seconds": result.seconds,
+            "engines": result.engines,
+        }
+        for engine in result.engines:
+            card = json.loads(Path(engine["card"]).read_text()) if engine.get("card") else {}
+            cards.append(
+                {
+                    "precision": precision,
+                    **{k: v for k, v in engine.items() if k != "card"},
+                    "card": engine.get("card"),
+                    "summary": _card_summary(card),
+                }
+            )
+    return {"builder": builder, "precisions": results, "cards": cards, "shape": list(size.export_shape)}
+
+
+def _card_summary(card: dict) -> dict:
+    """What the report shows of an engine card: the builder (library, version, targets) and the I/O."""
+    builder = card.get("builder", {})
+    return {
+        "library": f"{builder.get('library', '?')} {builder.get('version', '')}".strip(),
+        "io": card.get("io"),
+        "inputs": card.get("inputs"),
+        "checkpoint": card.get("checkpoint"),
+    }
+
+
+def stage_latency(demo: Demo) -> dict:
+    """Each exported graph (and the checkpoint) on this machine: p50 / p95 of frame -> frame at the export size."""
+    from derain.runtime import Derainer
+
+    height, width = demo.size.export_shape
+    frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    export = demo.record("export")
+    rows = []
+    candidates = [(f"onnxruntime {p}", info["onnx"]) for p, info in export["precisions"].items() if info["onnx"]]
+    candidates.append(("pytorch fp32", demo.record("continual")["best_weights"]))
+    for label, path in candidates:
+        with Derainer(path, device="cpu") as derainer:
+            derainer(frame)
+            times = []
+            for _ in range(8 if demo.size_name != "quick" else 3):
+                started = time.perf_counter()
+                derainer(frame)
+                times.append((time.perf_counter() - started) * 1000)
+        rows.append(
+            {
+                "backend": label,
+                "p50_ms": float(np.percentile(times, 50)),
+                "p95_ms": float(np.percentile(times, 95)),
+                "runs": len(times),
+                "frame": f"{width}x{height}",
+            }
+        )
+    return {
+        "rows": rows,
+        "device": "CPU",
+        "environment": environment(),
+        "engines": "built for RTX targets; this machine has no GPU that can run them" if not _cuda() else "",
+    }
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def best_backend(demo: Demo) -> tuple[str, str, dict]:
+    """(label, model path, options): TensorRT where an engine runs here, else PyTorch CUDA (fused kernels when they
+    build), else ONNX Runtime on the CPU with the FP32 graph (else the checkpoint)."""
+    from derain.runtime.card import can_run
+
+    export = demo.record("export") or {}
+    for card in export.get("cards", []):
+        engine = card.get("engine")
+        if engine and can_run(engine):
+            return "tensorrt", engine, {}
+    weights = demo.record("continual")["best_weights"]
+    if _cuda() and demo.device.startswith("cuda"):
+        return "pytorch cuda fp16 (kernels auto)", weights, {"precision": "fp16", "kernels": "auto"}
+    fp32 = export.get("precisions", {}).get("fp32", {}).get("onnx") if export.get("status") == "done" else None
+    if fp32:
+        return "onnxruntime cpu fp32", fp32, {"threads": 2}
+    return "pytorch cpu fp32", weights, {"threads": 2}
+
+
+def stage_stream(demo: Demo) -> dict:
+    """A synthetic rainy `storm` video through the best backend: side-by-side mp4 (+ webm for browsers), stats."""
+    import cv2
+
+    from derain.runtime.cli import main as stream_main
+
+    label, model, options = best_backend(demo)
+    folder = demo.path("video")
+    clear(folder)
+    folder.mkdir(parents=True)
+    width, height = demo.size.video_size
+    source = f"synthetic://{UNSEEN}?size={width}x{height}&frames={demo.size.video_frames}&fps=15&pace=false"
+    mp4, stats = folder / "side_by_side.mp4", folder / "stats.json"
+    argv = [
+        "--model",
+        model,
+        "--source",
+        source,
+        "--sink",
+        str(mp4),
+        "--side-by-side",
+        "--lossless",
+        "--quiet",
+        "--stats",
+        str(stats),
+        "--overwrite",
+        "--device",
+        "cuda" if label.startswith(("pytorch cuda", "tensorrt")) else "cpu",
+        *[f"--{k}={v}" for k, v in options.items()],
+    ]
+    status = stream_main(argv)
+    if status != 0:
+        raise RuntimeError(f"derain-stream exited with status {status}")
+    webm, poster = folder / "side_by_side.webm", folder / "poster.png"
+    reader = cv2.VideoCapture(str(mp4))
+    writer = None
+    frames = 0
+    while True:
+        ok, image = reader.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(webm), cv2.VideoWriter_fourcc(*"VP90"), 15, image.shape[1::-1])
+        writer.write(image)
+        frames += 1
+        if frames == max(1, demo.size.video_frames // 2):
+            cv2.imwrite(str(poster), image)
+    reader.release()
+    if writer is not None:
+        writer.release()
+    if frames == 0:
+        raise RuntimeError(f"{mp4} holds no frames")
+    return {
+        "backend": label,
+        "model": model,
+        "source": source,
+        "mp4": str(mp4),
+        "webm": str(webm) if webm.is_file() and webm.stat().st_size > 0 else None,
+        "poster": str(poster),
+        "frames": frames,
+        "stats": json.loads(stats.read_text()),
+        "command": "derain-stream " + " ".join(argv),
+    }
+
+
+def stage_scores(demo: Demo) -> dict:
+    """Every network on the data v2 test set, and before/after grids (2x zoomed crops) of the best one."""
+    from derain.models import load_model
+    from derain.quality.testset import CLEAN, image_grid, model_runner, score_domains
+
+    weights, _ = shipped_spec()
+    continual = demo.record("continual")
+    reward = demo.record("reward") or {}
+    networks = {"shipped de-rainer": weights, **{f"{m} (after the stream)": p for m, p in continual["final"].items()}}
+    if reward.get("status") == "done":
+        networks[f"{continual['best']} + RGSUD plug-in ({UNSEEN})"] = reward["weights"]
+    domains = [*STREAM, UNSEEN]
+    scores = {}
+    for name, path in networks.items():
+        scores[name] = score_domains(model_runner(load_model(path).eval()), domains)
+    best = f"{continual['best']} (after the stream)"
+    grid = demo.path("images", "before_after.png")
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(model_runner(load_model(networks[best]).eval()), [*domains, CLEAN], grid)
+    return {"scores": scores, "grid": str(grid), "grid_network": best, "domains": domains}
