@@ -237,7 +237,8 @@ CASES = [
          "--size must look like"),
     Case("data-out-not-empty", "data", plain("synth", "--domains", "rain100L", "--out", f"{W}/earlier_out"), 2,
          "not empty"),
-    Case("demo-missing-weights", "demo", plain("--weights", f"{W}/none.pt", "--out", f"{W}/demo"), 2, "none.pt"),
+    Case("demo-unknown-stage", "demo", plain("--redo", "trian", "--out", f"{W}/demo"), 2, "unknown stage(s) ['trian']"),
+    Case("demo-out-not-a-demo", "demo", plain("--out", f"{W}/earlier_out"), 2, "are not a demo's"),
     Case("demo-out-is-file", "demo", plain("--out", f"{W}/a_file.txt"), 2, "is a file, a folder is needed"),
 ]
 

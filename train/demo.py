@@ -164,7 +164,7 @@ def _main(args: argparse.Namespace) -> int:
         problems.add(f"--redo: unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        problems.add(f"--out {out} is a file, not a folder")
+        problems.add(f"--out {out} is a file, a folder is needed")
     elif out.is_dir() and any(out.iterdir()) and not (out / "stages").is_dir():
         problems.add(f"--out {out} holds files that are not a demo's; choose another folder")
     problems.raise_if_any()
