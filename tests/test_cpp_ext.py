@@ -3,7 +3,11 @@ kernel matches its reference (uint8 bit-exact, floats to the last bit or ULP) on
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,3 +132,16 @@ def test_tiles_blend_as_the_contract_does(kernels):
 
     out = kernel.tiled(invert, cp.asarray(frame), (96, 128), 16, multiple=8).get()
     assert np.array_equal(out, tiled(lambda b: 255 - b, frame, (96, 128), 16, multiple=8))
+
+
+def test_a_frame_plugin_builds_into_an_rtx_engine_on_a_cpu_only_machine(tmp_path):
+    """The plugin question, answered on every CI run: TensorRT-RTX builds an engine holding our IPluginV3 ahead of
+    time without a GPU when the plugin takes floats; with the camera's uint8 frame the builder refuses it (the
+    exact error is recorded in benchmarks/results/plugin_probe.md)."""
+    pytest.importorskip("tensorrt_rtx")
+    script = Path(__file__).parent.parent / "benchmarks" / "plugin_probe.py"
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = json.loads((tmp_path / "runs" / "benchmarks" / "plugin_probe.json").read_text())
+    assert outcomes["float"]["built"] and outcomes["float"]["bytes"] > 0
+    assert any(call.startswith("create_plugin") for call in outcomes["float"]["phases"])
