@@ -149,7 +149,16 @@ def _continual(demo: Demo, record: dict) -> list[Block]:
     for method, path in record["heatmaps"].items():
         blocks.append(("img", path, f"{method}: PSNR after each task (rows) on every test set (columns)"))
     for name, path in record["generators"].items():
-        blocks.append(("img", path, f"rain generator of {name}: samples (grey, as replayed)"))
+        blocks.append(
+            (
+                "img",
+                path,
+                f"rain generator of {name}: samples (grey, as replayed) after "
+                f"{config['gan_steps']} critic steps; at a demo budget they draw little or no rain, "
+                "so replay is weak here (generators trained to their plateau: "
+                "benchmarks/results/continual_synthetic.md)",
+            )
+        )
     blocks.append(_how(demo, record, "derain.train.continual.train_stream, method sequential and clgid"))
     return blocks
 
@@ -168,6 +177,24 @@ def _reward(demo: Demo, record: dict) -> list[Block]:
         ),
         ("table", ["stage", "step", "mean reward score (NIQE, lower is better)", "rewards replaced"], rows),
     ]
+    scores = demo.record("scores") or {}
+    if scores.get("status") == "done":
+        networks = list(scores["scores"])
+        start = next((n for n in networks if n.startswith(record["from"])), None)
+        plugged = next((n for n in networks if "RGSUD" in n), None)
+        if start and plugged:
+            change = (
+                scores["scores"][plugged][UNSEEN]["output"]["psnr_y"]["mean"]
+                - scores["scores"][start][UNSEEN]["output"]["psnr_y"]["mean"]
+            )
+            blocks.append(
+                (
+                    "p",
+                    f"On the {UNSEEN} test crops the plug-in moves PSNR-Y by {change:+.2f} dB against the "
+                    f"network it started from ({'a gain' if change > 0 else 'no gain'} at this budget; "
+                    "the study on data v2: benchmarks/results/reward_synthetic.md).",
+                )
+            )
     if Path(record["curve"]).is_file():
         blocks.append(("img", record["curve"], "mean reward score per sweep"))
     blocks.append(_how(demo, record, "derain.train.rgsud.train_unpaired with init"))
