@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=3000, help="cap on the de-rainer iterations per task")
     parser.add_argument("--plateau-window", type=int, default=400, help="0: a fixed budget of --iterations per task")
     parser.add_argument("--validate-every", type=int, default=100)
+    parser.add_argument(
+        "--plateau-min-fresh",
+        type=int,
+        default=1500,
+        help="iterations a task from a fresh network trains before the plateau rule may stop it",
+    )
     parser.add_argument("--n-val", type=int, default=16, help="validation images per domain (training scenes)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -103,6 +109,7 @@ def stream_config(method: str, args: argparse.Namespace, data: Path, work: Path,
         warmup_epochs=0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
         batch_size=args.batch_size, lr=args.lr, checkpoint_every=300, device=args.device, cache=True,
         plateau_window=args.plateau_window, validate_every=args.validate_every,
+        plateau_min_fresh=args.plateau_min_fresh,
     )  # fmt: skip
 
 
@@ -346,7 +353,8 @@ def command_line(args: argparse.Namespace) -> str:
     return (
         f"python benchmarks/continual_synthetic.py --model {args.model} "
         + (f"--model-kwargs '{json.dumps(args.model_kwargs)}' " if args.model_kwargs else "")
-        + f"--iterations {args.iterations} --plateau-window {args.plateau_window} --validate-every "
+        + f"--iterations {args.iterations} --plateau-window {args.plateau_window} --plateau-min-fresh "
+        f"{args.plateau_min_fresh} --validate-every "
         f"{args.validate_every} --batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
         f"--gan-check-every {args.gan_check_every} --gan-window {args.gan_window} --gan-background "
         f"{args.gan_background} --n-train {args.n_train} --n-val {args.n_val} --methods {args.methods} "
@@ -364,9 +372,11 @@ def header_lines(args: argparse.Namespace) -> list[str]:
         f"Network `{args.model}`{model_args(args.model_kwargs)}; batch {args.batch_size} of 64x64 patches; Adam "
         f"{args.lr}, warm-up, then each task trains to a plateau of its validation PSNR ({args.n_val} images of "
         f"training scenes with the task's rain, checked every {args.validate_every} iterations; no gain of 0.05 dB "
-        f"within {args.plateau_window} iterations halves the rate once, the next plateau stops the task; cap "
-        f"{args.iterations} iterations; the task's result is its best validation). Training data: {args.n_train} "
-        "images of 256x256 per domain (data v2 training scenes). VRGNet generators: background net "
+        f"within {args.plateau_window} iterations halves the rate once, the next plateau stops the task, but a "
+        f"task from a fresh network trains at least {args.plateau_min_fresh} iterations first (a network still at "
+        "the identity on light rain is not at a plateau; joint training scales window and minimum by its 4 "
+        f"datasets); cap {args.iterations} iterations; the task's result is its best validation). Training data: "
+        f"{args.n_train} images of 256x256 per domain (data v2 training scenes). VRGNet generators: background net "
         f"{args.gan_background.replace('x', ' stages x ')} ch, batch {args.gan_batch_size}, trained until their "
         f"similarity to the dataset's rain stops improving (checked every {args.gan_check_every} steps, window "
         f"{args.gan_window}, cap {args.gan_iterations}). Device: {device_name()}.",

@@ -411,3 +411,17 @@ def test_released_code_distillation_trains_as_kd_weight_zero(stream_root, tmp_pa
         weights[label] = load_state(tmp_path / label / "run" / "task2_rain100L" / "final.pt")["weights"]
     for key, value in weights["zero"].items():
         assert torch.allclose(value, weights["released"][key], atol=1e-6), key
+
+
+def test_a_fresh_network_trains_its_minimum_before_the_plateau_may_stop_it(tmp_path):
+    """As above, but task 1 starts from a fresh network and must reach 14 iterations before stopping (the stop
+    decisions at 10 and 12 wait); task 2 starts from task 1's network and stops at 10 as before."""
+    root = tmp_path / "data"
+    synthesize(["rain100H", "rain100L"], root, n_train=8, n_test=2, size=(64, 64), seed=3, n_val=2)
+    raw = tiny_stream(root, tmp_path, stream=["rain100H", "rain100L"], unseen=[], method="sequential", lr=1.0,
+                      iterations=50, plateau_window=4, plateau_gain=100.0, lr_drops=1, validate_every=2,
+                      plateau_min_fresh=14, checkpoint_every=3, warmup_epochs=0)  # fmt: skip
+    train_stream(as_config(raw))
+    stops = [json.loads((tmp_path / "run" / t / "task.json").read_text())["iterations"]
+             for t in ("task1_rain100H", "task2_rain100L")]  # fmt: skip
+    assert stops == [14, 10]

@@ -103,6 +103,10 @@ class ContinualConfig:
     plateau_window: int = 0
     plateau_gain: float = 0.05
     lr_drops: int = 1
+    # a task that starts from a fresh network trains at least this many iterations before the rule may stop it: from
+    # scratch, light rain keeps a network at the identity for a while (its validation flat), which is no plateau.
+    # Window and minimum are per dataset: joint training (one task over the union) scales both by the datasets
+    plateau_min_fresh: int = 0
     validate_every: int = 100
     checkpoint_every: int = 500
     log_every: int = 50
@@ -353,7 +357,9 @@ def _train_task(
         desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
         enabled=session.main,
     )
-    plateau, lr_scale, stopped = _plateau_state(config, state)
+    fresh = previous is None and not config.init
+    plateau, lr_scale, stopped = _plateau_state(config, state, len(names))
+    earliest_stop = config.plateau_min_fresh * len(names) if fresh else 0
     best = (state or {}).get("best") or {"val_psnr": float("-inf"), "step": 0}
     val = _validation_set(config, names) if plateau else None
     validations = CsvLog(folder / "validation.csv", enabled=session.main and plateau is not None)
@@ -381,6 +387,10 @@ def _train_task(
         if plateau is not None and (step % config.validate_every == 0 or step == total):
             score = validate(unwrap(student), val, session.device)
             decision = plateau.update(step, score)
+            if (
+                decision == "stop" and step < earliest_stop
+            ):  # not yet: a fresh network may still be leaving the identity
+                decision = "wait"
             validations.write({"step": step, "val_psnr": score, "lr": optimizer.param_groups[0]["lr"],
                                "decision": decision})  # fmt: skip
             if score > best["val_psnr"]:
@@ -476,13 +486,14 @@ def _checkpoint(
     )
 
 
-def _plateau_state(config: ContinualConfig, state: dict | None) -> tuple[Plateau | None, float, str | None]:
-    """The task's plateau rule (None on a fixed budget), learning-rate scale and stop reason, from its `last.pt`
-    state when resuming."""
+def _plateau_state(config: ContinualConfig, state: dict | None, datasets: int = 1
+                   ) -> tuple[Plateau | None, float, str | None]:  # fmt: skip
+    """The task's plateau rule (None on a fixed budget; its window scaled by the task's datasets), learning-rate
+    scale and stop reason, from its `last.pt` state when resuming."""
     saved = (state or {}).get("plateau")
     plateau = None
     if config.plateau_window > 0:
-        plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
+        plateau = Plateau(config.plateau_gain, config.plateau_window * datasets, config.lr_drops)
         if saved:
             plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
     return plateau, (state or {}).get("lr_scale", 1.0), (state or {}).get("stopped")
