@@ -18,12 +18,11 @@ import cv2
 import numpy as np
 import torch
 
-from derain.data.scenes import paired_crops
 from derain.data.synth import synthesize, synthesize_split
 from derain.models.registry import ModelSpec, load_model
 from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats, reference_floor
 from derain.quality.reports import device_name, dumps
-from derain.quality.testset import CLEAN, batch_metrics, bootstrap_ci, model_runner
+from derain.quality.testset import CLEAN, crop_scores, mean_ci
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.reports import write_matrix
@@ -189,19 +188,6 @@ def model_args(kwargs: dict) -> str:
 # ----------------------------------------------------------------------------------------------- scoring on v2
 
 
-def crop_scores(model: torch.nn.Module | None, domains: list[str | None]) -> dict[str, dict[str, list[float]]]:
-    """Per-crop PSNR-Y / SSIM-Y of a network (None: the rainy input itself) on the v2 test set of each domain
-    (None: the clean crops, the dry-weather column)."""
-    run = model_runner(model.eval()) if model is not None else None
-    scores = {}
-    for domain in domains:
-        clean, rainy, _ = paired_crops(domain)
-        output = run(rainy) if run is not None else rainy
-        values = batch_metrics(output, clean)
-        scores[domain or CLEAN] = {key: values[key].tolist() for key in ("psnr_y", "ssim_y")}
-    return scores
-
-
 def network_scores(config: ContinualConfig) -> dict[str, dict]:
     """{task name: per-crop scores of the network after that task (for `individual`: trained on it alone)}."""
     domains: list[str | None] = [*STREAM, *UNSEEN_DOMAINS, None]
@@ -248,12 +234,6 @@ def derived(method: str, scores: dict[str, dict], final: dict[str, list[float]])
     if VARIANTS[method]["method"] in ("sequential", "clgid"):
         out["BWT"] = np.mean([np.subtract(final[d], scores[d][d]["psnr_y"]) for d in STREAM[:-1]], axis=0)
     return out
-
-
-def mean_ci(values) -> str:
-    values = np.asarray(values, dtype=np.float64)
-    low, high = bootstrap_ci(values)
-    return f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
 
 
 def gates(results: dict) -> list[dict]:

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
@@ -39,7 +38,7 @@ from derain.models.builtin import BUILTIN_WEIGHTS
 from derain.models.registry import ModelSpec
 from derain.quality.reports import device_name, dumps
 from derain.quality.scorers import fit_scorer, spearman
-from derain.quality.testset import CLEAN, batch_metrics, bootstrap_ci, model_runner
+from derain.quality.testset import CLEAN, batch_metrics, crop_scores, mean_ci, model_runner
 from derain.train.continual import ContinualConfig, task_dir, train_stream
 from derain.train.rgsud import UnpairedConfig, train_unpaired
 
@@ -62,17 +61,6 @@ def split_unpaired(source: Path, work: Path) -> tuple[Path, Path]:
     for pair in pairs[half:]:
         shutil.copy(pair.clean, clean_dir / pair.clean.name)
     return rainy_dir, clean_dir
-
-
-def crop_scores(model: torch.nn.Module | None, domain: str) -> dict[str, dict[str, list[float]]]:
-    """Per-crop PSNR-Y / SSIM-Y on the v2 test crops of `domain` and on the clean crops (None: the input itself)."""
-    run = model_runner(model.eval()) if model is not None else None
-    out = {}
-    for name in (domain, None):
-        clean, rainy, _ = paired_crops(name)
-        values = batch_metrics(run(rainy) if run else rainy, clean)
-        out[name or CLEAN] = {key: values[key].tolist() for key in ("psnr_y", "ssim_y")}
-    return out
 
 
 def validate_scorers(snapshots: list[Path], domain: str, scorers: dict) -> dict:
@@ -223,7 +211,7 @@ def main() -> None:
 def score(args: argparse.Namespace, plugins: list[str]) -> dict:
     """Every row on the v2 test set, the scorer table, the reward history."""
     work = Path(args.work)
-    rows = {"rainy input": crop_scores(None, args.domain)}
+    rows = {"rainy input": crop_scores(None, [args.domain, None])}
     models = {
         "stage 1": work / "rgsud" / "stage1_final.pt",
         "stage 1 + 2": work / "rgsud" / "stage2_final.pt",
@@ -232,15 +220,15 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
     }
     for name, path in models.items():
         if path.is_file():
-            rows[name] = crop_scores(load_model(path), args.domain)
+            rows[name] = crop_scores(load_model(path), [args.domain, None])
     plugin = {}
     for domain in plugins:
         path = work / f"plugin_{domain}" / "stage2_final.pt"
         if path.is_file():
             plugin[domain] = {
-                "rainy input": crop_scores(None, domain),
-                "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), domain),
-                "shipped + stage 2 (plug-in)": crop_scores(load_model(path), domain),
+                "rainy input": crop_scores(None, [domain, None]),
+                "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), [domain, None]),
+                "shipped + stage 2 (plug-in)": crop_scores(load_model(path), [domain, None]),
             }
     folders = render(args, args.domain)
     clean_images = [to_tensor(read_image(p)) for p in sorted(folders["clean"].iterdir())[:64]]
@@ -258,12 +246,6 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
         "snapshots": len(snapshots),
         "reward_history": history,
     }
-
-
-def mean_ci(values) -> str:
-    values = np.asarray(values, dtype=np.float64)
-    low, high = bootstrap_ci(values)
-    return f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
 
 
 def row_table(rows: dict, domain: str, reference: str | None = None) -> list[str]:

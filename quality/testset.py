@@ -102,6 +102,25 @@ def _input_metrics(domain: str | None, seed: int) -> dict[str, np.ndarray]:
     return batch_metrics(rainy, clean)
 
 
+def crop_scores(model: torch.nn.Module | None, domains: Sequence[str | None]) -> dict[str, dict[str, list[float]]]:
+    """Per-crop PSNR-Y / SSIM-Y of a network (None: the rainy input itself) on the test crops of each domain (None:
+    the clean crops, the dry-weather column, keyed `CLEAN`)."""
+    run = model_runner(model.eval()) if model is not None else None
+    scores = {}
+    for domain in domains:
+        clean, rainy, _ = paired_crops(domain)
+        values = batch_metrics(run(rainy) if run is not None else rainy, clean)
+        scores[domain or CLEAN] = {key: values[key].tolist() for key in ("psnr_y", "ssim_y")}
+    return scores
+
+
+def mean_ci(values: Sequence[float]) -> str:
+    """ "mean [low, high]" of per-crop values with their 95 % bootstrap interval, two decimals."""
+    data = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_ci(data)
+    return f"{data.mean():.2f} [{low:.2f}, {high:.2f}]"
+
+
 def _fmt(entry: dict, key: str, digits: int = 2) -> str:
     value, (low, high) = entry[key]["mean"], entry[key]["ci"]
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
