@@ -9,10 +9,13 @@ the clean-input column: the network fed the clean crops):
 - stage 1 (`--stage1` iterations), stage 1 + 2 (`--stage2` more), stage 1 alone for the same total iterations;
 - the paired bound: the same rainy images with their clean partners, supervised, trained to a plateau;
 - plug-in mode: stage 2 only on the shipped default de-rainer (`--plugin-domains`: its training domain
-  `rain100H` and `storm`, which it never saw), beside the shipped network itself.
+  `rain100H` and `storm`, which it never saw), beside the shipped network itself; one run per recipe in
+  PLUGIN_RECIPES (`--part plugin:DOMAIN[:RECIPE]`), each testing one hypothesis for the damage plug-in mode did at
+  first (the stage-2 learning rate; the untrained rain transfer, DEM and critic that plug-in mode starts from).
 
 The scorers (NIQE fitted on the clean half, the rain CNN, their combination) are validated as the paper validates
-its IQA: the outputs of every stage-1 snapshot on the test crops are scored; the table gives the Spearman
+its IQA: the outputs of every snapshot (stage 1, then stage 2) on the test crops of the training domain and of
+`storm` are scored; the table gives the Spearman
 correlation of each score with PSNR-Y within each image across snapshots (what recycling relies on) and, replaying
 recycling over the snapshots in order, the share of reward replacements that raised PSNR-Y.
 Writes `runs/benchmarks/reward_synthetic.{md,json}` (`--results`: benchmarks/results/) and `_scores.png`.
@@ -64,7 +67,7 @@ def split_unpaired(source: Path, work: Path) -> tuple[Path, Path]:
 
 
 def validate_scorers(snapshots: list[Path], domain: str, scorers: dict) -> dict:
-    """Spearman of each scorer with PSNR-Y across the stage-1 snapshots (pooled and within image) and the share
+    """Spearman of each scorer with PSNR-Y across the snapshots (pooled and within image) and the share
     of recycling's replacements that raised PSNR-Y, on the v2 test crops."""
     clean, rainy, _ = paired_crops(domain)
     outputs = [model_runner(load_model(path).eval())(rainy) for path in snapshots]  # [snapshot][image]
@@ -96,6 +99,15 @@ def validate_scorers(snapshots: list[Path], domain: str, scorers: dict) -> dict:
     return table
 
 
+# plug-in recipe -> (row label, UnpairedConfig overrides); "" is the recipe the first v2 run used
+PLUGIN_RECIPES = {
+    "": ("lr 2e-4, no warm-up", {}),
+    "lr5e-5": ("lr 5e-5, no warm-up", {"stage2_lr": 5e-5}),
+    "warmup": ("lr 2e-4, auxiliaries warmed up", {"plugin_warmup": -1}),
+    "warmup_lr5e-5": ("lr 5e-5, auxiliaries warmed up", {"plugin_warmup": -1, "stage2_lr": 5e-5}),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", default="runs/reward_synthetic")
@@ -111,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bound-cap", type=int, default=3000, help="cap of the paired bound (trained to a plateau)")
     parser.add_argument("--scorer", default="niqe")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--part", default="all", help="all | main | plugin:DOMAIN | report")
+    parser.add_argument("--part", default="all", help="all | main | plugin:DOMAIN[:RECIPE] | report")
+    parser.add_argument(
+        "--plugin-warmup", type=int, default=400, help="auxiliaries-only iterations of the warmed-up plug-in recipes"
+    )
     parser.add_argument("--out", default="runs/benchmarks/reward_synthetic")
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
@@ -174,14 +189,21 @@ def run_main(args: argparse.Namespace) -> dict:
     return times
 
 
-def run_plugin(args: argparse.Namespace, domain: str) -> float:
-    """Stage 2 only, from the shipped de-rainer, on unpaired `domain`; returns its seconds."""
+def plugin_dir(args: argparse.Namespace, domain: str, recipe: str) -> Path:
+    return Path(args.work) / (f"plugin_{domain}_{recipe}" if recipe else f"plugin_{domain}")
+
+
+def run_plugin(args: argparse.Namespace, domain: str, recipe: str = "") -> float:
+    """Stage 2 only, from the shipped de-rainer, on unpaired `domain` with one PLUGIN_RECIPES entry; its seconds."""
     folders = render(args, domain)
     shipped = load_model(BUILTIN_WEIGHTS)
     spec = ModelSpec(shipped.spec["name"], shipped.spec.get("kwargs", {}))
     options = {**rgsud_options(args, folders, spec), "init": str(BUILTIN_WEIGHTS), "stage2_iterations": args.stage2}
+    overrides = dict(PLUGIN_RECIPES[recipe][1])
+    if overrides.get("plugin_warmup") == -1:
+        overrides["plugin_warmup"] = args.plugin_warmup
     started = time.perf_counter()
-    train_unpaired(UnpairedConfig(**options, out=str(Path(args.work) / f"plugin_{domain}")), resume="auto")
+    train_unpaired(UnpairedConfig(**options, **overrides, out=str(plugin_dir(args, domain, recipe))), resume="auto")
     return time.perf_counter() - started
 
 
@@ -193,18 +215,24 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    times_path = work / "times.json"
-    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    times: dict[str, float] = {}
     plugins = [d for d in args.plugin_domains.split(",") if d]
     if args.part in ("all", "main"):
         times.update(run_main(args))
     for domain in plugins:
         if args.part in ("all", f"plugin:{domain}"):
             times[f"plug-in {domain}"] = run_plugin(args, domain)
+    if args.part.startswith("plugin:") and args.part.count(":") == 2:
+        _, domain, recipe = args.part.split(":")
+        if recipe not in PLUGIN_RECIPES or not recipe:
+            parser.error(f"unknown plug-in recipe {recipe!r}; choose from {sorted(k for k in PLUGIN_RECIPES if k)}")
+        times[f"plug-in {domain} {recipe}"] = run_plugin(args, domain, recipe)
+    times_path = work / "times.json"  # re-read: parts run side by side write their own entries
+    times = {**(json.loads(times_path.read_text()) if times_path.is_file() else {}), **times}
     times_path.write_text(json.dumps(times, indent=2))
     if args.part in ("all", "report"):
         write_report(args, score(args, plugins), times)
-    elif args.part not in ("main", *(f"plugin:{d}" for d in plugins)):
+    elif args.part not in ("main", *(f"plugin:{d}" for d in plugins)) and args.part.count(":") != 2:
         parser.error(f"unknown --part {args.part!r}")
 
 
@@ -221,14 +249,24 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
     for name, path in models.items():
         if path.is_file():
             rows[name] = crop_scores(load_model(path), [args.domain, None])
-    plugin = {}
+    plugin, plugin_runs = {}, {}
     for domain in plugins:
-        path = work / f"plugin_{domain}" / "stage2_final.pt"
-        if path.is_file():
-            plugin[domain] = {
-                "rainy input": crop_scores(None, [domain, None]),
-                "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), [domain, None]),
-                "shipped + stage 2 (plug-in)": crop_scores(load_model(path), [domain, None]),
+        for recipe, (label, _) in PLUGIN_RECIPES.items():
+            run = plugin_dir(args, domain, recipe)
+            if not (run / "stage2_final.pt").is_file():
+                continue
+            if domain not in plugin:
+                plugin[domain] = {
+                    "rainy input": crop_scores(None, [domain, None]),
+                    "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), [domain, None]),
+                }
+            name = f"shipped + stage 2 ({label})"
+            plugin[domain][name] = crop_scores(load_model(run / "stage2_final.pt"), [domain, None])
+            stage2 = json.loads((run / "summary.json").read_text())["stages"]["stage2"]
+            plugin_runs.setdefault(domain, {})[name] = {
+                "warmup": stage2.get("warmup_iterations", 0),
+                "iterations": stage2["iterations"],
+                "validation_psnr_rgb": [(v["step"], v["psnr_rgb"]) for v in stage2["validation"]],
             }
     folders = render(args, args.domain)
     clean_images = [to_tensor(read_image(p)) for p in sorted(folders["clean"].iterdir())[:64]]
@@ -236,13 +274,18 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
     scorers = {
         name: fit_scorer(name, clean_images, rainy_images, block=32) for name in ("niqe", "rain_cnn", "combined")
     }
-    snapshots = sorted((work / "rgsud" / "snapshots").glob("stage1_*.pt"))
+    snapshots = sorted((work / "rgsud" / "snapshots").glob("stage*.pt"))  # stage 1 then stage 2, in order
     summary_path = work / "rgsud" / "summary.json"
     history = json.loads(summary_path.read_text()).get("reward_history", []) if summary_path.is_file() else []
     return {
         "rows": rows,
         "plugin": plugin,
-        "scorers": validate_scorers(snapshots, args.domain, scorers) if len(snapshots) > 1 else {},
+        "plugin_runs": plugin_runs,
+        "scorers": {
+            domain: validate_scorers(snapshots, domain, scorers) for domain in dict.fromkeys([args.domain, "storm"])
+        }
+        if len(snapshots) > 1
+        else {},
         "snapshots": len(snapshots),
         "reward_history": history,
     }
@@ -302,18 +345,29 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
         for domain, rows in results["plugin"].items():
             seen = "one of its training domains" if domain != "storm" else "held out of its training"
             lines += [f"### `{domain}` ({seen})", "", *row_table(rows, domain, reference="shipped de-rainer"), ""]
+            runs = results.get("plugin_runs", {}).get(domain, {})
+            if runs:
+                lines += ["| plug-in run | warm-up iterations | stage-2 iterations | validation PSNR-RGB by step |",
+                          "|---|---|---|---|"]  # fmt: skip
+                for name, run in runs.items():
+                    trace = ", ".join(f"{step}: {value:.2f}" for step, value in run["validation_psnr_rgb"])
+                    lines.append(f"| {name} | {run['warmup']} | {run['iterations']} | {trace} |")
+                lines.append("")
     if results["scorers"]:
         lines += [
-            f"## Reward scorers ({results['snapshots']} stage-1 snapshots, `{args.domain}` test crops)",
+            f"## Reward scorers ({results['snapshots']} snapshots of the `{args.domain}` run, stage 1 then stage 2, "
+            "scored on the test crops of its domain and of the unseen `storm`)",
             "",
-            "| scorer | Spearman with PSNR-Y (pooled) | Spearman within image | replacements | raising PSNR-Y |",
-            "|---|---|---|---|---|",
+            "| test crops | scorer | Spearman with PSNR-Y (pooled) | Spearman within image | replacements | "
+            "raising PSNR-Y |",
+            "|---|---|---|---|---|---|",
         ]
-        for name, t in results["scorers"].items():
-            lines.append(
-                f"| {name} | {t['spearman_pooled']:.3f} | {t['spearman_within_image']:.3f} | {t['replacements']} | "
-                f"{t['replacements_raising_psnr']:.2%} |"
-            )
+        for domain, table in results["scorers"].items():
+            for name, t in table.items():
+                lines.append(
+                    f"| {domain} | {name} | {t['spearman_pooled']:.3f} | {t['spearman_within_image']:.3f} | "
+                    f"{t['replacements']} | {t['replacements_raising_psnr']:.2%} |"
+                )
         lines.append("")
     if results["reward_history"]:
         lines += ["## Reward pool across sweeps (training images; lower score is better)", "",

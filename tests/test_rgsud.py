@@ -166,6 +166,30 @@ def test_plug_in_fine_tunes_a_supervised_network(unpaired_root, tmp_path):
         train_unpaired(_config(unpaired_root, tmp_path / "bad", init=str(other)))
 
 
+def test_plug_in_warmup_trains_the_auxiliaries_and_holds_the_derainer(unpaired_root, tmp_path):
+    from derain.train.state import load_state
+
+    network = build_model("realtime", **TINY_NETWORKS["realtime"])
+    pretrained = save_checkpoint(tmp_path / "sup.pt", network)
+    config = _config(unpaired_root, tmp_path / "warm", init=str(pretrained), plugin_warmup=3, stage2_iterations=0)
+    summary = train_unpaired(config)
+    assert summary["stages"]["stage2"]["warmup_iterations"] == 3 and summary["stages"]["stage2"]["iterations"] == 0
+    state = load_state(tmp_path / "warm" / "last.pt")
+    assert state["step"] == 3
+    held = load_state(tmp_path / "warm" / "stage2_final.pt")["weights"]
+    for key, value in network.state_dict().items():
+        assert torch.equal(held[key], value), key  # frozen: not one weight (nor a norm statistic) moved
+    untouched = _config(unpaired_root, tmp_path / "none", init=str(pretrained), stage2_iterations=0)
+    train_unpaired(untouched)  # no iteration at all: its state holds the auxiliaries as built (same seed)
+    start = load_state(tmp_path / "none" / "last.pt")["nets"]
+    for name in ("transfer", "dem", "critic"):
+        assert any(not torch.equal(state["nets"][name][k], v) for k, v in start[name].items()), name
+    moved = train_unpaired(_config(unpaired_root, tmp_path / "moved", init=str(pretrained), plugin_warmup=3))
+    assert moved["stages"]["stage2"]["iterations"] == 4
+    trained = load_state(tmp_path / "moved" / "stage2_final.pt")["weights"]
+    assert any(not torch.equal(trained[k], v) for k, v in network.state_dict().items())
+
+
 def test_combined_scorer_saves_and_loads(unpaired_root, tmp_path):
     train = PairedDataset(unpaired_root / "train")
     clean = [train[i]["clean"] for i in range(len(train))]

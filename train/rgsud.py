@@ -15,7 +15,9 @@ Stage 2 starts from stage 1: DEM is replaced by the rewards (F(O) = O - reward),
 PSNR loss + SSIM loss on the pseudo pair (weight 1) + 0.8 MSE(R(O), reward crop); recycling continues; training
 stops at `stage2_iterations` or when validation PSNR has not improved for `patience` validations.
 Plug-in mode (`init` = a supervised checkpoint): skip stage 1, seed the pool with the pretrained network's
-outputs, and run stage 2 to fine-tune it on unpaired data.
+outputs, train the auxiliaries (rain transfer, DEM, critic) for `plugin_warmup` iterations at the stage-1
+learning rate with the de-rainer frozen, then run stage 2 to fine-tune it on unpaired data. Without the warm-up
+the pseudo pairs come from an untrained rain transfer (measured in benchmarks/results/reward_synthetic.md).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ from derain.train.state import load_state, rng_state, save_state, set_rng_state
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class UnpairedConfig:
     rain_data: str  # rainy training images (no clean partners)
@@ -67,6 +68,7 @@ class UnpairedConfig:
     dem: dict = field(default_factory=lambda: {"width": 32})
     out: str = "runs/rgsud"
     init: str = ""  # plug-in mode: a supervised checkpoint to fine-tune with stage 2 only
+    plugin_warmup: int = 0  # plug-in mode: auxiliaries-only iterations before the de-rainer trains
     patch_size: int = 256
     batch_size: int = 2
     lr: float = 2e-4
@@ -289,7 +291,8 @@ def _run_stage(
     the reward pool and the state it calls live in their own functions."""
     device = session.device
     second = stage == "stage2"
-    total = config.stage2_iterations if second else config.stage1_iterations
+    warmup = config.plugin_warmup if second and config.init else 0  # auxiliaries only, the de-rainer frozen
+    total = (config.stage2_iterations + warmup) if second else config.stage1_iterations
     lr = config.stage2_lr if second else config.lr
     betas = tuple(config.betas)
     opt_r = torch.optim.Adam(derainer.parameters(), lr=lr, betas=betas)
@@ -317,24 +320,30 @@ def _run_stage(
     started = time.perf_counter()
     while step < total:
         decay = 0.5 ** sum(step >= m for m in milestones)
-        for opt in opts.values():
-            opt.param_groups[0]["lr"] = lr * decay
+        for opt in opts.values():  # the warm-up is the auxiliaries' stage 1: its learning rate
+            opt.param_groups[0]["lr"] = (config.lr if step < warmup else lr) * decay
         batch = next(data)
         rainy, clean = batch["rainy"].to(device), batch["clean"].to(device)
         reward = batch["reward"].to(device) if second else None
         has_reward = batch["has_reward"].to(device).float().view(-1, 1, 1, 1) if second else None
-        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward)
+        frozen = step < warmup
+        _freeze(derainer, frozen)
+        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward, train_derainer=not frozen)
         step += 1
         bar.update(1)
         if step % config.log_every == 0:
             logger.write({"step": step, **row})
             bar.set_postfix(der=f"{row['derainer']:.3f}")
-        if step % config.sweep_every == 0 or step == total:
+        if step <= warmup:
+            if step % config.checkpoint_every == 0 and step < total:
+                _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
+            continue
+        if (step - warmup) % config.sweep_every == 0 or step == total:
             sweep = pool.sweep(derainer, dataset.rainy_files, scorer, device, step, config.colour_drift, paired_clean)
             sweep["stage"] = stage
             if config.snapshots:
                 save_checkpoint(out / "snapshots" / f"{stage}_{step:07d}.pt", derainer, step=step)
-        if config.test_data and (step % config.val_every == 0 or step == total):
+        if config.test_data and ((step - warmup) % config.val_every == 0 or step == total):
             scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
             record["validation"].append({"step": step, **scores})
             derainer.train()
@@ -349,11 +358,21 @@ def _run_stage(
         if step % config.checkpoint_every == 0 and step < total:
             _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
     bar.close()
+    _freeze(derainer, False)
     final = save_checkpoint(out / f"{stage}_final.pt", derainer, step=step, config=config_to_dict(config))
-    record.update(done=True, iterations=step, seconds_this_run=time.perf_counter() - started, checkpoint=str(final))
+    seconds = time.perf_counter() - started
+    record.update(done=True, iterations=step - warmup, warmup_iterations=warmup, seconds_this_run=seconds,
+                  checkpoint=str(final))  # fmt: skip
     summary["stages"][stage] = record
     _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
     return record
+
+
+def _freeze(net: nn.Module, frozen: bool) -> None:
+    """Hold a network still (eval mode, no gradients) while the others train, or release it."""
+    net.train(not frozen)
+    for parameter in net.parameters():
+        parameter.requires_grad_(not frozen)
 
 
 def _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary) -> None:
@@ -383,6 +402,7 @@ def _iteration(
     clean: torch.Tensor,
     reward: torch.Tensor | None,
     has_reward: torch.Tensor | None,
+    train_derainer: bool = True,
 ) -> dict[str, float]:
     R, T, C, D = nets["derainer"], nets["transfer"], nets["dem"], nets["critic"]
 
@@ -424,9 +444,12 @@ def _iteration(
         loss_r = pair + self_rec
     for name in ("transfer", "derainer"):
         opts[name].zero_grad(set_to_none=True)
-    (loss_t + loss_r).backward()  # both backward passes before both steps, as CSUD
+    if train_derainer:
+        (loss_t + loss_r).backward()  # both backward passes before both steps, as CSUD
+        opts["derainer"].step()
+    else:
+        loss_t.backward()
     opts["transfer"].step()
-    opts["derainer"].step()
 
     loss_d = lsgan(D(rainy), True) + lsgan(D(pseudo.detach()), False)
     opts["critic"].zero_grad(set_to_none=True)
