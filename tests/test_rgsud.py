@@ -161,6 +161,10 @@ def test_plug_in_fine_tunes_a_supervised_network(unpaired_root, tmp_path):
     summary = train_unpaired(_config(unpaired_root, tmp_path / "plug", init=str(pretrained)))
     assert list(summary["stages"]) == ["stage2"]
     assert summary["reward_history"][0]["step"] == 0  # the pool is seeded with the pretrained outputs
+    validation = summary["stages"]["stage2"]["validation"]
+    assert [v["step"] for v in validation] == [0, 2, 4]  # the pretrained network is validated before it trains
+    best = torch.load(tmp_path / "plug" / "stage2_best.pt", weights_only=True)
+    assert best["psnr_rgb"] == pytest.approx(max(v["psnr_rgb"] for v in validation))
     other = save_checkpoint(tmp_path / "p.pt", build_model("prenet", **TINY_NETWORKS["prenet"]))
     with pytest.raises(CheckpointError, match="prenet"):
         train_unpaired(_config(unpaired_root, tmp_path / "bad", init=str(other)))

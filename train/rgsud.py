@@ -311,8 +311,15 @@ def _run_stage(
         step, best, stale, record = state["step"], state["best"], state["stale"], state["record"]
         set_rng_state(state["rng"])
         log.info("%s: resumed at iteration %d", stage, step)
-    elif second and pool.history == []:  # plug-in mode or a fresh stage 2: seed the pool first
-        pool.sweep(derainer, dataset.rainy_files, scorer, device, 0, config.colour_drift, paired_clean)
+    elif second:
+        if pool.history == []:  # plug-in mode: seed the pool with the pretrained network's outputs
+            pool.sweep(derainer, dataset.rainy_files, scorer, device, 0, config.colour_drift, paired_clean)
+        if config.test_data:  # the network stage 2 starts from is the first candidate for stage2_best.pt
+            scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
+            record["validation"].append({"step": warmup, **scores})  # held still through the warm-up
+            best = scores["psnr_rgb"]
+            save_checkpoint(out / f"{stage}_best.pt", derainer, step=0, psnr_rgb=best)
+            derainer.train()
     logger = CsvLog(out / f"{stage}_log.csv")
     data = batches(dataset, config.batch_size, config.seed, Session(device), start_step=step)
     milestones = [int(f * total) for f in config.milestones] if not second else []
