@@ -41,7 +41,13 @@ VARIANTS = {
     "individual": {"method": "individual"},
     # diagnostic: replay rain drawn by the built-in renderer (a perfect generator); no GANs are trained for it
     "clgid_oracle": {"method": "clgid", "replay_source": "renderer"},
-}
+    # diagnostics on the first two tasks only (rain100H -> rain100L, where CLGID's current-task deficit is
+    # largest): perfect replay without distillation; CLGID with a task trained like a joint task over the
+    # datasets it mixes (plateau window and cap x2)
+    "clgid_oracle_kd0_2tasks": {
+        "method": "clgid", "replay_source": "renderer", "kd_mode": "released_code", "stream": STREAM[:2]},
+    "clgid_long_2tasks": {"method": "clgid", "stream": STREAM[:2], "window_scale": 2, "cap_scale": 2},
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,15 +107,17 @@ def gan_config(args: argparse.Namespace) -> GeneratorConfig:
 def stream_config(method: str, args: argparse.Namespace, data: Path, work: Path, gan: GeneratorConfig
                   ) -> ContinualConfig:  # fmt: skip
     """One method's stream over the built-in datasets."""
-    return ContinualConfig(
-        data_root=str(data), stream=STREAM, unseen=(UNSEEN,), **VARIANTS[method],
-        model=ModelSpec(args.model, args.model_kwargs), out=str(work / run_name(method, args)),
-        bank=str(work / "bank"), generator=gan, iterations=args.iterations,
-        warmup_epochs=0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
-        batch_size=args.batch_size, lr=args.lr, checkpoint_every=300, device=args.device, cache=True,
-        plateau_window=args.plateau_window, validate_every=args.validate_every,
-        plateau_min_fresh=args.plateau_min_fresh,
-    )  # fmt: skip
+    variant = dict(VARIANTS[method])
+    window, cap = args.plateau_window * variant.pop("window_scale", 1), args.iterations * variant.pop("cap_scale", 1)
+    return ContinualConfig(**{
+        "data_root": str(data), "stream": STREAM, "unseen": (UNSEEN,),
+        "model": ModelSpec(args.model, args.model_kwargs), "out": str(work / run_name(method, args)),
+        "bank": str(work / "bank"), "generator": gan, "iterations": cap,
+        "warmup_epochs": 0.05 * 250,  # 5% of the task, as 3/250 epochs is too short a warm-up for short tasks
+        "batch_size": args.batch_size, "lr": args.lr, "checkpoint_every": 300, "device": args.device, "cache": True,
+        "plateau_window": window, "validate_every": args.validate_every,
+        "plateau_min_fresh": args.plateau_min_fresh, **variant,
+    })  # fmt: skip
 
 
 def main() -> None:
