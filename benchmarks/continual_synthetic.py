@@ -8,6 +8,7 @@ Every stage's wall time is recorded; the generator bank is reused if it already 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import shutil
@@ -313,7 +314,7 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     checks = gates(results)
     lines = [*header_lines(args), *gate_lines(checks)]
     if all(row["passed"] for row in checks):
-        lines += [*table_lines_v2(results), *matrix_lines_v2(results)]
+        lines += [*table_lines_v2(results), *diagnosis_lines(results, configs), *matrix_lines_v2(results)]
     else:
         lines += [
             "**A gate failed: no method comparison is drawn from this run.** The per-task scores below say "
@@ -431,6 +432,62 @@ def table_lines_v2(results: dict) -> list[str]:
             cells += [mean_ci(np.subtract(result["final"][d], base["final"][d])) for d in UNSEEN_DOMAINS]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def diagnosis_lines(results: dict, configs: dict[str, ContinualConfig]) -> list[str]:
+    """Why CLGID trails: after task 2 (the first replayed task), each stream's network on the two domains it has
+    seen, paired against sequential fine-tuning, where task 2 stopped, and its loss terms at the end of task 2."""
+    first, second = STREAM[:2]
+    base = results.get("sequential", {}).get("scores", {}).get(second)
+    lines = [
+        f"## Why CLGID trails: after task 2 ({first} -> {second})",
+        "",
+        f"PSNR-Y on the v2 test crops after task 2 [95 % CI]; `vs sequential`: paired per crop. Training terms: means "
+        f"over the last 500 iterations of task 2 (`loss_real` on {second}, `loss_replay` on replayed {first} rain, "
+        "`kd` the distillation L1, logged even where it carries no gradient).",
+        "",
+        f"| stream | {first} | {second} | {second} vs sequential | task 2 stopped | best validation | loss_real | "
+        "loss_replay | kd |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    inputs = results["rainy input"]
+    lines.append(f"| rainy input | {mean_ci(inputs[first]['psnr_y'])} | {mean_ci(inputs[second]['psnr_y'])} "
+                 "| | | | | | |")  # fmt: skip
+    for method, result in results.items():
+        if method == "rainy input" or VARIANTS[method]["method"] not in ("sequential", "clgid"):
+            continue
+        scores = result["scores"].get(second)
+        if scores is None:
+            continue
+        versus = mean_ci(np.subtract(scores[second]["psnr_y"], base[second]["psnr_y"])) if base else ""
+        record = result["tasks"].get(second, {})
+        stop = f"{record.get('iterations', '?')} of {record.get('cap', '?')}, {record.get('stopped', '?')}"
+        best = f"{record['best_val_psnr']:.2f}" if "best_val_psnr" in record else "-"
+        terms = _loss_terms(task_dir(configs[method], 1) / "log.csv")
+        lines.append(
+            f"| {method} | {mean_ci(scores[first]['psnr_y'])} | {mean_ci(scores[second]['psnr_y'])} | {versus} | "
+            f"{stop} | {best} | " + " | ".join(terms.get(k, "-") for k in ("loss_real", "loss_replay", "kd")) + " |"
+        )
+    return [*lines, ""]
+
+
+def _loss_terms(log: Path, last: int = 500) -> dict[str, str]:
+    """Mean of each logged loss term over a task's last `last` iterations (the plain `loss` as `loss_real` for a
+    stream without replay)."""
+    if not log.is_file():
+        return {}
+    with log.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    end = int(rows[-1]["step"])
+    tail = [row for row in rows if int(row["step"]) > end - last]
+    means = {}
+    for key in ("loss_real", "loss_replay", "kd"):
+        source = key if key in tail[0] else ("loss" if key == "loss_real" else None)
+        if source is not None:
+            means[key] = f"{np.mean([float(row[source]) for row in tail]):.4f}"
+    return means
 
 
 def matrix_lines_v2(results: dict) -> list[str]:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
@@ -106,6 +107,7 @@ PLUGIN_RECIPES = {
     "lr5e-5": ("lr 5e-5, no warm-up", {"stage2_lr": 5e-5}),
     "warmup": ("lr 2e-4, auxiliaries warmed up", {"plugin_warmup": -1}),
     "warmup_lr5e-5": ("lr 5e-5, auxiliaries warmed up", {"plugin_warmup": -1, "stage2_lr": 5e-5}),
+    "warmup_nopair": ("lr 2e-4, warmed up, no pseudo-pair loss", {"plugin_warmup": -1, "der_weight": 0.0}),
 }
 
 
@@ -263,6 +265,12 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
                 }
             name = f"shipped + stage 2 ({label})"
             plugin[domain][name] = crop_scores(load_model(run / "stage2_final.pt"), [domain, None])
+            best = torch.load(run / "stage2_best.pt", weights_only=True) if (run / "stage2_best.pt").is_file() else {}
+            if best.get("step") == 0:  # stage 2 validated its start and never beat it: the guard keeps the start
+                plugin[domain][f"{name}, best validated"] = plugin[domain]["shipped de-rainer"]
+            elif best:
+                plugin[domain][f"{name}, best validated"] = crop_scores(load_model(run / "stage2_best.pt"),
+                                                                         [domain, None])  # fmt: skip
             stage2 = json.loads((run / "summary.json").read_text())["stages"]["stage2"]
             plugin_runs.setdefault(domain, {})[name] = {
                 "warmup": stage2.get("warmup_iterations", 0),
