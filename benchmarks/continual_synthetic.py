@@ -48,6 +48,8 @@ VARIANTS = {
     "clgid_oracle_kd0_2tasks": {
         "method": "clgid", "replay_source": "renderer", "kd_mode": "released_code", "stream": STREAM[:2]},
     "clgid_long_2tasks": {"method": "clgid", "stream": STREAM[:2], "window_scale": 2, "cap_scale": 2},
+    # the current task's term 4x heavier (2.0 vs 0.5; replay 0.5, KD 1): is the replay half drowning it?
+    "clgid_current4x_2tasks": {"method": "clgid", "stream": STREAM[:2], "current_weight": 2.0},
 }  # fmt: skip
 
 

@@ -413,6 +413,27 @@ def test_released_code_distillation_trains_as_kd_weight_zero(stream_root, tmp_pa
         assert torch.allclose(value, weights["released"][key], atol=1e-6), key
 
 
+def test_clgid_loss_weighs_its_terms_as_configured():
+    from derain.train.continual import RenderedRain, replay_loss
+
+    torch.manual_seed(0)
+    student, teacher = (
+        build_model("realtime", **TINY_NETWORKS["realtime"]),
+        build_model("realtime", **TINY_NETWORKS["realtime"]),
+    )
+    rainy, clean = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    totals = {}
+    for weights in ((0.5, 0.5, 1.0), (2.0, 0.5, 0.1)):
+        config = ContinualConfig(data_root="unused", stream=("rain100H",), current_weight=weights[0],
+                                 replay_weight=weights[1], kd_weight=weights[2])  # fmt: skip
+        loss, parts = replay_loss(student, teacher, [RenderedRain("rain100H", 32)], rainy, clean,
+                                  torch.Generator().manual_seed(1), config)  # fmt: skip
+        expected = weights[0] * parts["loss_real"] + weights[1] * parts["loss_replay"] + weights[2] * parts["kd"]
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
+        totals[weights] = loss.item()
+    assert totals[(0.5, 0.5, 1.0)] != pytest.approx(totals[(2.0, 0.5, 0.1)])
+
+
 def test_a_fresh_network_trains_its_minimum_before_the_plateau_may_stop_it(tmp_path):
     """As above, but task 1 starts from a fresh network and must reach 14 iterations before stopping (the stop
     decisions at 10 and 12 wait); task 2 starts from task 1's network and stops at 10 as before."""

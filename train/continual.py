@@ -6,7 +6,8 @@ For task n of the stream (0-based t):
   Every sample of a batch gets one replayed twin: a generator of an earlier dataset, chosen uniformly per
   sample, draws rain from the prior, made grey (channel max) and added to the *current* clean image. Loss =
   0.5 L(student(rainy), clean) + 0.5 L(student(replayed), clean) + kd_weight * sum_s L1(student_s(replayed),
-  teacher_s(replayed)). `kd_mode: released_code` adds the KD term without gradient, as the released code does.
+  teacher_s(replayed)) (the two 0.5 are `current_weight` and `replay_weight`). `kd_mode: released_code` adds
+  the KD term without gradient, as the released code does.
 - t >= 1, method `sequential`: plain fine-tuning on the new dataset (the lower bound).
 - method `joint`: one task on the union of all datasets of the stream (the upper bound), with the iterations
   of the whole stream.
@@ -94,6 +95,8 @@ class ContinualConfig:
     edge_weight: float = 0.05
     kd_weight: float = 1.0
     kd_mode: str = "paper"
+    current_weight: float = 0.5  # CLGID's loss: current_weight x L(current) + replay_weight x L(replayed) + KD
+    replay_weight: float = 0.5
     replay_source: str = "gan"  # "renderer": oracle replay from the built-in renderer (diagnostic)
     render_size: int = 256  # image size the renderer draws at before the patch crop (the built-in sets' size)
     # plateau_window > 0: every task trains to a plateau of its validation PSNR (`<name>/val`, training scenes),
@@ -229,7 +232,8 @@ def replay_loss(
     rng: torch.Generator,
     config: ContinualConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """CLGID's loss for task n >= 2: 0.5 real + 0.5 replayed + kd_weight x distillation; and its parts."""
+    """CLGID's loss for task n >= 2: 0.5 real + 0.5 replayed (`current_weight`, `replay_weight`) + kd_weight x
+    distillation; and its parts."""
     replayed = replay(clean, generators, rng)
     outputs = stage_outputs(model(torch.cat((rainy, replayed))))
     real = [o[: len(rainy)] for o in outputs]
@@ -241,7 +245,7 @@ def replay_loss(
     kd = distillation([o.float() for o in fake], [t.float() for t in taught])
     if config.kd_mode == "released_code":
         kd = kd.detach()  # the released code adds KD as a number: logged, no gradient
-    loss = 0.5 * loss_real + 0.5 * loss_replay + config.kd_weight * kd
+    loss = config.current_weight * loss_real + config.replay_weight * loss_replay + config.kd_weight * kd
     return loss, {"loss_real": loss_real.item(), "loss_replay": loss_replay.item(), "kd": kd.item()}
 
 
