@@ -103,12 +103,14 @@ def validate_scorers(snapshots: list[Path], domain: str, scorers: dict) -> dict:
 
 # plug-in recipe -> (row label, UnpairedConfig overrides); "" is the recipe the first v2 run used
 PLUGIN_RECIPES = {
-    "": ("lr 2e-4, no warm-up", {}),
-    "lr5e-5": ("lr 5e-5, no warm-up", {"stage2_lr": 5e-5}),
+    "": ("lr 2e-4, no warm-up", {"plugin_warmup": 0}),
+    "lr5e-5": ("lr 5e-5, no warm-up", {"plugin_warmup": 0, "stage2_lr": 5e-5}),
     "warmup": ("lr 2e-4, auxiliaries warmed up", {"plugin_warmup": -1}),
     "warmup_lr5e-5": ("lr 5e-5, auxiliaries warmed up", {"plugin_warmup": -1, "stage2_lr": 5e-5}),
     "warmup_nopair": ("lr 2e-4, warmed up, no pseudo-pair loss", {"plugin_warmup": -1, "der_weight": 0.0}),
-}
+    "warmup_noselfrec": ("lr 2e-4, warmed up, no self-reconstruction loss", {"plugin_warmup": -1,
+                                                                              "self_rec_weight": 0.0}),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

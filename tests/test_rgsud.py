@@ -125,6 +125,7 @@ def _config(root, out, **changes) -> UnpairedConfig:
         batch_size=2,
         stage1_iterations=4,
         stage2_iterations=4,
+        plugin_warmup=0,
         sweep_every=2,
         val_every=2,
         niqe_block=32,

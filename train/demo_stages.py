@@ -140,6 +140,7 @@ def stage_reward(demo: Demo) -> dict:
         batch_size=4,
         stage2_lr=5e-5,
         stage2_iterations=size.reward_iterations,
+        plugin_warmup=4 * size.reward_iterations,  # the auxiliaries learn before they teach the de-rainer
         sweep_every=size.reward_sweep,
         val_every=size.reward_sweep,
         patience=10**6,
@@ -148,8 +149,9 @@ def stage_reward(demo: Demo) -> dict:
         seed=demo.seed,
     )
     summary = train_unpaired(config)
+    best = out / "stage2_best.pt"  # the best validated network; the start counts, so the plug-in does no harm here
     return {
-        "weights": str(out / "stage2_final.pt"),
+        "weights": str(best if best.is_file() else out / "stage2_final.pt"),
         "history": summary.get("reward_history", []),
         "curve": str(out / "reward_scores.png"),
         "from": continual["best"],
