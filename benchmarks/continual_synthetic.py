@@ -378,7 +378,9 @@ def header_lines(args: argparse.Namespace) -> list[str]:
         "(`kd_mode: paper`, KD weight 1); `clgid_released` detaches the KD term as the released code does, which "
         "gives the same gradients as KD weight 0 (so it is the sweep's 0 point); `clgid_kd0.1` is KD weight 0.1; "
         "`clgid_oracle` replays the renderer's own rain of the earlier domains (a perfect generator). Task 1 is "
-        "trained once and shared by every method but `joint` (the same network, seed and schedule).",
+        "trained once and shared by every method but `joint` (the same network, seed and schedule). The `_2tasks` "
+        "streams stop after task 2 (diagnostics: `clgid_oracle_kd0_2tasks` perfect replay without distillation, "
+        "`clgid_long_2tasks` window and cap x2, `clgid_current4x_2tasks` the current task's term 4x heavier).",
         "",
     ]
 

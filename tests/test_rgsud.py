@@ -126,6 +126,7 @@ def _config(root, out, **changes) -> UnpairedConfig:
         stage1_iterations=4,
         stage2_iterations=4,
         plugin_warmup=0,
+        scorer="niqe",  # fitted in a second (the default rain CNN trains a classifier)
         sweep_every=2,
         val_every=2,
         niqe_block=32,

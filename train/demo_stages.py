@@ -155,7 +155,7 @@ def stage_reward(demo: Demo) -> dict:
         "history": summary.get("reward_history", []),
         "curve": str(out / "reward_scores.png"),
         "from": continual["best"],
-        "config": {"iterations": size.reward_iterations, "sweep_every": size.reward_sweep, "scorer": "niqe"},
+        "config": {"iterations": size.reward_iterations, "sweep_every": size.reward_sweep, "scorer": config.scorer},
     }
 
 
