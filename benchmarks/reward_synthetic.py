@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
@@ -254,7 +253,7 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
     for name, path in models.items():
         if path.is_file():
             rows[name] = crop_scores(load_model(path), [args.domain, None])
-    plugin, plugin_runs = {}, {}
+    plugin, plugin_runs, plugin_start, shipped = {}, {}, {}, load_model(BUILTIN_WEIGHTS)
     for domain in plugins:
         for recipe, (label, _) in PLUGIN_RECIPES.items():
             run = plugin_dir(args, domain, recipe)
@@ -263,16 +262,14 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
             if domain not in plugin:
                 plugin[domain] = {
                     "rainy input": crop_scores(None, [domain, None]),
-                    "shipped de-rainer": crop_scores(load_model(BUILTIN_WEIGHTS), [domain, None]),
+                    "shipped de-rainer": crop_scores(shipped, [domain, None]),
                 }
+                val = render(args, domain)["val"]  # what stage 2 validates on; the shipped network is its start
+                plugin_start[domain] = evaluate_folder(shipped, val, device="cpu", progress=False)["mean"]["psnr_rgb"]
             name = f"shipped + stage 2 ({label})"
-            plugin[domain][name] = crop_scores(load_model(run / "stage2_final.pt"), [domain, None])
-            best = torch.load(run / "stage2_best.pt", weights_only=True) if (run / "stage2_best.pt").is_file() else {}
-            if best.get("step") == 0:  # stage 2 validated its start and never beat it: the guard keeps the start
-                plugin[domain][f"{name}, best validated"] = plugin[domain]["shipped de-rainer"]
-            elif best:
-                plugin[domain][f"{name}, best validated"] = crop_scores(load_model(run / "stage2_best.pt"),
-                                                                         [domain, None])  # fmt: skip
+            for row, checkpoint in ((name, "stage2_final.pt"), (f"{name}, best validated", "stage2_best.pt")):
+                if (run / checkpoint).is_file():  # best validated: the start counts, so it may be the shipped one
+                    plugin[domain][row] = crop_scores(load_model(run / checkpoint), [domain, None])
             stage2 = json.loads((run / "summary.json").read_text())["stages"]["stage2"]
             plugin_runs.setdefault(domain, {})[name] = {
                 "warmup": stage2.get("warmup_iterations", 0),
@@ -294,6 +291,7 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
         "rows": rows,
         "plugin": plugin,
         "plugin_runs": plugin_runs,
+        "plugin_start_val_psnr_rgb": plugin_start,
         "scorers": {
             domain: validate_scorers(snapshots, domain, scorers) for domain in dict.fromkeys([args.domain, "storm"])
         }
@@ -302,12 +300,6 @@ def score(args: argparse.Namespace, plugins: list[str]) -> dict:
         "snapshots": len(snapshots),
         "reward_history": history,
     }
-
-
-def shipped_val(args: argparse.Namespace, domain: str) -> float:
-    """PSNR-RGB of the shipped de-rainer on the validation split plug-in stage 2 watches (its iteration 0)."""
-    model = load_model(BUILTIN_WEIGHTS)
-    return evaluate_folder(model, render(args, domain)["val"], device="cpu", progress=False)["mean"]["psnr_rgb"]
 
 
 def row_table(rows: dict, domain: str, reference: str | None = None) -> list[str]:
@@ -364,10 +356,11 @@ def write_report(args: argparse.Namespace, results: dict, times: dict) -> None:
         for domain, rows in results["plugin"].items():
             seen = "one of its training domains" if domain != "storm" else "held out of its training"
             lines += [f"### `{domain}` ({seen})", "", *row_table(rows, domain, reference="shipped de-rainer"), ""]
-            runs = results.get("plugin_runs", {}).get(domain, {})
+            runs = results["plugin_runs"].get(domain, {})
             if runs:
+                start = results["plugin_start_val_psnr_rgb"][domain]
                 lines += ["| plug-in run | warm-up iterations | stage-2 iterations | validation PSNR-RGB by stage-2 "
-                          f"iteration (shipped de-rainer: {shipped_val(args, domain):.2f}) |",
+                          f"iteration (shipped de-rainer: {start:.2f}) |",
                           "|---|---|---|---|"]  # fmt: skip
                 for name, run in runs.items():
                     trace = ", ".join(f"{step}: {value:.2f}" for step, value in run["validation_psnr_rgb"])

@@ -319,11 +319,10 @@ def _run_stage(
         if pool.history == []:  # plug-in mode: seed the pool with the pretrained network's outputs
             pool.sweep(derainer, dataset.rainy_files, scorer, device, 0, config.colour_drift, paired_clean)
         if config.test_data:  # the network stage 2 starts from is the first candidate for stage2_best.pt
-            scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
-            record["validation"].append({"step": warmup, **scores})  # held still through the warm-up
-            best = scores["psnr_rgb"]
+            best = _validate(derainer, config, device, record, warmup)  # held still through the warm-up
             save_checkpoint(out / f"{stage}_best.pt", derainer, step=0, psnr_rgb=best)
-            derainer.train()
+    if step < warmup:
+        _freeze(derainer, True)
     logger = CsvLog(out / f"{stage}_log.csv")
     data = batches(dataset, config.batch_size, config.seed, Session(device), start_step=step)
     milestones = [int(f * total) for f in config.milestones] if not second else []
@@ -337,29 +336,23 @@ def _run_stage(
         rainy, clean = batch["rainy"].to(device), batch["clean"].to(device)
         reward = batch["reward"].to(device) if second else None
         has_reward = batch["has_reward"].to(device).float().view(-1, 1, 1, 1) if second else None
-        frozen = step < warmup
-        _freeze(derainer, frozen)
-        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward, train_derainer=not frozen)
+        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward, train_derainer=step >= warmup)
         step += 1
         bar.update(1)
+        if step == warmup:  # the auxiliaries have warmed up: the de-rainer trains from here
+            _freeze(derainer, False)
         if step % config.log_every == 0:
             logger.write({"step": step, **row})
             bar.set_postfix(der=f"{row['derainer']:.3f}")
-        if step <= warmup:
-            if step % config.checkpoint_every == 0 and step < total:
-                _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
-            continue
-        if (step - warmup) % config.sweep_every == 0 or step == total:
+        if step > warmup and ((step - warmup) % config.sweep_every == 0 or step == total):
             sweep = pool.sweep(derainer, dataset.rainy_files, scorer, device, step, config.colour_drift, paired_clean)
             sweep["stage"] = stage
             if config.snapshots:
                 save_checkpoint(out / "snapshots" / f"{stage}_{step:07d}.pt", derainer, step=step)
-        if config.test_data and ((step - warmup) % config.val_every == 0 or step == total):
-            scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
-            record["validation"].append({"step": step, **scores})
-            derainer.train()
-            if scores["psnr_rgb"] > best + 1e-3:
-                best, stale = scores["psnr_rgb"], 0
+        if config.test_data and step > warmup and ((step - warmup) % config.val_every == 0 or step == total):
+            score = _validate(derainer, config, device, record, step)
+            if score > best + 1e-3:
+                best, stale = score, 0
                 save_checkpoint(out / f"{stage}_best.pt", derainer, step=step, psnr_rgb=best)
             else:
                 stale += 1
@@ -369,7 +362,6 @@ def _run_stage(
         if step % config.checkpoint_every == 0 and step < total:
             _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
     bar.close()
-    _freeze(derainer, False)
     final = save_checkpoint(out / f"{stage}_final.pt", derainer, step=step, config=config_to_dict(config))
     seconds = time.perf_counter() - started
     record.update(done=True, iterations=step - warmup, warmup_iterations=warmup, seconds_this_run=seconds,
@@ -377,6 +369,14 @@ def _run_stage(
     summary["stages"][stage] = record
     _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
     return record
+
+
+def _validate(derainer: nn.Module, config: UnpairedConfig, device: torch.device, record: dict, step: int) -> float:
+    """Score the de-rainer on `test_data`, record it at `step`, return to training mode; its PSNR (RGB)."""
+    scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
+    record["validation"].append({"step": step, **scores})
+    derainer.train()
+    return scores["psnr_rgb"]
 
 
 def _freeze(net: nn.Module, frozen: bool) -> None:
