@@ -131,6 +131,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work)
 
+    methods = args.methods.split(",")
+    for method in methods:  # before any data is rendered
+        if method not in VARIANTS:
+            parser.error(f"unknown method {method!r}; choose from {sorted(VARIANTS)}")
     started = time.perf_counter()
     data = work / "data"
     if not (data / UNSEEN_DOMAINS[-1] / "test").is_dir():
@@ -141,10 +145,6 @@ def main() -> None:
         return
 
     gan = gan_config(args)
-    methods = args.methods.split(",")
-    for method in methods:
-        if method not in VARIANTS:
-            parser.error(f"unknown method {method!r}; choose from {sorted(VARIANTS)}")
     bank = GeneratorBank(work / "bank")
     if args.part.startswith("generator:"):
         name = args.part.split(":", 1)[1]
