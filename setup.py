@@ -1,11 +1,42 @@
 """derain-edge: each top-level folder is a part of the product, installed under the `derain` namespace."""
 
+import hashlib
+import os
+import runpy
+from pathlib import Path
+
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).parent
+
+
+class BuildPy(build_py):
+    """`DERAIN_BUILD_KERNELS=1 pip install .` also compiles cpp_ext/kernels/frame_io.cu with nvcc into
+    `frame_io-<source hash>.fatbin` (SASS for the GPU table of common/gpus.py, PTX for the newest), which
+    `derain.cpp_ext.device` loads before compiling with NVRTC at first use. Without the variable nothing is
+    compiled; with it, a missing nvcc or a refused kernel fails the install."""
+
+    def run(self) -> None:
+        super().run()
+        if os.environ.get("DERAIN_BUILD_KERNELS", "0") in ("", "0"):
+            return
+        source = HERE / "cpp_ext" / "kernels" / "frame_io.cu"
+        name = f"frame_io-{hashlib.sha256(source.read_bytes()).hexdigest()[:16]}.fatbin"
+        editable = getattr(self, "editable_mode", False)  # editable installs read the source tree
+        target = source.parent if editable else Path(self.build_lib) / "derain" / "cpp_ext" / "kernels"
+        target.mkdir(parents=True, exist_ok=True)
+        gencode = runpy.run_path(str(HERE / "common" / "gpus.py"))["nvcc_gencode"]()
+        refused = runpy.run_path(str(HERE / "cpp_ext" / "aot.py"))["nvcc_fatbin"](source, target / name, gencode)
+        if refused:
+            raise SystemExit(f"DERAIN_BUILD_KERNELS: {refused}")
+        print(f"built {target / name}")
 
 PARTS = ["models", "data", "quality", "train", "export", "runtime", "cpp_ext"]
 SUBPACKAGES = ["runtime.backends"]
 
 setup(
+    cmdclass={"build_py": BuildPy},
     name="derain-edge",
     version="0.1.0",
     description="De-raining from training to a camera on a car: CLGID, RGSUD, ONNX/TensorRT export, streaming runtime",
@@ -17,7 +48,7 @@ setup(
     package_data={
         "derain.train": ["configs/*.yaml"],
         "derain.models": ["weights/*.pt", "weights/*.json"],
-        "derain.cpp_ext": ["kernels/*.cu", "*.cu", "*.cpp", "*.h"],
+        "derain.cpp_ext": ["kernels/*.cu", "kernels/*.fatbin"],
     },
     install_requires=[
         "torch>=2.4",
@@ -42,6 +73,8 @@ setup(
         "runtime": ["cuda-python>=12"],
         "dev": [
             "pytest>=8",
+            "cuda-python>=12",
+            "nvidia-cuda-nvrtc",  # CI compiles the kernels with NVRTC (no GPU needed); GPU machines may use their own
             "ruff>=0.5",
             "setuptools>=64",
             "wheel",

@@ -1,11 +1,12 @@
 """The pixel-path CUDA kernels (cpp_ext) against the device's copy bandwidth and the torch ops they replace.
 
-Usage (a CUDA machine with cupy and torch): python benchmarks/kernels.py [--results]
+Usage (a CUDA machine with torch and cuda-python): python benchmarks/kernels.py [--results]
 
 Per kernel and size (1080p, 4K; batch 1): median GPU time by CUDA events over `--repeat` launches after warm-up,
 bytes read + written, achieved bandwidth, its share of a device-to-device copy of the same bytes (the roofline of
 a one-pass kernel), and the median time of the chain of torch ops it replaces (the PyTorch backend's FrameIO
-pre/post-processing). Writes runs/benchmarks/kernels_<device>.{json,md} (benchmarks/results/ with --results).
+pre/post-processing; OpenCV-style NV12 conversion in torch for NV12). Writes runs/benchmarks/kernels_<device>.{json,md}
+(benchmarks/results/ with --results).
 """
 
 from __future__ import annotations
@@ -20,71 +21,93 @@ from pathlib import Path
 SIZES = {"1080p": (1080, 1920), "4K": (2160, 3840)}
 
 
-def event_ms(cp, fn, repeat: int) -> float:  # noqa: ANN001
+def event_ms(torch, fn, repeat: int) -> float:  # noqa: ANN001
     """Median milliseconds of `fn` on the current stream by CUDA events, after 3 warm-up calls."""
     for _ in range(3):
         fn()
     samples = []
     for _ in range(repeat):
-        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         fn()
         end.record()
         end.synchronize()
-        samples.append(cp.cuda.get_elapsed_time(start, end))
+        samples.append(start.elapsed_time(end))
     return statistics.median(samples)
 
 
-def torch_chain(torch, frame, multiple: int):  # noqa: ANN001
-    """What the kernels replace: FrameIO's torch ops (permute, flip to RGB, float, /255, replicate pad)."""
-    import torch.nn.functional as F
+def torch_to_network(torch, frame, multiple: int, dtype):  # noqa: ANN001
+    """What `to_network` replaces: FrameIO's torch ops (float, permute, flip to RGB, /255, replicate pad, cast)."""
+    from derain.models.frame_io import frames_to_tensor
 
-    height, width = frame.shape[1:3]
-    image = frame.permute(0, 3, 1, 2).flip(1).float() / 255.0
-    pad_h, pad_w = -height % multiple, -width % multiple
-    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
+    return frames_to_tensor(frame, multiple, dtype)
+
+
+def torch_from_network(torch, tensor, height: int, width: int):  # noqa: ANN001
+    """What `from_network` replaces: crop, float, clamp, x255, round, uint8, flip to BGR, permute."""
+    from derain.models.frame_io import tensor_to_frames
+
+    return tensor_to_frames(tensor, height, width)
+
+
+def torch_nv12_to_network(torch, luma, chroma):  # noqa: ANN001
+    """What `nv12_to_network` replaces: upsample chroma, BT.601 limited-range matrix, clamp, stack (float32)."""
+    y = (luma.float() - 16.0) / 219.0
+    up = chroma.float().repeat_interleave(2, 1).repeat_interleave(2, 2)
+    cb, cr = (up[..., 0] - 128.0) / 224.0, (up[..., 1] - 128.0) / 224.0
+    r, b = y + 1.402 * cr, y + 1.772 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], 1).clamp(0, 1)
 
 
 def measure(repeat: int) -> list[dict]:
-    import cupy as cp
+    import torch
 
     from derain.cpp_ext.device import FrameKernels
 
-    kernels = FrameKernels()
-    return [row for label, size in SIZES.items() for row in measure_size(cp, kernels, label, *size, repeat)]
+    kernels = FrameKernels(torch.cuda.current_device())
+    return [row for label, size in SIZES.items() for row in measure_size(torch, kernels, label, *size, repeat)]
 
 
-def measure_size(cp, kernels, label: str, height: int, width: int, repeat: int) -> list[dict]:  # noqa: ANN001
-    import torch
-
-    frame = cp.random.randint(0, 256, (1, height, width, 3), dtype=cp.uint8)
-    tensor32 = kernels.to_network(frame, multiple=8)
-    tensor16 = kernels.to_network(frame, multiple=8, half=True)
-    luma = cp.random.randint(0, 256, (1, height, width), dtype=cp.uint8)
-    chroma = cp.random.randint(0, 256, (1, height // 2, width // 2, 2), dtype=cp.uint8)
+def measure_size(torch, kernels, label: str, height: int, width: int, repeat: int) -> list[dict]:  # noqa: ANN001
+    stream = lambda: torch.cuda.current_stream().cuda_stream  # noqa: E731
+    cuda = {"device": "cuda"}
+    frame = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, **cuda)
+    dtypes = (torch.float32, torch.float16)
+    tensors = {dtype: torch.rand((1, 3, height, width), dtype=dtype, **cuda) for dtype in dtypes}
+    out_frame = torch.empty_like(frame)
+    luma = torch.randint(0, 256, (1, height, width), dtype=torch.uint8, **cuda)
+    chroma = torch.randint(0, 256, (1, height // 2, width // 2, 2), dtype=torch.uint8, **cuda)
     pixels = height * width
-    cases = {
-        "bgr8 -> nchw f32": (lambda: kernels.to_network(frame, multiple=8), pixels * (3 + 12)),
-        "bgr8 -> nchw f16": (lambda: kernels.to_network(frame, multiple=8, half=True), pixels * (3 + 6)),
-        "nchw f32 -> bgr8": (lambda: kernels.from_network(tensor32, height, width), pixels * (12 + 3)),
-        "nchw f16 -> bgr8": (lambda: kernels.from_network(tensor16, height, width), pixels * (6 + 3)),
-        "nv12 -> nchw f16": (lambda: kernels.nv12_to_network(luma, chroma, multiple=8, half=True), pixels * 7.5),
-    }
-    source, target = cp.empty(pixels * 15, cp.uint8), cp.empty(pixels * 15, cp.uint8)
+    cases = {}
+    for dtype, bits in ((torch.float32, "f32"), (torch.float16, "f16")):
+        size = tensors[dtype].element_size()
+        cases[f"bgr8 -> nchw {bits}"] = (
+            lambda d=dtype: kernels.to_network(frame, tensors[d], stream()), pixels * (3 + 3 * size),
+            lambda d=dtype: torch_to_network(torch, frame, 8, d))  # fmt: skip
+        cases[f"nchw {bits} -> bgr8"] = (
+            lambda d=dtype: kernels.from_network(tensors[d], out_frame, stream()), pixels * (3 * size + 3),
+            lambda d=dtype: torch_from_network(torch, tensors[d], height, width))  # fmt: skip
+    cases["nv12 -> nchw f32"] = (
+        lambda: kernels.nv12_to_network(luma, chroma, tensors[torch.float32], stream=stream()), pixels * (1.5 + 12),
+        lambda: torch_nv12_to_network(torch, luma, chroma))  # fmt: skip
+    cases["nchw f32 -> nv12"] = (
+        lambda: kernels.network_to_nv12(tensors[torch.float32], luma, chroma, stream=stream()), pixels * (12 + 1.5),
+        None)  # fmt: skip
+    source, target = (torch.empty(pixels * 15, dtype=torch.uint8, **cuda) for _ in range(2))
     rows = []
-    for name, (fn, nbytes) in cases.items():
+    for name, (fn, nbytes, reference) in cases.items():
         half_bytes = int(nbytes) // 2  # a copy reads and writes: half the bytes each way
 
         def copy(n: int = half_bytes) -> None:
-            target[:n] = source[:n]
+            target[:n].copy_(source[:n])
 
-        milliseconds, copy_ms = event_ms(cp, fn, repeat), event_ms(cp, copy, repeat)
+        milliseconds, copy_ms = event_ms(torch, fn, repeat), event_ms(torch, copy, repeat)
         row = {"kernel": name, "size": label, "ms": milliseconds, "bytes": nbytes,
                "gb_per_s": nbytes / milliseconds / 1e6, "copy_ms": copy_ms,
                "share_of_copy": copy_ms / milliseconds}  # fmt: skip
-        if name == "bgr8 -> nchw f32":
-            frame_torch = torch.as_tensor(frame, device="cuda")
-            row["torch_ms"] = event_ms(cp, lambda f=frame_torch: torch_chain(torch, f, 8), repeat)
+        if reference is not None:
+            row["torch_ms"] = event_ms(torch, reference, repeat)
             row["speedup_vs_torch"] = row["torch_ms"] / milliseconds
         rows.append(row)
     return rows
@@ -97,11 +120,12 @@ def main() -> int:
     parser.add_argument("--results", action="store_true", help="write to benchmarks/results/ (committed)")
     args = parser.parse_args()
     try:
-        import cupy
+        import torch
 
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as error:  # no cupy, no driver, no device
-        print(f"benchmarks/kernels.py needs a CUDA GPU with cupy: {error}", file=sys.stderr)
+        if not torch.cuda.is_available():
+            raise RuntimeError("torch sees no CUDA device")
+    except Exception as error:  # no torch, no driver, no device
+        print(f"benchmarks/kernels.py needs a CUDA GPU with torch: {error}", file=sys.stderr)
         return 2
     from derain.quality.reports import device_name
 

@@ -95,6 +95,12 @@ def variants(cuda: bool, quick: bool) -> list[Variant]:
                 "pytorch fp16 channels_last cuda-graph + fused kernels",
                 {"channels_last": True, "cuda_graphs": True, "kernels": "on"},
             ),
+            Variant(
+                "pytorch",
+                "fp16",
+                "pytorch fp16 channels_last compile + cuda-graph + fused kernels",
+                {"channels_last": True, "cuda_graphs": True, "compile": True, "kernels": "on"},
+            ),
             Variant("onnxruntime", "fp32", "onnxruntime-gpu fp32 uint8-graph", {"device": "cuda"}, "uint8"),
             Variant("tensorrt", "fp16", "tensorrt fp16"),
             Variant("tensorrt", "int8", "tensorrt int8"),
@@ -256,7 +262,7 @@ def network_alone(derainer: Derainer, frame: np.ndarray) -> Any:
 
     backend = derainer.backend
     if backend.name == "pytorch" and not hasattr(backend.module, "_orig_mod"):  # compiled: one fused frame module
-        module = backend.module  # FrameIO, or NetworkOnly when the fused kernels convert the frames
+        module = backend.module  # FrameIO, or _FusedFrames (its .network: NetworkOnly) with the fused kernels
         dtype = torch.float16 if backend.spec.precision == "fp16" else torch.float32
         tensor = torch.from_numpy(to_network(frame, backend.spec.multiple)).to(backend.spec.device, dtype)
         if module.channels_last:
@@ -334,8 +340,11 @@ def add_costs(row: dict[str, Any], machine: dict[str, float], cuda: bool) -> Non
     rate = machine.get(f"matmul_flops_{row['precision']}", machine["matmul_flops_fp32"])
     floor_s = max(2 * cost.macs / rate, traffic / machine["copy_bytes_per_s"])
     row["floor_ms"] = floor_s * 1000
+    element = ELEMENT_BYTES[row["precision"]]
+    row["layer_floor_ms"] = cost.layer_floor_s(rate, machine["copy_bytes_per_s"], element) * 1000
     measured = (row["network_ms"] or row["frame_ms"])["p50"]
     row["over_floor"] = measured / row["floor_ms"]
+    row["over_layer_floor"] = measured / row["layer_floor_ms"]
 
 
 def projection(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -360,6 +369,10 @@ def _ms(stats: dict[str, float] | None, key: str = "p50") -> str:
     return "–" if not stats or math.isnan(stats[key]) else f"{stats[key]:.1f}"
 
 
+def _floor(row: dict[str, Any], key: str, spec: str) -> str:
+    return format(row[key], spec) if key in row else "–"  # rows measured before the layer floor existed
+
+
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     device, machine = report["device"], report["ceilings"]
     lines = [
@@ -371,15 +384,16 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         f"Measured ceilings: copy {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write), matmul "
         + ", ".join(f"{k.split('_')[-1]} {v / 1e12:.2f} TFLOP/s" for k, v in machine.items() if "matmul" in k)
-        + ". Floor = max(2 x MACs / matmul rate, conv traffic at the row's element size / copy bandwidth); "
-        "x floor = network p50 (frame p50 where the graph holds the pre/post-processing) / floor.",
+        + ". Floor = max(2 x MACs / matmul rate, conv traffic at the row's element size / copy bandwidth); layer "
+        "floor = the sum of that max over each convolution / matrix product (never lower); x floor = network p50 "
+        "(frame p50 where the graph holds the pre/post-processing) / floor.",
         "",
         "Frame = uint8 BGR frame in -> uint8 frame out through `Derainer` (host memory); network = the network "
         "alone on a ready tensor; ms are p50 unless stated; warm-up excluded.",
         "",
         "| network | frame | variant | network ms | frame ms p50 / p90 / p99 | device frame ms | fps | peak MB "
-        "| GMAC | FP16 MB | floor ms | x floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GMAC | FP16 MB | floor ms | x floor | layer floor ms | x layer floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         frame = row["frame_ms"]
@@ -387,7 +401,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             f"| {row['network']} | {row['frame']} | {row['variant']} | {_ms(row['network_ms'])} | "
             f"{_ms(frame)} / {_ms(frame, 'p90')} / {_ms(frame, 'p99')} | {_ms(row.get('device_frame_ms'))} | "
             f"{row['fps']:.2f} | {row['peak_mb']:.0f} | {row['gmac']:.1f} | {row['fp16_traffic_mb']:.0f} | "
-            f"{row['floor_ms']:.2f} | {row['over_floor']:.1f} |"
+            f"{row['floor_ms']:.2f} | {row['over_floor']:.1f} | {_floor(row, 'layer_floor_ms', '.2f')} | "
+            f"{_floor(row, 'over_layer_floor', '.1f')} |"
         )
     if report["skipped"]:
         lines += ["", "Not run here:", ""]

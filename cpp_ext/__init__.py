@@ -8,15 +8,21 @@
   limited range (`derain.cpp_ext.reference`);
 - `extract_tile`, `blend_tile`, `finish_blend`: the contract's tiles with linear-ramp blending (`derain.frames.tiled`).
 
-Three ways in: `build_fatbin` compiles them ahead of time with nvcc for the GPU table (`derain.gpus`);
-`derain.cpp_ext.device.FrameKernels` compiles the same source with NVRTC (cupy) at first use on a GPU machine and
-launches them on a stream; the references in `derain.cpp_ext.reference` are what every kernel is tested against.
+The source has no includes, so it compiles as it is with nvcc and with NVRTC. Ways in:
+- `build_fatbin` compiles it ahead of time with nvcc for the GPU table (`derain.gpus`); `DERAIN_BUILD_KERNELS=1
+  pip install .` does so at install (`setup.py`, through the import-free `aot.py`) and ships `frame_io.fatbin`;
+- `derain.cpp_ext.device.FrameKernels` loads that fatbin, or compiles the source with NVRTC for this GPU at first
+  use (cuda-python, cached on disk by GPU and source hash), and launches the kernels on a caller's stream, torch-
+  and cupy-free: the PyTorch backend (on torch's stream, inside its CUDA graph) and the TensorRT backend (on its
+  stream, around the engine) both use it;
+- inside a TensorRT engine: see `benchmarks/plugin_probe.py` (a float plugin builds, uint8 frame plugins are
+  refused by TensorRT-RTX 1.7).
+The references in `derain.cpp_ext.reference` (and the frame contract, `derain.frames`) are what every kernel is
+tested against.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 from derain.cli import InputError
@@ -36,13 +42,10 @@ class KernelBuildError(InputError, RuntimeError):
 def build_fatbin(out: str | Path, capabilities: tuple[int, ...] | None = None, nvcc: str = "nvcc") -> Path:
     """Compile `frame_io.cu` into one fatbin: SASS for each compute capability (default: the whole GPU table) and
     PTX for the newest; warnings are errors. Returns `out`."""
+    from derain.cpp_ext.aot import nvcc_fatbin
     from derain.gpus import nvcc_gencode
 
-    if shutil.which(nvcc) is None:
-        raise KernelBuildError(f"{nvcc} not found: the CUDA toolkit is needed to build the kernels ahead of time")
-    command = [nvcc, "-fatbin", "--Werror", "all-warnings", "-Xcompiler", "-Wall", "-O3", *nvcc_gencode(capabilities),
-               "-o", str(out), str(SOURCE)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise KernelBuildError(f"nvcc refused {SOURCE.name}: {(done.stderr or done.stdout).strip()[-2000:]}")
+    refused = nvcc_fatbin(SOURCE, Path(out), nvcc_gencode(capabilities), nvcc)
+    if refused:
+        raise KernelBuildError(refused)
     return Path(out)

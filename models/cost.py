@@ -4,7 +4,11 @@ Runs the network on the `meta` device (no memory, no arithmetic) under a dispatc
 - MACs: convolutions (output elements x input channels per group x kernel area) and matrix products;
 - conv traffic: for each convolution / matrix product, input + output + weight elements x bytes per element.
   This models an engine that fuses pointwise ops into conv epilogues but keeps every conv's activations in DRAM,
-  the method of the shared notes (PERF.md section 3a); it ignores caches.
+  the method of the shared notes (PERF.md section 3a); it ignores caches;
+- per layer (each convolution / matrix product): its MACs and elements, for the per-layer roofline
+  `layer_floor_s` = sum over layers of max(2 MACs / matmul rate, bytes / bandwidth), which is never below the
+  whole-network floor max(2 MACs / rate, bytes / bandwidth) (a layer bound by memory cannot lend its idle
+  arithmetic to one bound by compute).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ class FrameCost:
     conv_bytes: int
     height: int
     width: int
+    layers: tuple[tuple[int, int], ...] = ()  # (MACs, elements moved) of each convolution / matrix product
+
+    def layer_floor_s(self, flops_per_s: float, bytes_per_s: float, bytes_per_element: int = 2) -> float:
+        """Sum over layers of max(2 MACs / `flops_per_s`, elements x `bytes_per_element` / `bytes_per_s`)."""
+        return sum(max(2 * macs / flops_per_s, elements * bytes_per_element / bytes_per_s)
+                   for macs, elements in self.layers)  # fmt: skip
 
     @property
     def gmac(self) -> float:
@@ -49,11 +59,13 @@ class _CostMode(TorchDispatchMode):
         self.bytes_per_element = bytes_per_element
         self.macs = 0
         self.elements = 0
+        self.layers: list[tuple[int, int]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         packet = getattr(func, "overloadpacket", None)
+        before = (self.macs, self.elements)
         if packet is aten.convolution:
             x, weight = args[0], args[1]
             transposed = args[6]
@@ -68,6 +80,8 @@ class _CostMode(TorchDispatchMode):
             a, b = (args[1], args[2]) if packet is aten.addmm else (args[0], args[1])
             self.macs += _numel(out) * a.shape[-1]
             self.elements += _numel(a) + _numel(b) + _numel(out)
+        if (self.macs, self.elements) != before:
+            self.layers.append((self.macs - before[0], self.elements - before[1]))
         return out
 
 
@@ -82,4 +96,4 @@ def frame_cost(model: nn.Module, height: int, width: int, bytes_per_element: int
     with torch.no_grad(), mode:
         prediction(meta_model(frame))
     params = sum(p.numel() for p in model.parameters())
-    return FrameCost(params, mode.macs, mode.elements * bytes_per_element, height, width)
+    return FrameCost(params, mode.macs, mode.elements * bytes_per_element, height, width, tuple(mode.layers))

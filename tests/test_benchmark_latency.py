@@ -28,6 +28,7 @@ def test_quick_latency_run_writes_json_markdown_and_plot(tmp_path):
         assert all(math.isfinite(row["frame_ms"][p]) and row["frame_ms"][p] > 0 for p in ("p50", "p90", "p99"))
         assert row["frame_ms"]["p50"] <= row["frame_ms"]["p90"] <= row["frame_ms"]["p99"]
         assert row["gmac"] > 0 and row["floor_ms"] > 0 and row["over_floor"] > 0 and row["peak_mb"] > 0
+        assert row["layer_floor_ms"] >= row["floor_ms"] * (1 - 1e-9)  # a sum of maxima is at least the max of sums
     assert report["ceilings"]["copy_bytes_per_s"] > 1e8 and report["ceilings"]["matmul_flops_fp32"] > 1e8
     assert report["projection"][0]["floor_ms"]["RTX 4090"] < report["projection"][0]["floor_ms"]["Jetson Orin NX 16GB"]
     markdown = report_path.with_suffix(".md").read_text()

@@ -4,16 +4,19 @@ kernel matches its reference (uint8 bit-exact, floats to the last bit or ULP) on
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-from derain.cpp_ext import KERNELS, build_fatbin
+from derain.cpp_ext import KERNELS, SOURCE, KernelBuildError, build_fatbin
 from derain.cpp_ext.reference import network_to_nv12, nv12_to_network
 from derain.frames import from_network, tiled, to_network
 from derain.gpus import TARGETS
@@ -27,6 +30,87 @@ def test_kernels_compile_warning_free_for_every_target_in_the_table(tmp_path):
     assert all(name.encode() in data for name in KERNELS)
     for capability in TARGETS:
         assert f"sm_{capability}".encode() in data or capability == max(TARGETS), capability
+    with pytest.raises(KernelBuildError, match="not found"):
+        build_fatbin(tmp_path / "none.fatbin", nvcc="no-such-nvcc")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (the CUDA toolkit) is not on this machine")
+def test_setup_builds_the_fatbin_at_install_only_when_asked(tmp_path):
+    """`DERAIN_BUILD_KERNELS=1 pip install .` ships frame_io-<source hash>.fatbin beside the source, which
+    FrameKernels loads before compiling with NVRTC; a plain install compiles nothing."""
+    from derain.cpp_ext.device import source_hash
+
+    root = Path(__file__).parent.parent
+    name = f"frame_io-{source_hash()}.fatbin"
+    for wanted in ("1", "0"):
+        out = tmp_path / wanted
+        environment = {**os.environ, "DERAIN_BUILD_KERNELS": wanted}
+        done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(out)], cwd=root,
+                              env=environment, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        kernels = out / "derain" / "cpp_ext" / "kernels"
+        assert (kernels / "frame_io.cu").is_file()
+        assert (kernels / name).is_file() == (wanted == "1")
+    assert all(kernel.encode() in (tmp_path / "1" / "derain" / "cpp_ext" / "kernels" / name).read_bytes()
+               for kernel in KERNELS)  # fmt: skip
+
+
+def cubin_capability(cubin: bytes) -> int:
+    """The SM a cubin holds code for: byte 1 of the ELF header's e_flags (CUDA's EF_CUDA_SM field)."""
+    assert cubin[:4] == b"\x7fELF"
+    return (struct.unpack_from("<I", cubin, 48)[0] >> 8) & 0xFF
+
+
+def _nvrtc_missing() -> str | None:
+    try:
+        from derain.cpp_ext.device import nvrtc_version
+
+        nvrtc_version()
+    except KernelBuildError as error:
+        return str(error)
+    return None
+
+
+needs_nvrtc = pytest.mark.skipif(_nvrtc_missing() is not None, reason=f"no NVRTC here: {_nvrtc_missing()}")
+
+
+@needs_nvrtc
+def test_nvrtc_compiles_the_kernels_for_every_target_without_a_gpu():
+    """The first-use path, on a CPU-only machine: one cubin per compute capability of the table (Orin's 87 and
+    Hopper's 90 included), each holding every kernel, for that SM; any warning would have failed it."""
+    from derain.cpp_ext.device import compile_cubin
+
+    for capability in TARGETS:
+        cubin = compile_cubin(capability)
+        assert cubin_capability(cubin) == capability
+        assert all(name.encode() in cubin for name in KERNELS), capability
+    space = b" "  # the interpreter's shared one-byte object: NVRTC must write into buffers of our own, not into it
+    assert space[0] == 32
+
+
+@needs_nvrtc
+def test_nvrtc_refuses_a_source_that_warns():
+    from derain.cpp_ext.device import compile_cubin
+
+    with pytest.raises(KernelBuildError, match="declared but never referenced"):
+        compile_cubin(86, b'extern "C" __global__ void k(int* a) { int unused; a[0] = 1; }')
+
+
+@needs_nvrtc
+def test_the_cubin_cache_is_keyed_by_source_and_target_and_heals(tmp_path, caplog):
+    from derain.cpp_ext.device import cached_cubin
+
+    data, path = cached_cubin(86, tmp_path)
+    stamp = path.stat().st_mtime_ns
+    again, same = cached_cubin(86, tmp_path)
+    assert same == path and again == data and path.stat().st_mtime_ns == stamp  # read, not compiled again
+    other = SOURCE.read_bytes() + b"\n// another revision\n"
+    assert cached_cubin(86, tmp_path, source=other)[1] != path  # a new source never reads an old cubin
+    assert cached_cubin(89, tmp_path)[1] != path
+    path.write_bytes(b"half a file")
+    with caplog.at_level("WARNING", logger="derain.cpp_ext.device"):
+        healed, _ = cached_cubin(86, tmp_path)
+    assert "not a cubin" in caplog.text and healed == data and path.read_bytes() == data
 
 
 def test_nv12_reference_decodes_as_opencv_does():
@@ -63,15 +147,26 @@ def test_bt709_and_bt601_differ_on_saturated_colour():
 
 @pytest.fixture(scope="module")
 def kernels():
-    cupy = pytest.importorskip("cupy", reason="cupy is not installed (the GPU image has it)")
+    import torch
+
     from derain.cpp_ext.device import FrameKernels
 
-    return FrameKernels(), cupy
+    return FrameKernels(torch.cuda.current_device())
 
 
-def _poison(cupy, nbytes: int) -> None:
-    """Leave poisoned blocks in cupy's pool, so an output element a kernel never writes shows up."""
-    cupy.full(nbytes * 4, 0xAB, cupy.uint8)
+def poisoned(shape: tuple[int, ...], dtype: Any) -> Any:
+    """An output buffer full of a value no kernel writes (NaN, or 0xAB bytes), so an element left unwritten shows."""
+    import torch
+
+    if dtype.is_floating_point:
+        return torch.full(shape, float("nan"), dtype=dtype, device="cuda")
+    return torch.full(shape, 0xAB, dtype=dtype, device="cuda")
+
+
+def cuda(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array)).cuda()
 
 
 SIZES = [(1, 1), (7, 13), (33, 65), (1080, 1920), (2160, 3840)]
@@ -81,57 +176,112 @@ SIZES = [(1, 1), (7, 13), (33, 65), (1080, 1920), (2160, 3840)]
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("half", [False, True])
 def test_bgr8_to_network_matches_the_contract(kernels, size, half):
-    kernel, cp = kernels
+    import torch
+
     rng = np.random.default_rng(size[0])
     frames = rng.integers(0, 256, (2, *size, 3), dtype=np.uint8)
     padded = np.zeros((2, size[0], size[1] + 5, 3), np.uint8)  # pitched rows: 5 spare pixels a row
     padded[:, :, : size[1]] = frames
-    _poison(cp, frames.size * 8)
-    out = kernel.to_network(cp.asarray(padded)[:, :, : size[1]], multiple=8, half=half).get()
     expected = to_network(frames, 8, np.float16 if half else np.float32)
-    assert out.dtype == expected.dtype and np.array_equal(out, expected)
+    out = poisoned(expected.shape, torch.float16 if half else torch.float32)
+    kernels.to_network(cuda(padded)[:, :, : size[1]], out)
+    got = out.cpu().numpy()
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("half", [False, True])
 def test_network_to_bgr8_matches_the_contract(kernels, size, half):
-    kernel, cp = kernels
+    import torch
+
     rng = np.random.default_rng(size[1])
     tensor = rng.uniform(-0.2, 1.2, (2, 3, size[0] + 3, size[1] + 5)).astype(np.float16 if half else np.float32)
     tensor[0, 0, 0, 0] = 0.5 / 255  # a tie: rounds half to even (to 0)
-    _poison(cp, tensor.size * 4)
-    out = kernel.from_network(cp.asarray(tensor), *size).get()
-    assert np.array_equal(out, from_network(tensor, *size))
+    pitched = poisoned((2, size[0], size[1] + 7, 3), torch.uint8)  # rows of an output frame may be pitched too
+    kernels.from_network(cuda(tensor), pitched[:, :, : size[1]])
+    got = pitched.cpu().numpy()
+    assert np.array_equal(got[:, :, : size[1]], from_network(tensor, *size))
+    assert (got[:, :, size[1] :] == 0xAB).all()  # nothing written past the row
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize(("matrix", "full_range"), [(601, False), (709, True)])
+@pytest.mark.parametrize(("matrix", "full_range"), [(601, False), (601, True), (709, False), (709, True)])
 def test_nv12_kernels_match_the_reference(kernels, matrix, full_range):
-    kernel, cp = kernels
+    import torch
+
     rng = np.random.default_rng(2)
     luma = rng.integers(0, 256, (2, 1080, 1920), dtype=np.uint8)
     chroma = rng.integers(0, 256, (2, 540, 960, 2), dtype=np.uint8)
-    out = kernel.nv12_to_network(cp.asarray(luma), cp.asarray(chroma), matrix, full_range, multiple=8).get()
     expected = nv12_to_network(luma, chroma, matrix, full_range, multiple=8)
-    assert np.abs(out - expected).max() <= 2e-6  # FMA contraction on the GPU: the last bit or two
+    out = poisoned(expected.shape, torch.float32)
+    kernels.nv12_to_network(cuda(luma), cuda(chroma), out, matrix, full_range)
+    assert np.abs(out.cpu().numpy() - expected).max() <= 2e-6  # FMA contraction on the GPU: the last bit or two
     tensor = rng.uniform(0, 1, (2, 3, 1080, 1920)).astype(np.float32)
-    y, uv = kernel.network_to_nv12(cp.asarray(tensor), 1080, 1920, matrix, full_range)
+    y, uv = poisoned((2, 1080, 1920), torch.uint8), poisoned((2, 540, 960, 2), torch.uint8)
+    kernels.network_to_nv12(cuda(tensor), y, uv, matrix, full_range)
     ref_y, ref_uv = network_to_nv12(tensor, 1080, 1920, matrix, full_range)
-    assert np.abs(y.get().astype(int) - ref_y).max() <= 1 and np.mean(y.get() != ref_y) < 1e-4
-    assert np.abs(uv.get().astype(int) - ref_uv).max() <= 1 and np.mean(uv.get() != ref_uv) < 1e-4
+    for got, ref in ((y.cpu().numpy(), ref_y), (uv.cpu().numpy(), ref_uv)):
+        assert np.abs(got.astype(int) - ref).max() <= 1 and np.mean(got != ref) < 1e-4
 
 
 @pytest.mark.gpu
 def test_tiles_blend_as_the_contract_does(kernels):
-    kernel, cp = kernels
+    import torch
+
     frame = np.random.default_rng(3).integers(0, 256, (203, 311, 3), dtype=np.uint8)
+    dtypes = {"uint8": torch.uint8, "float32": torch.float32}
+    out = poisoned(frame.shape, torch.uint8)
 
-    def invert(batch):
-        return 255 - batch
+    def empty(shape, dtype):
+        return torch.empty(shape, dtype=dtypes[dtype], device="cuda")
 
-    out = kernel.tiled(invert, cp.asarray(frame), (96, 128), 16, multiple=8).get()
-    assert np.array_equal(out, tiled(lambda b: 255 - b, frame, (96, 128), 16, multiple=8))
+    kernels.tiled(lambda tile: 255 - tile, cuda(frame), out, (96, 128), 16, empty, multiple=8)
+    assert np.array_equal(out.cpu().numpy(), tiled(lambda b: 255 - b, frame, (96, 128), 16, multiple=8))
+
+
+@pytest.mark.gpu
+def test_kernels_launch_on_the_stream_given_and_inside_a_cuda_graph(kernels):
+    """A launch on a side stream is ordered after that stream's work; a CUDA graph captured around a launch
+    replays it on new pixels copied into its input."""
+    import torch
+
+    first, second = (np.random.default_rng(seed).integers(0, 256, (1, 61, 97, 3), np.uint8) for seed in (4, 5))
+    source = cuda(first)
+    out = poisoned((1, 3, 64, 104), torch.float32)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        kernels.to_network(source, out, side.cuda_stream)
+    side.synchronize()
+    assert np.array_equal(out.cpu().numpy(), to_network(first, 8))
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        kernels.to_network(source, out, torch.cuda.current_stream().cuda_stream)
+    source.copy_(cuda(second))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert np.array_equal(out.cpu().numpy(), to_network(second, 8))
+
+
+@pytest.mark.gpu
+def test_a_cached_cubin_that_the_driver_refuses_is_compiled_again(tmp_path, caplog):
+    from derain.cpp_ext.device import FrameKernels, cubin_path
+
+    capability = kernels_capability()
+    path = cubin_path(capability, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF" + b"\0" * 64)  # an ELF header and nothing the driver can load
+    with caplog.at_level("WARNING", logger="derain.cpp_ext.device"):
+        loaded = FrameKernels(directory=tmp_path, prebuilt=False)
+    assert "compiling it again" in caplog.text and str(path) in loaded.image
+    assert cubin_capability(path.read_bytes()) == capability
+
+
+def kernels_capability() -> int:
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return major * 10 + minor
 
 
 def test_a_frame_plugin_builds_into_an_rtx_engine_on_a_cpu_only_machine(tmp_path):

@@ -110,6 +110,20 @@ def test_cost_counter_agrees_with_torch_flop_counter():
     assert cost.macs == counter.get_total_flops() // 2
 
 
+def test_the_per_layer_floor_adds_up_and_is_never_below_the_network_floor():
+    """Layers partition the counts; each layer's max(compute, memory) summed is at least the network's max, and
+    strictly more when some layers are bound by memory and others by compute (as in the realtime network)."""
+    cost = frame_cost(build_model("realtime"), 720, 1280)
+    assert len(cost.layers) > 10
+    assert sum(m for m, _ in cost.layers) == cost.macs and 2 * sum(e for _, e in cost.layers) == cost.conv_bytes
+    rate, bandwidth = 400e12, 3.3e12  # an H100-like balance point (121 FLOP / byte)
+    network = max(2 * cost.macs / rate, cost.conv_bytes / bandwidth)
+    layers = cost.layer_floor_s(rate, bandwidth)
+    assert layers > network * 1.05
+    ridge = [2 * m / rate > 2 * e / bandwidth for m, e in cost.layers]
+    assert any(ridge) and not all(ridge)  # both kinds of layer exist
+
+
 def test_cost_counter_reproduces_published_counts():
     # NAFNet-w16 (SIDD cfg) is 58.1 GMAC at 720p and MPRNet 1983 GMAC (shared notes, PERF.md table 1a).
     assert frame_cost(build_model("nafnet", width=16), 720, 1280).gmac == pytest.approx(58.1, abs=0.1)

@@ -412,7 +412,7 @@ def test_the_pytorch_backend_says_which_pixel_path_it_took(artifacts, caplog):
     from derain.runtime.backends.base import BackendError
     from derain.runtime.backends.pytorch import TorchBackend
 
-    with caplog.at_level("INFO", logger="derain.runtime.backends.pytorch"):
+    with caplog.at_level("INFO", logger="derain.runtime.backends"):
         backend = TorchBackend.load(artifacts["pytorch"], device="cpu")
     assert backend.describe()["pixel_path"] == "torch ops"
     assert "pixel path = torch ops (no CUDA device)" in caplog.text

@@ -99,21 +99,49 @@ def test_tensorrt_engine_agrees_with_onnxruntime_on_a_gpu_of_its_targets(checkpo
         assert torch.equal(out.cpu(), torch.from_numpy(engine(device.cpu().numpy())))
 
 
+@pytest.mark.trt
+def test_a_float_engine_gives_the_same_pixels_with_the_fused_kernels_as_on_the_host(checkpoint, tmp_path):
+    """Around a float-I/O engine the fused kernels replace the host NumPy conversions: same pixels from host and
+    from (pitched) device frames; the check at load passed, so the kernels stayed on."""
+    pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx is not installed")
+    from derain.export.pipeline import export
+    from derain.gpus import RTX_SUPPORTED
+    from derain.runtime.backends.tensorrt_engine import TensorRTBackend
+
+    major, minor = torch.cuda.get_device_capability(0)
+    if major * 10 + minor not in RTX_SUPPORTED:
+        pytest.skip(f"TensorRT-RTX does not run on SM{major}{minor}")
+    _, path = checkpoint
+    result = export(weights=str(path), out=str(tmp_path), precision="fp16", io="float", shapes=((64, 96),),
+                    targets=((major * 10 + minor,),), test_count=2)  # fmt: skip
+    engine_path = result.engines[0]["engine"]
+    with TensorRTBackend.load(engine_path, kernels="on") as fused, TensorRTBackend.load(engine_path, kernels="off") \
+            as host:  # fmt: skip
+        assert fused.describe()["pixel_path"].startswith("fused") and host.describe()["pixel_path"] == "host NumPy"
+        for size in [(64, 96), (57, 90)]:  # exact, padded up by the kernel
+            image = frame(*size, seed=5)
+            assert np.array_equal(fused.run(image), host.run(image)), size
+        pitched = torch.from_numpy(frame(64, 100, seed=6)).cuda()[:, :96]
+        out = torch.as_tensor(fused.run(pitched), device="cuda")
+        assert torch.equal(out.cpu(), torch.from_numpy(host.run(pitched.cpu().numpy())))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("size", [(1080, 1920), (37, 45)])
 def test_fused_kernels_give_the_pixels_of_the_torch_ops(checkpoint, precision, size):
     """The pixel path through `derain.cpp_ext` (one kernel in, one out, the network's CUDA graph between) returns
-    the same uint8 frames as FrameIO's torch ops, from host and device frames alike."""
-    pytest.importorskip("cupy")
+    the same uint8 frames as FrameIO's torch ops, from host and device frames alike, with and without the CUDA
+    graph that holds kernels and network together."""
     _, path = checkpoint
     torch.backends.cudnn.allow_tf32 = False
     image = frame(*size, seed=2)
     outputs = {}
-    for kernels in ("on", "off"):
-        with Derainer(path, device="cuda", precision=precision, kernels=kernels) as derainer:
+    for kernels, graphs in (("on", True), ("on", False), ("off", True)):
+        with Derainer(path, device="cuda", precision=precision, kernels=kernels, cuda_graphs=graphs) as derainer:
             assert derainer.backend.describe()["pixel_path"].startswith("fused" if kernels == "on" else "torch")
             host, again = derainer(image), derainer(image)
             device = derainer(torch.from_numpy(image).cuda())
         assert np.array_equal(host, again) and np.array_equal(device.cpu().numpy(), host)
-        outputs[kernels] = host
-    assert np.array_equal(outputs["on"], outputs["off"])
+        outputs[kernels, graphs] = host
+    assert np.array_equal(outputs["on", True], outputs["off", True])
+    assert np.array_equal(outputs["on", False], outputs["off", True])

@@ -11,8 +11,14 @@
 // its arguments say: strides are in bytes for uint8 images and in elements for tensors. One thread per output pixel
 // (per 2x2 block for NV12 output).
 
-#include <cuda_fp16.h>
-#include <stdint.h>
+// No includes: the source compiles as it is with nvcc and with NVRTC (which has no system headers), so no CUDA
+// toolkit is needed where the kernels are compiled at first use. Half precision is IEEE binary16 bits converted by
+// the PTX instructions cuda_fp16.h uses (cvt.rn.f16.f32, round to nearest even; cvt.f32.f16, exact).
+using u8 = unsigned char;
+
+struct f16 {
+    unsigned short bits;
+};
 
 namespace {
 
@@ -20,15 +26,23 @@ __device__ __forceinline__ int clamp_index(int value, int size) { return value <
 
 __device__ __forceinline__ float saturate(float value) { return fminf(fmaxf(value, 0.0f), 1.0f); }
 
-__device__ __forceinline__ uint8_t to_byte(float unit) { return static_cast<uint8_t>(rintf(saturate(unit) * 255.0f)); }
+__device__ __forceinline__ u8 to_byte(float unit) { return static_cast<u8>(rintf(saturate(unit) * 255.0f)); }
 
 template <typename T> __device__ __forceinline__ T from_float(float value);
 template <> __device__ __forceinline__ float from_float<float>(float value) { return value; }
-template <> __device__ __forceinline__ __half from_float<__half>(float value) { return __float2half_rn(value); }
+template <> __device__ __forceinline__ f16 from_float<f16>(float value) {
+    f16 half;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(half.bits) : "f"(value));
+    return half;
+}
 
 template <typename T> __device__ __forceinline__ float to_float(T value);
 template <> __device__ __forceinline__ float to_float<float>(float value) { return value; }
-template <> __device__ __forceinline__ float to_float<__half>(__half value) { return __half2float(value); }
+template <> __device__ __forceinline__ float to_float<f16>(f16 value) {
+    float single;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(single) : "h"(value.bits));
+    return single;
+}
 
 // YCbCr <-> RGB coefficients: matrix 601 (Kr 0.299, Kb 0.114) or 709 (Kr 0.2126, Kb 0.0722); full range (0..255)
 // or limited range (Y 16..235, C 16..240).
@@ -58,20 +72,20 @@ __device__ __forceinline__ void store_rgb(T* dst, int n, int y, int x, int out_h
 
 // 1. uint8 BGR frames -> RGB NCHW in [0, 1], padded by edge replication.
 template <typename T>
-__device__ void bgr8_to_nchw(const uint8_t* src, int height, int width, long long row_pitch, long long frame_pitch,
+__device__ void bgr8_to_nchw(const u8* src, int height, int width, long long row_pitch, long long frame_pitch,
                              T* dst, int out_h, int out_w) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     const int n = blockIdx.z;
     if (x >= out_w || y >= out_h) return;
-    const uint8_t* pixel = src + n * frame_pitch + clamp_index(y, height) * row_pitch + clamp_index(x, width) * 3;
+    const u8* pixel = src + n * frame_pitch + clamp_index(y, height) * row_pitch + clamp_index(x, width) * 3;
     // divide in FP32, as the contract does (x / 255.0f, not x * (1 / 255.0f), which rounds differently)
     store_rgb<T>(dst, n, y, x, out_h, out_w, pixel[2] / 255.0f, pixel[1] / 255.0f, pixel[0] / 255.0f);
 }
 
 // 2. RGB NCHW -> uint8 BGR frames: crop, clamp, x255, round half to even.
 template <typename T>
-__device__ void nchw_to_bgr8(const T* src, int in_h, int in_w, uint8_t* dst, int height, int width,
+__device__ void nchw_to_bgr8(const T* src, int in_h, int in_w, u8* dst, int height, int width,
                              long long row_pitch, long long frame_pitch) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -79,7 +93,7 @@ __device__ void nchw_to_bgr8(const T* src, int in_h, int in_w, uint8_t* dst, int
     if (x >= width || y >= height) return;
     const size_t plane = static_cast<size_t>(in_h) * in_w;
     const size_t base = static_cast<size_t>(n) * 3 * plane + static_cast<size_t>(y) * in_w + x;
-    uint8_t* pixel = dst + n * frame_pitch + y * row_pitch + x * 3;
+    u8* pixel = dst + n * frame_pitch + y * row_pitch + x * 3;
     pixel[0] = to_byte(to_float<T>(src[base + 2 * plane]));
     pixel[1] = to_byte(to_float<T>(src[base + plane]));
     pixel[2] = to_byte(to_float<T>(src[base]));
@@ -87,7 +101,7 @@ __device__ void nchw_to_bgr8(const T* src, int in_h, int in_w, uint8_t* dst, int
 
 // 3a. NV12 -> RGB NCHW (chroma nearest, as the decoders' 4:2:0 layout pairs it), padded by edge replication.
 template <typename T>
-__device__ void nv12_to_nchw(const uint8_t* luma, long long luma_pitch, const uint8_t* chroma, long long chroma_pitch,
+__device__ void nv12_to_nchw(const u8* luma, long long luma_pitch, const u8* chroma, long long chroma_pitch,
                              int height, int width, long long frame_pitch, int matrix, int full_range, T* dst,
                              int out_h, int out_w) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
@@ -97,7 +111,7 @@ __device__ void nv12_to_nchw(const uint8_t* luma, long long luma_pitch, const ui
     const int sy = clamp_index(y, height), sx = clamp_index(x, width);
     const YuvSpec s = yuv_spec(matrix, full_range);
     const float luminance = (luma[n * frame_pitch + sy * luma_pitch + sx] - s.y_offset) / s.y_scale;
-    const uint8_t* uv = chroma + n * frame_pitch + (sy / 2) * chroma_pitch + (sx / 2) * 2;
+    const u8* uv = chroma + n * frame_pitch + (sy / 2) * chroma_pitch + (sx / 2) * 2;
     const float cb = (uv[0] - 128.0f) / s.c_scale, cr = (uv[1] - 128.0f) / s.c_scale;
     const float r = luminance + 2.0f * (1.0f - s.kr) * cr;
     const float b = luminance + 2.0f * (1.0f - s.kb) * cb;
@@ -107,7 +121,7 @@ __device__ void nv12_to_nchw(const uint8_t* luma, long long luma_pitch, const ui
 
 // 3b. RGB NCHW -> NV12 (even H and W): one thread per 2x2 block, 4 luma samples and their mean chroma.
 template <typename T>
-__device__ void nchw_to_nv12(const T* src, int in_h, int in_w, uint8_t* luma, long long luma_pitch, uint8_t* chroma,
+__device__ void nchw_to_nv12(const T* src, int in_h, int in_w, u8* luma, long long luma_pitch, u8* chroma,
                              long long chroma_pitch, int height, int width, long long frame_pitch, int matrix,
                              int full_range) {
     const int bx = blockIdx.x * blockDim.x + threadIdx.x;
@@ -129,12 +143,12 @@ __device__ void nchw_to_nv12(const T* src, int in_h, int in_w, uint8_t* luma, lo
             cb_sum += (b - luminance) / (2.0f * (1.0f - s.kb));
             cr_sum += (r - luminance) / (2.0f * (1.0f - s.kr));
             const float code = rintf(s.y_offset + s.y_scale * luminance);
-            luma[n * frame_pitch + y * luma_pitch + x] = static_cast<uint8_t>(fminf(fmaxf(code, 0.0f), 255.0f));
+            luma[n * frame_pitch + y * luma_pitch + x] = static_cast<u8>(fminf(fmaxf(code, 0.0f), 255.0f));
         }
     }
-    uint8_t* uv = chroma + n * frame_pitch + by * chroma_pitch + bx * 2;
-    uv[0] = static_cast<uint8_t>(fminf(fmaxf(rintf(128.0f + s.c_scale * cb_sum * 0.25f), 0.0f), 255.0f));
-    uv[1] = static_cast<uint8_t>(fminf(fmaxf(rintf(128.0f + s.c_scale * cr_sum * 0.25f), 0.0f), 255.0f));
+    u8* uv = chroma + n * frame_pitch + by * chroma_pitch + bx * 2;
+    uv[0] = static_cast<u8>(fminf(fmaxf(rintf(128.0f + s.c_scale * cb_sum * 0.25f), 0.0f), 255.0f));
+    uv[1] = static_cast<u8>(fminf(fmaxf(rintf(128.0f + s.c_scale * cr_sum * 0.25f), 0.0f), 255.0f));
 }
 
 __device__ __forceinline__ float ramp(int position, int length, int overlap) {
@@ -146,63 +160,63 @@ __device__ __forceinline__ float ramp(int position, int length, int overlap) {
 
 extern "C" {
 
-__global__ void bgr8_to_nchw_f32(const uint8_t* src, int height, int width, long long row_pitch,
+__global__ void bgr8_to_nchw_f32(const u8* src, int height, int width, long long row_pitch,
                                  long long frame_pitch, float* dst, int out_h, int out_w) {
     bgr8_to_nchw<float>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w);
 }
 
-__global__ void bgr8_to_nchw_f16(const uint8_t* src, int height, int width, long long row_pitch,
-                                 long long frame_pitch, __half* dst, int out_h, int out_w) {
-    bgr8_to_nchw<__half>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w);
+__global__ void bgr8_to_nchw_f16(const u8* src, int height, int width, long long row_pitch,
+                                 long long frame_pitch, f16* dst, int out_h, int out_w) {
+    bgr8_to_nchw<f16>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w);
 }
 
-__global__ void nchw_to_bgr8_f32(const float* src, int in_h, int in_w, uint8_t* dst, int height, int width,
+__global__ void nchw_to_bgr8_f32(const float* src, int in_h, int in_w, u8* dst, int height, int width,
                                  long long row_pitch, long long frame_pitch) {
     nchw_to_bgr8<float>(src, in_h, in_w, dst, height, width, row_pitch, frame_pitch);
 }
 
-__global__ void nchw_to_bgr8_f16(const __half* src, int in_h, int in_w, uint8_t* dst, int height, int width,
+__global__ void nchw_to_bgr8_f16(const f16* src, int in_h, int in_w, u8* dst, int height, int width,
                                  long long row_pitch, long long frame_pitch) {
-    nchw_to_bgr8<__half>(src, in_h, in_w, dst, height, width, row_pitch, frame_pitch);
+    nchw_to_bgr8<f16>(src, in_h, in_w, dst, height, width, row_pitch, frame_pitch);
 }
 
-__global__ void nv12_to_nchw_f32(const uint8_t* luma, long long luma_pitch, const uint8_t* chroma,
+__global__ void nv12_to_nchw_f32(const u8* luma, long long luma_pitch, const u8* chroma,
                                  long long chroma_pitch, int height, int width, long long frame_pitch, int matrix,
                                  int full_range, float* dst, int out_h, int out_w) {
     nv12_to_nchw<float>(luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix, full_range, dst,
                         out_h, out_w);
 }
 
-__global__ void nv12_to_nchw_f16(const uint8_t* luma, long long luma_pitch, const uint8_t* chroma,
+__global__ void nv12_to_nchw_f16(const u8* luma, long long luma_pitch, const u8* chroma,
                                  long long chroma_pitch, int height, int width, long long frame_pitch, int matrix,
-                                 int full_range, __half* dst, int out_h, int out_w) {
-    nv12_to_nchw<__half>(luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix, full_range, dst,
+                                 int full_range, f16* dst, int out_h, int out_w) {
+    nv12_to_nchw<f16>(luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix, full_range, dst,
                          out_h, out_w);
 }
 
-__global__ void nchw_to_nv12_f32(const float* src, int in_h, int in_w, uint8_t* luma, long long luma_pitch,
-                                 uint8_t* chroma, long long chroma_pitch, int height, int width,
+__global__ void nchw_to_nv12_f32(const float* src, int in_h, int in_w, u8* luma, long long luma_pitch,
+                                 u8* chroma, long long chroma_pitch, int height, int width,
                                  long long frame_pitch, int matrix, int full_range) {
     nchw_to_nv12<float>(src, in_h, in_w, luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix,
                         full_range);
 }
 
-__global__ void nchw_to_nv12_f16(const __half* src, int in_h, int in_w, uint8_t* luma, long long luma_pitch,
-                                 uint8_t* chroma, long long chroma_pitch, int height, int width,
+__global__ void nchw_to_nv12_f16(const f16* src, int in_h, int in_w, u8* luma, long long luma_pitch,
+                                 u8* chroma, long long chroma_pitch, int height, int width,
                                  long long frame_pitch, int matrix, int full_range) {
-    nchw_to_nv12<__half>(src, in_h, in_w, luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix,
+    nchw_to_nv12<f16>(src, in_h, in_w, luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix,
                          full_range);
 }
 
 // 4a. Tile extraction: a (rows x cols) window of a pitched BGR frame at (top, left) into a packed uint8 tile
 // (rows, cols, 3), edge-replicated where the window passes the frame's border (the tile grid of the contract).
-__global__ void extract_tile(const uint8_t* frame, int height, int width, long long row_pitch, int top, int left,
-                             uint8_t* tile, int rows, int cols) {
+__global__ void extract_tile(const u8* frame, int height, int width, long long row_pitch, int top, int left,
+                             u8* tile, int rows, int cols) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= cols || y >= rows) return;
-    const uint8_t* pixel = frame + clamp_index(top + y, height) * row_pitch + clamp_index(left + x, width) * 3;
-    uint8_t* out = tile + (static_cast<size_t>(y) * cols + x) * 3;
+    const u8* pixel = frame + clamp_index(top + y, height) * row_pitch + clamp_index(left + x, width) * 3;
+    u8* out = tile + (static_cast<size_t>(y) * cols + x) * 3;
     out[0] = pixel[0];
     out[1] = pixel[1];
     out[2] = pixel[2];
@@ -211,7 +225,7 @@ __global__ void extract_tile(const uint8_t* frame, int height, int width, long l
 // 4b. Accumulate one restored uint8 tile (rows, cols, 3; only its part inside the frame) with linear ramps over
 // `overlap` pixels into float sums (H, W, 3) and weights (H, W). Tiles are launched one after another on a stream,
 // so each pixel sums its tiles in the reference's order.
-__global__ void blend_tile(const uint8_t* tile, int rows, int cols, int top, int left, int overlap, float* total,
+__global__ void blend_tile(const u8* tile, int rows, int cols, int top, int left, int overlap, float* total,
                            float* weight, int height, int width) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -219,7 +233,7 @@ __global__ void blend_tile(const uint8_t* tile, int rows, int cols, int top, int
     if (x >= valid_cols || y >= valid_rows) return;
     const float w = ramp(y, valid_rows, overlap) * ramp(x, valid_cols, overlap);
     const size_t pixel = static_cast<size_t>(top + y) * width + (left + x);
-    const uint8_t* value = tile + (static_cast<size_t>(y) * cols + x) * 3;
+    const u8* value = tile + (static_cast<size_t>(y) * cols + x) * 3;
     total[pixel * 3] += value[0] * w;
     total[pixel * 3 + 1] += value[1] * w;
     total[pixel * 3 + 2] += value[2] * w;
@@ -227,16 +241,16 @@ __global__ void blend_tile(const uint8_t* tile, int rows, int cols, int top, int
 }
 
 // 4c. The blended frame: round half to even of total / weight, into a pitched uint8 BGR frame.
-__global__ void finish_blend(const float* total, const float* weight, uint8_t* frame, int height, int width,
+__global__ void finish_blend(const float* total, const float* weight, u8* frame, int height, int width,
                              long long row_pitch) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= width || y >= height) return;
     const size_t pixel = static_cast<size_t>(y) * width + x;
-    uint8_t* out = frame + y * row_pitch + x * 3;
+    u8* out = frame + y * row_pitch + x * 3;
     for (int c = 0; c < 3; ++c) {
         const float value = rintf(total[pixel * 3 + c] / weight[pixel]);
-        out[c] = static_cast<uint8_t>(fminf(fmaxf(value, 0.0f), 255.0f));
+        out[c] = static_cast<u8>(fminf(fmaxf(value, 0.0f), 255.0f));
     }
 }
 

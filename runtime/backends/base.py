@@ -130,3 +130,33 @@ class Backend:
         """What is loaded, for logs and benchmark records."""
         return {"backend": self.name, "artifact": str(self.path), "precision": self.spec.precision,
                 "device": self.spec.device}  # fmt: skip
+
+
+KERNEL_CHOICES = ("auto", "on", "off")
+
+
+def frame_kernels(choice: str, device: int | None, who: str, reference: str) -> Any:
+    """The fused pixel-path kernels of `derain.cpp_ext` on CUDA device `device` (None: no GPU) when asked for and
+    loadable; None (the backend's `reference` path) otherwise. Logs which path `who` (a backend's name) takes and why;
+    `choice="on"` turns "unavailable" into a BackendError."""
+    from derain.cpp_ext import KernelBuildError
+
+    if choice not in KERNEL_CHOICES:
+        raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {choice!r}")
+    if choice == "off" or device is None:
+        if choice == "on":
+            raise BackendError(f"kernels='on' needs a CUDA device; the {who} backend runs on the CPU")
+        why = "kernels='off'" if choice == "off" else "no CUDA device"
+        log.info("%s: pixel path = %s (%s)", who, reference, why)
+        return None
+    try:
+        from derain.cpp_ext.device import FrameKernels
+
+        kernels = FrameKernels(device)
+    except KernelBuildError as error:
+        if choice == "on":
+            raise BackendError(f"kernels='on': {error}") from None
+        log.info("%s: pixel path = %s (the fused kernels are unavailable: %s)", who, reference, error)
+        return None
+    log.info("%s: pixel path = fused CUDA kernels (derain.cpp_ext)", who)
+    return kernels

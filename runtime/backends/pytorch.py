@@ -6,11 +6,12 @@ the first frame of that shape, replayed after); `torch.compile` on request (meas
 Device frames (a CUDA torch tensor, or any `__cuda_array_interface__` array) are taken without a host copy and
 the result is returned as a CUDA torch tensor.
 
-Pixel path (`kernels`): on CUDA, with `derain.cpp_ext`'s kernels buildable (cupy + NVRTC), the frame -> tensor and
-tensor -> frame conversions run as one fused kernel each on torch's stream, around the network (and its CUDA
-graph); otherwise they are the torch ops of `FrameIO`. Both follow the one frame contract (`derain.frames`), so
-the pixels are the same; `describe()["pixel_path"]` and the log say which ran. `kernels="on"` refuses to load
-without them, `"off"` never uses them.
+Pixel path (`kernels`): on CUDA, with `derain.cpp_ext`'s kernels loadable (cuda-python; NVRTC or the install's
+fatbin), the frame -> tensor and tensor -> frame conversions run as one fused kernel each on torch's stream, and the
+CUDA graph of a frame shape holds both kernels and the network (one replay a frame); otherwise they are the torch
+ops of `FrameIO`. Both follow the one frame contract (`derain.frames`), so the pixels are the same;
+`describe()["pixel_path"]` and the log say which ran. `kernels="on"` refuses to load without them, `"off"` never
+uses them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from derain.frames import as_batch, frame_size
-from derain.runtime.backends.base import Backend, BackendError, InputSpec
+from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, InputSpec, frame_kernels
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
-KERNEL_CHOICES = ("auto", "on", "off")
 MAX_GRAPHS = 8  # CUDA graphs kept (one per frame shape, each with its memory pool); the oldest goes first
 
 
@@ -53,6 +53,29 @@ class _CapturedShape:
         self.input.copy_(frames)
         self.graph.replay()
         return self.output
+
+
+class _FusedFrames:
+    """uint8 BGR frames on the device -> fused kernel -> network -> fused kernel -> uint8 BGR frames, every launch on
+    torch's current stream, so a CUDA graph captured around a call holds all three."""
+
+    def __init__(self, network: Any, kernels: Any, multiple: int, dtype: Any) -> None:
+        self.network, self.kernels, self.multiple, self.dtype = network, kernels, multiple, dtype
+        self.channels_last = bool(getattr(network, "channels_last", False))
+
+    def __call__(self, frames: Any) -> Any:
+        import torch
+
+        batch, height, width = frames.shape[:3]
+        frames = frames if frames.stride()[2:] == (3, 1) else frames.contiguous()  # pitched rows are fine
+        stream = torch.cuda.current_stream(frames.device).cuda_stream
+        size = (-(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple)
+        image = torch.empty((batch, 3, *size), dtype=self.dtype, device=frames.device)
+        self.kernels.to_network(frames, image, stream)
+        restored = self.network(image).contiguous()
+        out = torch.empty((batch, height, width, 3), dtype=torch.uint8, device=frames.device)
+        self.kernels.from_network(restored, out, stream)
+        return out
 
 
 class TorchBackend(Backend):
@@ -125,10 +148,12 @@ class TorchBackend(Backend):
         spec = InputSpec(multiple=pad_multiple(network), max_batch=64, precision=precision,
                          device=str(torch.device(device)), device_frames=on_cuda)  # fmt: skip
         log.info("pytorch: %s (%s) on %s", Path(path).name, network.spec["name"], spec.device)
-        fused = _frame_kernels(kernels, on_cuda)
-        if fused is not None:  # the kernels convert the frames; the module (and its graph) is the network alone
-            module = NetworkOnly(network, channels_last).eval()  # the layout change is inside the CUDA graph
-            module = torch.compile(module, dynamic=False) if compile else module
+        index = (torch.device(device).index or 0) if on_cuda else None
+        fused = frame_kernels(kernels, index, "pytorch", "torch ops")
+        if fused is not None:  # the kernels convert the frames around the network (and torch.compile sees it alone)
+            alone: Any = NetworkOnly(network, channels_last).eval()  # the layout change is inside the CUDA graph
+            alone = torch.compile(alone, dynamic=False) if compile else alone
+            module = _FusedFrames(alone, fused, pad_multiple(network), dtype)
         return cls(Path(path), spec, module, on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda), fused)
 
     def run(self, frames: Any) -> Any:
@@ -143,9 +168,7 @@ class TorchBackend(Backend):
         else:
             batch, single = as_batch(np.asarray(frames))
             tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.spec.device, non_blocking=True)
-        if self.kernels is not None:
-            out = self._run_kernels(tensor)
-        elif self.cuda_graphs:
+        if self.cuda_graphs:
             key = tuple(tensor.shape)
             if key not in self.graphs:
                 log.info("pytorch: capturing a CUDA graph for frames %s", "x".join(map(str, key[1:3])))
@@ -160,30 +183,6 @@ class TorchBackend(Backend):
                 out = self.module(tensor)
         out = out[0] if single else out
         return out if on_device else out.cpu().numpy()
-
-    def _run_kernels(self, frames: Any) -> Any:
-        """uint8 BGR frames on the device -> fused kernel -> network (its CUDA graph) -> fused kernel, all on torch's
-        current stream; returns uint8 BGR frames as a CUDA torch tensor."""
-        import cupy
-        import torch
-
-        batch, height, width = frames.shape[:3]
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-        half = self.spec.precision == "fp16"
-        image = torch.from_dlpack(self.kernels.to_network(frames, self.spec.multiple, half=half, stream=stream))
-        if self.cuda_graphs:
-            key = tuple(image.shape)
-            if key not in self.graphs:
-                log.info("pytorch: capturing a CUDA graph of the network at %s", "x".join(map(str, key[2:])))
-                if len(self.graphs) >= MAX_GRAPHS:
-                    self.graphs.popitem(last=False)
-                self.graphs[key] = _CapturedShape(self.module, image)
-            self.graphs.move_to_end(key)
-            restored = self.graphs[key](image)
-        else:
-            with torch.inference_mode():
-                restored = self.module(image)
-        return torch.from_dlpack(self.kernels.from_network(restored.detach(), height, width, stream=stream))
 
     def clone(self) -> TorchBackend:
         """Shares the network and kernels; CUDA graphs (and their static buffers) are per clone."""
@@ -204,26 +203,3 @@ class TorchBackend(Backend):
             "channels_last": bool(getattr(self.module, "channels_last", False)),
             "pixel_path": pixel_path,
         }
-
-
-def _frame_kernels(choice: str, on_cuda: bool) -> Any:
-    """The fused pixel-path kernels when asked for and buildable here; None (torch ops) otherwise, saying why."""
-    from derain.cpp_ext import KernelBuildError
-
-    if choice == "off" or not on_cuda:
-        reason = "kernels='off'" if choice == "off" else "no CUDA device"
-        if choice == "on":
-            raise BackendError("kernels='on' needs a CUDA device; this backend runs on the CPU")
-        log.info("pytorch: pixel path = torch ops (%s)", reason)
-        return None
-    try:
-        from derain.cpp_ext.device import FrameKernels
-
-        kernels = FrameKernels()
-    except KernelBuildError as error:
-        if choice == "on":
-            raise BackendError(f"kernels='on': {error}") from None
-        log.info("pytorch: pixel path = torch ops (the fused kernels are unavailable: %s)", error)
-        return None
-    log.info("pytorch: pixel path = fused CUDA kernels (derain.cpp_ext)")
-    return kernels

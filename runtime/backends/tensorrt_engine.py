@@ -5,8 +5,15 @@
 - Tensor names, dtypes and profiles are read from the engine; device buffers are allocated once at the largest
   profile shape, host staging buffers are pinned; each backend instance (and each `clone()`) has its own
   execution context and CUDA stream, and runs `set_tensor_address` + `execute_async_v3` on it.
-- Device frames (`__cuda_array_interface__`, e.g. a torch or cupy array) are copied device-to-device into the
-  input buffer; the result is returned as a `DeviceFrames` view of the output buffer (valid until the next call).
+- Pixel path of float-tensor engines (`kernels`): with `derain.cpp_ext`'s kernels loadable (cuda-python, NVRTC or
+  the install's fatbin), the uint8 frame goes to the GPU as it is (3 bytes a pixel, not 12 or 6) and one fused
+  kernel each converts it into the engine's input and the engine's output back into a uint8 frame, on the
+  backend's stream; otherwise the host NumPy contract (`derain.frames`) converts on the CPU. At load, one random
+  frame runs both ways and must give the same pixels, else "auto" falls back to the host path (logged) and "on"
+  refuses. uint8 frame engines convert inside the engine with TensorRT's own layers and need neither.
+- Device frames (`__cuda_array_interface__`, e.g. a torch or cupy array): uint8 frame engines copy them
+  device-to-device into the input buffer; float engines read them with the fused kernel (rows may be pitched).
+  The result is returned as a `DeviceFrames` view of a backend buffer (valid until the next call).
 - TensorRT-RTX: a runtime config whose runtime cache is persisted beside the engine (`<engine>.rtcache`), the
   whole-graph CUDA graph strategy, and the JIT compilation done at load by a warm-up with a log line, never on a
   live frame. Classic TensorRT: one CUDA graph captured per input shape after a warm-up run.
@@ -28,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from derain.cpp_ext.device import DeviceArray
 from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
-from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec
+from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, DeviceFrames, InputSpec, frame_kernels
 from derain.runtime.card import can_run, read_card
 
 log = logging.getLogger(__name__)
@@ -103,6 +111,7 @@ class _Engine:
     rtx: bool
     runtime_config: Any = None
     cache_path: Path | None = None
+    kernels: Any = None  # derain.cpp_ext.device.FrameKernels around a float engine, or None: the host NumPy path
 
 
 def _load_engine(path: Path, runtime_cache: bool) -> _Engine:
@@ -196,14 +205,24 @@ class TensorRTBackend(Backend):
         self.output = _Buffer(count * loaded.output_dtype.itemsize, loaded.output_dtype)
         self.context.set_tensor_address(loaded.input_name, self.input.device)
         self.context.set_tensor_address(loaded.output_name, self.output.device)
+        self.frames_in = self.frames_out = None  # uint8 frames on the device, for the fused kernels
+        if loaded.layout == "tensor" and loaded.kernels is not None:
+            frame_bytes = max(high[0] * high[2] * high[3] * 3 for _, high in loaded.profiles)
+            self.frames_in = _Buffer(frame_bytes, np.dtype(np.uint8))
+            self.frames_out = _Buffer(frame_bytes, np.dtype(np.uint8))
         self.graphs: dict[tuple[int, ...], Any] = {}  # classic TensorRT: input shape -> instantiated CUDA graph
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", runtime_cache: bool = True, **options: Any):
+    def load(cls, path: str | Path, device: str = "auto", runtime_cache: bool = True, kernels: str = "auto",
+             **options: Any):  # fmt: skip
         """Args:
         device: "auto" or "cuda" / "cuda:0" (engines run on the GPU they were built for).
         runtime_cache: TensorRT-RTX only: keep the JIT's runtime cache in `<engine>.rtcache` across runs.
+        kernels: float engines: "auto" (the fused CUDA kernels when they load and pass the check at load), "on"
+            (required) or "off" (host NumPy conversions).
         """
+        if kernels not in KERNEL_CHOICES:
+            raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
         path = Path(path)
         if not path.is_file():
             raise BackendError(f"engine not found: {path}")
@@ -215,6 +234,10 @@ class TensorRTBackend(Backend):
         except FileNotFoundError as error:
             raise BackendError(str(error)) from None
         loaded = _load_engine(path, runtime_cache)
+        if loaded.layout == "tensor":
+            loaded.kernels = frame_kernels(kernels, index, "tensorrt", "host NumPy")
+        else:
+            log.info("tensorrt: pixel path = inside the engine (it takes uint8 frames)")
         backend = cls(path, _spec(loaded, card, index), loaded)
         if loaded.rtx:  # JIT-compile every kernel now, not on the first live frame
             started = time.perf_counter()
@@ -224,7 +247,34 @@ class TensorRTBackend(Backend):
                 backend.warmup(size, iterations=1)
             _save_runtime_cache(loaded)
             log.info("tensorrt_rtx: ready in %.1f s", time.perf_counter() - started)
+        if loaded.kernels is not None:
+            backend._check_kernels(kernels)
         return backend
+
+    def _check_kernels(self, choice: str) -> None:
+        """One random frame through the host path and the fused kernels: the pixels must agree (the kernels are
+        bit-exact to the contract; a pixel may move by one level if the engine itself is not deterministic)."""
+        size = self.spec.fixed_sizes[0] if self.spec.fixed_sizes else self.spec.min_size
+        frame = np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8)
+        kernels, self.loaded.kernels = self.loaded.kernels, None
+        try:
+            expected = self.run(frame)
+        finally:
+            self.loaded.kernels = kernels
+        try:
+            fused = self.run(frame)
+            difference = np.abs(fused.astype(np.int16) - expected)
+            problem = (None if difference.max() <= 1 and np.mean(difference > 0) < 1e-3 else
+                       f"{np.mean(difference > 0):.2%} of the pixels differ, by up to {difference.max()}")  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - any failure of the fused path means: do not use it
+            problem = f"{type(error).__name__}: {error}"
+        if problem is None:
+            log.info("tensorrt: fused kernels agree with the host path at %dx%d", size[1], size[0])
+            return
+        if choice == "on":
+            raise BackendError(f"kernels='on': the fused kernels disagree with the host path: {problem}")
+        log.warning("tensorrt: pixel path = host NumPy (the fused kernels disagree with it: %s)", problem)
+        self.loaded.kernels = None
 
     def _shape_for(self, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
         count, height, width = batch_shape[:3]
@@ -289,6 +339,9 @@ class TensorRTBackend(Backend):
         batch, single = as_batch(np.asarray(frames))
         height, width = batch.shape[1:3]
         shape = self._shape_for(batch.shape)
+        if self.loaded.kernels is not None and self.frames_in is not None:
+            out = self._run_fused_host(np.ascontiguousarray(batch), shape)
+            return out[0] if single else out
         if self.loaded.layout == "frame":
             staged = pad_frames(batch, shape[1], shape[2])
         else:
@@ -307,12 +360,36 @@ class TensorRTBackend(Backend):
         out = np.array(out)  # own the pixels: the pinned buffer is reused by the next call
         return out[0] if single else out
 
-    def _run_device(self, frames: Any) -> DeviceFrames:
-        """Device frames in, device frames out (uint8 frame engines): no host copy."""
+    def _fused(self, frames: Any, shape: tuple[int, ...]) -> DeviceArray:
+        """Device uint8 frames -> fused kernel -> the engine -> fused kernel -> `frames_out`, all on the stream."""
+        kernels = self.loaded.kernels
+        batch, height, width = frames.__cuda_array_interface__["shape"][:3]
+        kernels.to_network(frames, DeviceArray(self.input.device, shape, self.loaded.input_dtype.str), self.stream)
+        self._execute(shape)
+        out = DeviceArray(self.frames_out.device, (batch, height, width, 3))
+        kernels.from_network(DeviceArray(self.output.device, shape, self.loaded.output_dtype.str), out, self.stream)
+        return out
+
+    def _run_fused_host(self, batch: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Host frames through the fused kernels: uint8 up, uint8 down, through the pinned staging buffers."""
         cudart = _cudart()
-        if self.loaded.layout != "frame":
-            raise BackendError(f"{self.path.name} takes float tensors; device frames need a uint8 frame engine")
+        nbytes = batch.nbytes
+        self.frames_in.host[:nbytes] = batch.reshape(-1)
+        to_device, to_host = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(self.frames_in.device, self.frames_in.host_pointer, nbytes, to_device,
+                                      self.stream))  # fmt: skip
+        self._fused(DeviceArray(self.frames_in.device, batch.shape), shape)
+        _check(cudart.cudaMemcpyAsync(self.frames_out.host_pointer, self.frames_out.device, nbytes, to_host,
+                                      self.stream))  # fmt: skip
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return np.array(self.frames_out.host[:nbytes].reshape(batch.shape))  # own the pixels: the buffer is reused
+
+    def _run_device(self, frames: Any) -> DeviceFrames:
+        """Device frames in, device frames out: no host copy."""
+        cudart = _cudart()
         frame_size(frames)
+        if self.loaded.layout != "frame":
+            return self._run_device_fused(frames)
         interface = frames.__cuda_array_interface__
         shape = tuple(interface["shape"])
         shape = (1, *shape) if len(shape) == 3 else shape
@@ -330,6 +407,25 @@ class TensorRTBackend(Backend):
         _check(cudart.cudaStreamSynchronize(self.stream))
         return DeviceFrames(self.output.device, shape if len(interface["shape"]) == 4 else shape[1:])
 
+    def _run_device_fused(self, frames: Any) -> DeviceFrames:
+        """Device frames into a float engine: the fused kernel reads them where they are (rows may be pitched)."""
+        cudart = _cudart()
+        if self.loaded.kernels is None or self.frames_in is None:
+            raise BackendError(f"{self.path.name} takes float tensors; device frames need the fused kernels "
+                               "(derain.cpp_ext: cuda-python and NVRTC) or a uint8 frame engine")  # fmt: skip
+        interface = frames.__cuda_array_interface__
+        shape, strides = tuple(interface["shape"]), interface.get("strides")
+        if len(shape) == 3:  # one frame: a batch of one
+            strides = None if strides is None else (shape[0] * strides[0], *strides)
+            shape = (1, *shape)
+        producer = interface.get("stream")  # __cuda_array_interface__ v3: the stream the pixels were written on
+        if producer is not None:
+            _check(cudart.cudaStreamSynchronize(producer))
+        view = DeviceArray(int(interface["data"][0]), shape, "|u1", None if strides is None else tuple(strides))
+        out = self._fused(view, self._shape_for(shape))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+        return DeviceFrames(out.pointer, out.shape if len(interface["shape"]) == 4 else out.shape[1:])
+
     def clone(self) -> TensorRTBackend:
         return TensorRTBackend(self.path, self.spec, self.loaded)
 
@@ -342,13 +438,16 @@ class TensorRTBackend(Backend):
             cudart.cudaGraphExecDestroy(graph)
         self.graphs.clear()
         self.context = None
-        self.input.free()
-        self.output.free()
+        for buffer in (self.input, self.output, self.frames_in, self.frames_out):
+            if buffer is not None:
+                buffer.free()
         cudart.cudaStreamDestroy(self.stream)
         if self.loaded.rtx:
             _save_runtime_cache(self.loaded)
 
     def describe(self) -> dict[str, Any]:
+        fused = "fused CUDA kernels (derain.cpp_ext)" if self.loaded.kernels is not None else "host NumPy"
+        pixel_path = "inside the engine" if self.loaded.layout == "frame" else fused
         return {**super().describe(), "library": f"{self.loaded.trt.__name__} {self.loaded.trt.__version__}",
-                "layout": self.loaded.layout,
+                "layout": self.loaded.layout, "pixel_path": pixel_path,
                 "profiles": [[list(low), list(high)] for low, high in self.loaded.profiles]}  # fmt: skip
