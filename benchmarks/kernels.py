@@ -133,7 +133,7 @@ def main() -> int:
     device = device_name()
     out = Path(__file__).parent / "results" if args.results else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"kernels_{device.split(' ', 1)[-1].replace(' ', '_').lower()}"
+    stem = out / f"kernels_{''.join(ch for ch in device.split()[-1].lower() if ch.isalnum())}"  # as latency.py
     command = "python benchmarks/kernels.py" + (" --results" if args.results else "")
     lines = [f"# Pixel-path kernels on {device}", "", f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M')}); "
              "median of CUDA-event times; share of copy = a device copy of the same bytes / the kernel's time.", "",

@@ -453,7 +453,8 @@ def plan(args: argparse.Namespace, cuda: bool) -> list[tuple[str, Variant, tuple
         own = NETWORKS[network][2] if not cuda else None
         for size in sizes or ([(240, 320)] if args.quick else own or SIZES):
             for variant in variants(cuda, args.quick):
-                if variant.networks is None or network in variant.networks:
+                wanted = not args.skip or not any(word in variant.label for word in args.skip.split(","))
+                if wanted and (variant.networks is None or network in variant.networks):
                     jobs.append((network, variant, size))
     return jobs
 
@@ -463,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI size: realtime net, 320x240, fp32, short runs")
     parser.add_argument("--networks", help=f"comma list of {', '.join(NETWORKS)}")
     parser.add_argument("--sizes", help="comma list of HxW (default 480x640,720x1280,1080x1920)")
+    parser.add_argument("--skip", help="comma list of words: variants whose label holds one are not run (e.g. compile)")
     parser.add_argument("--budget", type=float, help="seconds of timed calls per row and measure (default 5, quick 1)")
     parser.add_argument("--resume", action="store_true", help="keep the rows of an earlier report in --out and run "
                         "only the missing ones (the report is rewritten after every row)")  # fmt: skip

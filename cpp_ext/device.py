@@ -115,7 +115,7 @@ def cubin_path(capability: int, directory: Path | None = None, source: bytes | N
 def cached_cubin(capability: int, directory: Path | None = None, source: bytes | None = None,
                  refresh: bool = False) -> tuple[bytes, Path]:  # fmt: skip
     """The cubin for `capability` from the disk cache, compiled (and written atomically) when absent, not an ELF
-    file, or `refresh`. Returns (cubin, its path)."""
+    file, or `refresh`; a cache that cannot be written is logged, not fatal. Returns (cubin, its path)."""
     path = cubin_path(capability, directory, source)
     if not refresh and path.is_file():
         data = path.read_bytes()
@@ -123,11 +123,14 @@ def cached_cubin(capability: int, directory: Path | None = None, source: bytes |
             return data, path
         log.warning("cpp_ext: %s is not a cubin; compiling it again", path)
     data = compile_cubin(capability, source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only home in a container: compile at every start rather than fail
+        log.warning("cpp_ext: cannot cache the cubin in %s (%s); set DERAIN_KERNEL_CACHE", path.parent, error)
     return data, path
 
 
@@ -206,7 +209,18 @@ def _ptr(value: int) -> ctypes.c_void_p:
 
 class FrameKernels:
     """The kernels of `kernels/frame_io.cu` loaded on one GPU (its primary context, the one torch and the CUDA
-    runtime use), callable from any thread."""
+    runtime use), callable from any thread. `FrameKernels.shared(device)` gives one instance per device and process
+    (what the backends use: loading a model again does not load the module again)."""
+
+    _shared: dict[int, FrameKernels] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, device: int = 0) -> FrameKernels:
+        with cls._shared_lock:
+            if device not in cls._shared:
+                cls._shared[device] = cls(device)
+            return cls._shared[device]
 
     def __init__(self, device: int = 0, directory: Path | None = None, prebuilt: bool = True) -> None:
         """Args:
@@ -231,7 +245,6 @@ class FrameKernels:
             self.context = self._check(driver.cuDevicePrimaryCtxRetain(self.device), "cuDevicePrimaryCtxRetain")
         except Exception as error:  # no driver (cuda-pathfinder's DynamicLibNotFoundError), no device, ...
             raise KernelBuildError(f"no usable CUDA device {device}: {error}") from None
-        self._local = threading.local()
         self._make_current()
         self.module, self.image = self._load(directory, prebuilt)
         self.functions = {name: self._check(driver.cuModuleGetFunction(self.module, name.encode()), name)
@@ -246,10 +259,10 @@ class FrameKernels:
         return values[0] if len(values) == 1 else (values or None)
 
     def _make_current(self) -> None:
-        if getattr(self._local, "current", False):
-            return
-        self._check(self.driver.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
-        self._local.current = True
+        """This GPU's context current on the calling thread (a new thread has none; torch may have switched)."""
+        current = self._check(self.driver.cuCtxGetCurrent(), "cuCtxGetCurrent")
+        if current is None or int(current) != int(self.context):
+            self._check(self.driver.cuCtxSetCurrent(self.context), "cuCtxSetCurrent")
 
     def _load_image(self, data: bytes) -> Any:
         buffer = ctypes.create_string_buffer(data, len(data))
@@ -322,7 +335,7 @@ class FrameKernels:
         y, uv = _view(luma, "luma", ("|u1",), 3), _view(chroma, "chroma", ("|u1",), 4)
         dst = _view(out, "out", ("<f4", "<f2"), 4)
         batch, height, width = y.shape
-        if uv.shape != (batch, -(-height // 2), -(-width // 2), 2) or uv.strides[2:] != (2, 1):
+        if uv.shape != (batch, -(-height // 2), -(-width // 2), 2) or uv.strides[2:] != (2, 1) or y.strides[2] != 1:
             raise KernelBuildError(f"chroma must be packed (N, H/2, W/2, 2) for luma {y.shape}, got {uv.shape}")
         if not dst.contiguous() or dst.shape[:2] != (batch, 3) or dst.shape[2] < height or dst.shape[3] < width:
             raise KernelBuildError(f"out must be a contiguous ({batch}, 3, >={height}, >={width}) tensor")
@@ -331,7 +344,7 @@ class FrameKernels:
         name = "nv12_to_nchw_f16" if dst.typestr == "<f2" else "nv12_to_nchw_f32"
         out_h, out_w = dst.shape[2:]
         frame_bytes = 3 * out_h * out_w * dst.itemsize
-        for index in range(batch):  # the planes have different frame strides: one launch per frame
+        for index in range(batch if height and width else 0):  # planes of different frame strides: a launch each
             args = [_ptr(y.pointer + index * y.strides[0]), _i64(y.strides[1]),
                     _ptr(uv.pointer + index * uv.strides[0]), _i64(uv.strides[1]), _i32(height), _i32(width),
                     _i64(0), _i32(matrix), _i32(int(full_range)), _ptr(dst.pointer + index * frame_bytes),
@@ -355,7 +368,7 @@ class FrameKernels:
             raise KernelBuildError(f"YUV matrix must be 601 or 709, got {matrix}")
         name = "nchw_to_nv12_f16" if src.typestr == "<f2" else "nchw_to_nv12_f32"
         frame_elements = 3 * src.shape[2] * src.shape[3]
-        for index in range(batch):  # the planes have different frame strides: one launch per frame
+        for index in range(batch if height and width else 0):  # planes of different frame strides: a launch each
             args = [_ptr(src.pointer + index * frame_elements * src.itemsize), _i32(src.shape[2]),
                     _i32(src.shape[3]), _ptr(y.pointer + index * y.strides[0]), _i64(y.strides[1]),
                     _ptr(uv.pointer + index * uv.strides[0]), _i64(uv.strides[1]), _i32(height), _i32(width),

@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kernels",
         choices=("auto", "on", "off"),
-        help="PyTorch backend on CUDA: the fused pixel-path "
+        help="PyTorch backend on CUDA and float TensorRT engines: the fused pixel-path "
         "kernels of derain.cpp_ext (default auto: when they build here; the log says which path ran)",
     )
     p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch")

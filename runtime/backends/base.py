@@ -152,7 +152,7 @@ def frame_kernels(choice: str, device: int | None, who: str, reference: str) -> 
     try:
         from derain.cpp_ext.device import FrameKernels
 
-        kernels = FrameKernels(device)
+        kernels = FrameKernels.shared(device)
     except KernelBuildError as error:
         if choice == "on":
             raise BackendError(f"kernels='on': {error}") from None
@@ -160,3 +160,33 @@ def frame_kernels(choice: str, device: int | None, who: str, reference: str) -> 
         return None
     log.info("%s: pixel path = fused CUDA kernels (derain.cpp_ext)", who)
     return kernels
+
+
+def check_fused(who: str, choice: str, reference: Any, fused: Any, size: tuple[int, int]) -> bool:
+    """One random frame of `size` through `reference` and `fused` (frames -> frames callables of one backend): the
+    pixels must agree (the kernels are bit-exact to the frame contract; a pixel in a thousand may move by one
+    level where the network itself is not deterministic). Returns whether the fused path may be used; "on" turns a
+    disagreement into a BackendError, "auto" into a logged fallback."""
+    import numpy as np
+
+    frame = np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8)
+    expected = reference(frame)
+    try:
+        difference = np.abs(np.asarray(fused(frame)).astype(np.int16) - expected)
+        allowed = max(1, int(1e-3 * difference.size))
+        problem = (None if difference.max() <= 1 and np.count_nonzero(difference) <= allowed else
+                   f"{np.mean(difference > 0):.2%} of the pixels differ, by up to {difference.max()}")  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - any failure of the fused path means: do not use it
+        problem = f"{type(error).__name__}: {error}"
+    if problem is None:
+        log.info("%s: fused kernels agree with the reference path at %dx%d", who, size[1], size[0])
+        return True
+    if choice == "on":
+        raise BackendError(f"kernels='on': the fused kernels disagree with the reference path: {problem}")
+    try:  # a kernel that faulted leaves the CUDA context unusable: say so instead of a fallback that cannot work
+        reference(frame)
+    except Exception as error:  # noqa: BLE001
+        raise BackendError(f"the fused kernels failed ({problem}) and left CUDA unusable ({error}); load again with "
+                           "kernels='off'") from None  # fmt: skip
+    log.warning("%s: pixel path = reference (the fused kernels disagree with it: %s)", who, problem)
+    return False

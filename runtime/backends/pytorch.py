@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from derain.frames import as_batch, frame_size
-from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, InputSpec, frame_kernels
+from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, InputSpec, check_fused, frame_kernels
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +142,24 @@ class TorchBackend(Backend):
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         network = network.to(dtype)
-        module: Any = FrameIO(network, pad_multiple(network), dtype, channels_last).eval()
-        if compile:
-            module = torch.compile(module, dynamic=False)
+        plain = FrameIO(network, pad_multiple(network), dtype, channels_last).eval()
+        module: Any = torch.compile(plain, dynamic=False) if compile else plain
         spec = InputSpec(multiple=pad_multiple(network), max_batch=64, precision=precision,
                          device=str(torch.device(device)), device_frames=on_cuda)  # fmt: skip
         log.info("pytorch: %s (%s) on %s", Path(path).name, network.spec["name"], spec.device)
-        index = (torch.device(device).index or 0) if on_cuda else None
+        graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
+        index = torch.device(device).index if on_cuda else None
+        index = torch.cuda.current_device() if on_cuda and index is None else index
         fused = frame_kernels(kernels, index, "pytorch", "torch ops")
         if fused is not None:  # the kernels convert the frames around the network (and torch.compile sees it alone)
             alone: Any = NetworkOnly(network, channels_last).eval()  # the layout change is inside the CUDA graph
-            alone = torch.compile(alone, dynamic=False) if compile else alone
-            module = _FusedFrames(alone, fused, pad_multiple(network), dtype)
-        return cls(Path(path), spec, module, on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda), fused)
+            reference, candidate = (cls(Path(path), spec, m, False) for m in
+                                    (plain, _FusedFrames(alone, fused, pad_multiple(network), dtype)))  # fmt: skip
+            if check_fused("pytorch", kernels, reference.run, candidate.run, (240, 320)):
+                alone = torch.compile(alone, dynamic=False) if compile else alone
+                return cls(Path(path), spec, _FusedFrames(alone, fused, pad_multiple(network), dtype), graphs, fused)
+            fused = None
+        return cls(Path(path), spec, module, graphs, fused)
 
     def run(self, frames: Any) -> Any:
         import torch

@@ -37,7 +37,15 @@ import numpy as np
 
 from derain.cpp_ext.device import DeviceArray
 from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
-from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, DeviceFrames, InputSpec, frame_kernels
+from derain.runtime.backends.base import (
+    KERNEL_CHOICES,
+    Backend,
+    BackendError,
+    DeviceFrames,
+    InputSpec,
+    check_fused,
+    frame_kernels,
+)
 from derain.runtime.card import can_run, read_card
 
 log = logging.getLogger(__name__)
@@ -79,6 +87,15 @@ class _Buffer:
         cudart = _cudart()
         cudart.cudaFree(self.device)
         cudart.cudaFreeHost(self.host_pointer)
+
+
+def _wait_for_producer(interface: dict[str, Any]) -> None:
+    """Wait for the stream the device frames were written on: `__cuda_array_interface__` v3 names it; without the
+    key (torch exports v2) the legacy default stream, where torch writes unless told otherwise."""
+    cudart = _cudart()
+    producer = interface.get("stream", 1)
+    if producer is not None:
+        _check(cudart.cudaStreamSynchronize(producer))
 
 
 def _logger(trt: Any) -> Any:
@@ -239,6 +256,7 @@ class TensorRTBackend(Backend):
         else:
             log.info("tensorrt: pixel path = inside the engine (it takes uint8 frames)")
         backend = cls(path, _spec(loaded, card, index), loaded)
+        fused, loaded.kernels = loaded.kernels, None  # warm up on the host path; the fused one is checked below
         if loaded.rtx:  # JIT-compile every kernel now, not on the first live frame
             started = time.perf_counter()
             log.info("tensorrt_rtx: compiling %s for this GPU (first load only; cached in %s)", path.name,
@@ -247,34 +265,31 @@ class TensorRTBackend(Backend):
                 backend.warmup(size, iterations=1)
             _save_runtime_cache(loaded)
             log.info("tensorrt_rtx: ready in %.1f s", time.perf_counter() - started)
-        if loaded.kernels is not None:
-            backend._check_kernels(kernels)
+        if fused is not None:
+            backend._check_kernels(fused, kernels)
         return backend
 
-    def _check_kernels(self, choice: str) -> None:
-        """One random frame through the host path and the fused kernels: the pixels must agree (the kernels are
-        bit-exact to the contract; a pixel may move by one level if the engine itself is not deterministic)."""
-        size = self.spec.fixed_sizes[0] if self.spec.fixed_sizes else self.spec.min_size
-        frame = np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8)
-        kernels, self.loaded.kernels = self.loaded.kernels, None
-        try:
-            expected = self.run(frame)
-        finally:
-            self.loaded.kernels = kernels
-        try:
-            fused = self.run(frame)
-            difference = np.abs(fused.astype(np.int16) - expected)
-            problem = (None if difference.max() <= 1 and np.mean(difference > 0) < 1e-3 else
-                       f"{np.mean(difference > 0):.2%} of the pixels differ, by up to {difference.max()}")  # fmt: skip
-        except Exception as error:  # noqa: BLE001 - any failure of the fused path means: do not use it
-            problem = f"{type(error).__name__}: {error}"
-        if problem is None:
-            log.info("tensorrt: fused kernels agree with the host path at %dx%d", size[1], size[0])
-            return
-        if choice == "on":
-            raise BackendError(f"kernels='on': the fused kernels disagree with the host path: {problem}")
-        log.warning("tensorrt: pixel path = host NumPy (the fused kernels disagree with it: %s)", problem)
-        self.loaded.kernels = None
+    def _check_kernels(self, fused: Any, choice: str) -> None:
+        """The same random frame through the host path and the fused kernels (`check_fused`): keep the kernels
+        only if the pixels agree."""
+        spec = self.spec
+        size = spec.fixed_sizes[0] if spec.fixed_sizes else (
+            max(spec.min_size[0], min(240, spec.max_size[0] if spec.max_size else 240)),
+            max(spec.min_size[1], min(320, spec.max_size[1] if spec.max_size else 320)))  # fmt: skip
+
+        def with_kernels(frame: np.ndarray) -> np.ndarray:
+            self.loaded.kernels = fused
+            try:
+                return self.run(frame)
+            finally:
+                self.loaded.kernels = None
+
+        if check_fused("tensorrt", choice, self.run, with_kernels, size):
+            self.loaded.kernels = fused
+        else:
+            for buffer in (self.frames_in, self.frames_out):
+                buffer.free()
+            self.frames_in = self.frames_out = None
 
     def _shape_for(self, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
         count, height, width = batch_shape[:3]
@@ -364,6 +379,11 @@ class TensorRTBackend(Backend):
         """Device uint8 frames -> fused kernel -> the engine -> fused kernel -> `frames_out`, all on the stream."""
         kernels = self.loaded.kernels
         batch, height, width = frames.__cuda_array_interface__["shape"][:3]
+        self._select_profile(shape)  # before any write: a shape no profile holds would overrun the buffers
+        frame_bytes = batch * height * width * 3
+        if int(np.prod(shape)) * self.loaded.input_dtype.itemsize > self.input.nbytes or \
+                frame_bytes > self.frames_out.nbytes:  # fmt: skip
+            raise BackendError(f"{self.path.name}: frames {tuple(shape)} do not fit the buffers of its profiles")
         kernels.to_network(frames, DeviceArray(self.input.device, shape, self.loaded.input_dtype.str), self.stream)
         self._execute(shape)
         out = DeviceArray(self.frames_out.device, (batch, height, width, 3))
@@ -397,10 +417,9 @@ class TensorRTBackend(Backend):
             raise BackendError("device frames must be C-contiguous (N, H, W, 3) uint8")
         if self._shape_for(shape) != shape:
             raise BackendError(f"device frames {shape} must match a profile exactly (pad them, or pass host frames)")
+        self._select_profile(shape)  # before the copy: a batch no profile holds would overrun the input buffer
         nbytes = int(np.prod(shape))
-        producer = interface.get("stream")  # __cuda_array_interface__ v3: the stream the pixels were written on
-        if producer is not None:
-            _check(cudart.cudaStreamSynchronize(producer))
+        _wait_for_producer(interface)
         to_device = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
         _check(cudart.cudaMemcpyAsync(self.input.device, interface["data"][0], nbytes, to_device, self.stream))
         self._execute(shape)
@@ -418,9 +437,7 @@ class TensorRTBackend(Backend):
         if len(shape) == 3:  # one frame: a batch of one
             strides = None if strides is None else (shape[0] * strides[0], *strides)
             shape = (1, *shape)
-        producer = interface.get("stream")  # __cuda_array_interface__ v3: the stream the pixels were written on
-        if producer is not None:
-            _check(cudart.cudaStreamSynchronize(producer))
+        _wait_for_producer(interface)
         view = DeviceArray(int(interface["data"][0]), shape, "|u1", None if strides is None else tuple(strides))
         out = self._fused(view, self._shape_for(shape))
         _check(cudart.cudaStreamSynchronize(self.stream))
