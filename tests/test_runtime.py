@@ -406,6 +406,45 @@ def test_derain_stream_reports_bad_arguments_in_one_line(artifacts, tmp_path, ca
     assert (tmp_path / "taken.mp4").read_bytes() == b"x"
 
 
+def test_a_fused_pixel_path_is_kept_only_when_it_gives_the_reference_pixels(artifacts, caplog):
+    """`check_fused` at load: the same frame through both paths of a backend (here the CPU PyTorch backend, and
+    stand-ins for a fused path: itself, a BGR/RGB swap, a single-level rounding slip, a crash)."""
+    from derain.runtime.backends.base import BackendError, check_fused
+    from derain.runtime.backends.pytorch import TorchBackend
+
+    backend = TorchBackend.load(artifacts["pytorch"], device="cpu")
+    size = (24, 40)
+    assert check_fused("test", "auto", backend.run, backend.run, size)
+
+    def one_slip(frame):
+        out = backend.run(frame).copy()
+        out[0, 0, 0, 0] ^= 1  # one value off by one level: an engine's nondeterminism, tolerated
+        return out
+
+    assert check_fused("test", "on", backend.run, one_slip, size)
+    swapped = lambda frame: backend.run(frame)[..., ::-1]  # noqa: E731 - a kernel with the channels crossed
+    with caplog.at_level("WARNING", logger="derain.runtime.backends"):
+        assert not check_fused("test", "auto", backend.run, swapped, size)
+    assert "disagree" in caplog.text and "of the pixels differ" in caplog.text
+    with pytest.raises(BackendError, match="kernels='on'.*differ"):
+        check_fused("test", "on", backend.run, swapped, size)
+
+    def crash(frame):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    assert not check_fused("test", "auto", backend.run, crash, size)
+    calls = []
+
+    def broken_after_the_crash(frame):  # the reference fails too once the fused path has faulted
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return backend.run(frame)
+
+    with pytest.raises(BackendError, match="left CUDA unusable"):
+        check_fused("test", "auto", broken_after_the_crash, crash, size)
+
+
 def test_the_pytorch_backend_says_which_pixel_path_it_took(artifacts, caplog):
     """Without CUDA the frame conversions are FrameIO's torch ops, logged; asking for the fused kernels fails with
     a reason instead of running something else."""
