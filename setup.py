@@ -1,6 +1,5 @@
 """derain-edge: each top-level folder is a part of the product, installed under the `derain` namespace."""
 
-import hashlib
 import os
 import runpy
 from pathlib import Path
@@ -22,12 +21,13 @@ class BuildPy(build_py):
         if os.environ.get("DERAIN_BUILD_KERNELS", "0") in ("", "0"):
             return
         source = HERE / "cpp_ext" / "kernels" / "frame_io.cu"
-        name = f"frame_io-{hashlib.sha256(source.read_bytes()).hexdigest()[:16]}.fatbin"
+        aot = runpy.run_path(str(HERE / "cpp_ext" / "aot.py"))
+        name = aot["fatbin_name"](source.read_bytes())
         editable = getattr(self, "editable_mode", False)  # editable installs read the source tree
         target = source.parent if editable else Path(self.build_lib) / "derain" / "cpp_ext" / "kernels"
         target.mkdir(parents=True, exist_ok=True)
         gencode = runpy.run_path(str(HERE / "common" / "gpus.py"))["nvcc_gencode"]()
-        refused = runpy.run_path(str(HERE / "cpp_ext" / "aot.py"))["nvcc_fatbin"](source, target / name, gencode)
+        refused = aot["nvcc_fatbin"](source, target / name, gencode)
         if refused:
             raise SystemExit(f"DERAIN_BUILD_KERNELS: {refused}")
         print(f"built {target / name}")

@@ -36,20 +36,6 @@ def event_ms(torch, fn, repeat: int) -> float:  # noqa: ANN001
     return statistics.median(samples)
 
 
-def torch_to_network(torch, frame, multiple: int, dtype):  # noqa: ANN001
-    """What `to_network` replaces: FrameIO's torch ops (float, permute, flip to RGB, /255, replicate pad, cast)."""
-    from derain.models.frame_io import frames_to_tensor
-
-    return frames_to_tensor(frame, multiple, dtype)
-
-
-def torch_from_network(torch, tensor, height: int, width: int):  # noqa: ANN001
-    """What `from_network` replaces: crop, float, clamp, x255, round, uint8, flip to BGR, permute."""
-    from derain.models.frame_io import tensor_to_frames
-
-    return tensor_to_frames(tensor, height, width)
-
-
 def torch_nv12_to_network(torch, luma, chroma):  # noqa: ANN001
     """What `nv12_to_network` replaces: upsample chroma, BT.601 limited-range matrix, clamp, stack (float32)."""
     y = (luma.float() - 16.0) / 219.0
@@ -70,6 +56,10 @@ def measure(repeat: int) -> list[dict]:
 
 
 def measure_size(torch, kernels, label: str, height: int, width: int, repeat: int) -> list[dict]:  # noqa: ANN001
+    """Each kernel against a device copy of its bytes and the torch ops it replaces (FrameIO's `frames_to_tensor` /
+    `tensor_to_frames`, an NV12 decode in torch)."""
+    from derain.models.frame_io import frames_to_tensor, tensor_to_frames
+
     stream = lambda: torch.cuda.current_stream().cuda_stream  # noqa: E731
     cuda = {"device": "cuda"}
     frame = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, **cuda)
@@ -84,10 +74,10 @@ def measure_size(torch, kernels, label: str, height: int, width: int, repeat: in
         size = tensors[dtype].element_size()
         cases[f"bgr8 -> nchw {bits}"] = (
             lambda d=dtype: kernels.to_network(frame, tensors[d], stream()), pixels * (3 + 3 * size),
-            lambda d=dtype: torch_to_network(torch, frame, 8, d))  # fmt: skip
+            lambda d=dtype: frames_to_tensor(frame, 8, d))  # fmt: skip
         cases[f"nchw {bits} -> bgr8"] = (
             lambda d=dtype: kernels.from_network(tensors[d], out_frame, stream()), pixels * (3 * size + 3),
-            lambda d=dtype: torch_from_network(torch, tensors[d], height, width))  # fmt: skip
+            lambda d=dtype: tensor_to_frames(tensors[d], height, width))  # fmt: skip
     cases["nv12 -> nchw f32"] = (
         lambda: kernels.nv12_to_network(luma, chroma, tensors[torch.float32], stream=stream()), pixels * (1.5 + 12),
         lambda: torch_nv12_to_network(torch, luma, chroma))  # fmt: skip

@@ -3,9 +3,20 @@ is installed (`DERAIN_BUILD_KERNELS=1 pip install .`), and `derain.cpp_ext.build
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
+
+
+def source_hash(source: bytes) -> str:
+    """What names a build of one revision of the source (fatbins here, NVRTC cubins in derain.cpp_ext.device)."""
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+def fatbin_name(source: bytes) -> str:
+    """The file the install's build writes beside the source and `FrameKernels` loads first."""
+    return f"frame_io-{source_hash(source)}.fatbin"
 
 
 def nvcc_fatbin(source: Path, out: Path, gencode: list[str], nvcc: str = "nvcc") -> str | None:

@@ -19,7 +19,6 @@ stream holds them. Nothing here synchronizes or copies to the host.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import tempfile
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from derain.cpp_ext import KERNELS, SOURCE, KernelBuildError
+from derain.cpp_ext import KERNELS, SOURCE, KernelBuildError, aot
 
 log = logging.getLogger(__name__)
 BLOCK = (32, 8, 1)
@@ -59,7 +58,7 @@ def nvrtc_version() -> tuple[int, int]:
 
 
 def source_hash(source: bytes | None = None) -> str:
-    return hashlib.sha256(SOURCE.read_bytes() if source is None else source).hexdigest()[:16]
+    return aot.source_hash(SOURCE.read_bytes() if source is None else source)
 
 
 def compile_cubin(capability: int, source: bytes | None = None) -> bytes:
@@ -99,7 +98,7 @@ def _program_log(nvrtc: Any, program: Any) -> str:
 
 def fatbin_path() -> Path:
     """Where `DERAIN_BUILD_KERNELS=1 pip install .` puts the ahead-of-time build of this very source."""
-    return SOURCE.parent / f"frame_io-{source_hash()}.fatbin"
+    return SOURCE.parent / aot.fatbin_name(SOURCE.read_bytes())
 
 
 def cache_dir() -> Path:
@@ -186,6 +185,21 @@ def _view(array: Any, what: str, typestrs: tuple[str, ...], ndim: int) -> _View:
     strides = interface.get("strides")
     strides = _packed(shape, itemsize) if strides is None else tuple(int(s) for s in strides)
     return _View(int(interface["data"][0]), shape, strides, typestr)
+
+
+def _require_tensor(view: _View, what: str, batch: int, height: int, width: int) -> None:
+    """`view` must be a contiguous (batch, 3, >= height, >= width) tensor: the kernels index it densely."""
+    if not view.contiguous() or view.shape[:2] != (batch, 3) or view.shape[2] < height or view.shape[3] < width:
+        raise KernelBuildError(f"{what} must be a contiguous ({batch}, 3, >={height}, >={width}) tensor, got "
+                               f"{view.shape} with strides {view.strides}")  # fmt: skip
+
+
+def _require_nv12(luma: _View, chroma: _View, chroma_size: tuple[int, int], matrix: int) -> None:
+    """Packed luma pixels, packed (N, chroma_size, 2) chroma for them, and a known YUV matrix."""
+    if chroma.shape != (luma.shape[0], *chroma_size, 2) or chroma.strides[2:] != (2, 1) or luma.strides[2] != 1:
+        raise KernelBuildError(f"chroma must be packed (N, H/2, W/2, 2) for luma {luma.shape}, got {chroma.shape}")
+    if matrix not in (601, 709):
+        raise KernelBuildError(f"YUV matrix must be 601 or 709, got {matrix}")
 
 
 def _grid(width: int, height: int, batch: int) -> tuple[int, int, int]:
@@ -301,9 +315,7 @@ class FrameKernels:
         batch, height, width, channels = src.shape
         if channels != 3 or src.strides[2:] != (3, 1):
             raise KernelBuildError(f"frames must be packed BGR pixels (N, H, W, 3), got strides {src.strides}")
-        if not dst.contiguous() or dst.shape[:2] != (batch, 3) or dst.shape[2] < height or dst.shape[3] < width:
-            raise KernelBuildError(f"out must be a contiguous ({batch}, 3, >={height}, >={width}) tensor, got "
-                                   f"{dst.shape} with strides {dst.strides}")  # fmt: skip
+        _require_tensor(dst, "out", batch, height, width)
         name = "bgr8_to_nchw_f16" if dst.typestr == "<f2" else "bgr8_to_nchw_f32"
         out_h, out_w = dst.shape[2:]
         args = [_ptr(src.pointer), _i32(height), _i32(width), _i64(src.strides[1]), _i64(src.strides[0]),
@@ -317,9 +329,7 @@ class FrameKernels:
         src = _view(tensor, "tensor", ("<f4", "<f2"), 4)
         dst = _view(out, "out", ("|u1",), 4)
         batch, height, width, channels = dst.shape
-        if not src.contiguous() or src.shape[:2] != (batch, 3) or src.shape[2] < height or src.shape[3] < width:
-            raise KernelBuildError(f"tensor must be a contiguous ({batch}, 3, >={height}, >={width}) tensor, got "
-                                   f"{src.shape} with strides {src.strides}")  # fmt: skip
+        _require_tensor(src, "tensor", batch, height, width)
         if channels != 3 or dst.strides[2:] != (3, 1):
             raise KernelBuildError(f"out must be packed BGR pixels (N, H, W, 3), got strides {dst.strides}")
         name = "nchw_to_bgr8_f16" if src.typestr == "<f2" else "nchw_to_bgr8_f32"
@@ -335,12 +345,8 @@ class FrameKernels:
         y, uv = _view(luma, "luma", ("|u1",), 3), _view(chroma, "chroma", ("|u1",), 4)
         dst = _view(out, "out", ("<f4", "<f2"), 4)
         batch, height, width = y.shape
-        if uv.shape != (batch, -(-height // 2), -(-width // 2), 2) or uv.strides[2:] != (2, 1) or y.strides[2] != 1:
-            raise KernelBuildError(f"chroma must be packed (N, H/2, W/2, 2) for luma {y.shape}, got {uv.shape}")
-        if not dst.contiguous() or dst.shape[:2] != (batch, 3) or dst.shape[2] < height or dst.shape[3] < width:
-            raise KernelBuildError(f"out must be a contiguous ({batch}, 3, >={height}, >={width}) tensor")
-        if matrix not in (601, 709):
-            raise KernelBuildError(f"YUV matrix must be 601 or 709, got {matrix}")
+        _require_nv12(y, uv, (-(-height // 2), -(-width // 2)), matrix)
+        _require_tensor(dst, "out", batch, height, width)
         name = "nv12_to_nchw_f16" if dst.typestr == "<f2" else "nv12_to_nchw_f32"
         out_h, out_w = dst.shape[2:]
         frame_bytes = 3 * out_h * out_w * dst.itemsize
@@ -360,12 +366,8 @@ class FrameKernels:
         batch, height, width = y.shape
         if height % 2 or width % 2:
             raise KernelBuildError(f"NV12 needs an even frame size, got {width}x{height}")
-        if uv.shape != (batch, height // 2, width // 2, 2) or uv.strides[2:] != (2, 1) or y.strides[2] != 1:
-            raise KernelBuildError(f"chroma must be packed (N, H/2, W/2, 2) for luma {y.shape}, got {uv.shape}")
-        if not src.contiguous() or src.shape[:2] != (batch, 3) or src.shape[2] < height or src.shape[3] < width:
-            raise KernelBuildError(f"tensor must be a contiguous ({batch}, 3, >={height}, >={width}) tensor")
-        if matrix not in (601, 709):
-            raise KernelBuildError(f"YUV matrix must be 601 or 709, got {matrix}")
+        _require_nv12(y, uv, (height // 2, width // 2), matrix)
+        _require_tensor(src, "tensor", batch, height, width)
         name = "nchw_to_nv12_f16" if src.typestr == "<f2" else "nchw_to_nv12_f32"
         frame_elements = 3 * src.shape[2] * src.shape[3]
         for index in range(batch if height and width else 0):  # planes of different frame strides: a launch each

@@ -135,14 +135,19 @@ class Backend:
 KERNEL_CHOICES = ("auto", "on", "off")
 
 
+def check_kernel_choice(choice: str) -> None:
+    """Before anything is loaded: `kernels` must be one of KERNEL_CHOICES."""
+    if choice not in KERNEL_CHOICES:
+        raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {choice!r}")
+
+
 def frame_kernels(choice: str, device: int | None, who: str, reference: str) -> Any:
     """The fused pixel-path kernels of `derain.cpp_ext` on CUDA device `device` (None: no GPU) when asked for and
     loadable; None (the backend's `reference` path) otherwise. Logs which path `who` (a backend's name) takes and why;
     `choice="on"` turns "unavailable" into a BackendError."""
     from derain.cpp_ext import KernelBuildError
 
-    if choice not in KERNEL_CHOICES:
-        raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {choice!r}")
+    check_kernel_choice(choice)
     if choice == "off" or device is None:
         if choice == "on":
             raise BackendError(f"kernels='on' needs a CUDA device; the {who} backend runs on the CPU")

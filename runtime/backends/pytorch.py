@@ -23,8 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from derain.frames import as_batch, frame_size
-from derain.runtime.backends.base import KERNEL_CHOICES, Backend, BackendError, InputSpec, check_fused, frame_kernels
+from derain.frames import as_batch, frame_size, padded_size
+from derain.runtime.backends.base import (
+    Backend,
+    BackendError,
+    InputSpec,
+    check_fused,
+    check_kernel_choice,
+    frame_kernels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class _FusedFrames:
         batch, height, width = frames.shape[:3]
         frames = frames if frames.stride()[2:] == (3, 1) else frames.contiguous()  # pitched rows are fine
         stream = torch.cuda.current_stream(frames.device).cuda_stream
-        size = (-(-height // self.multiple) * self.multiple, -(-width // self.multiple) * self.multiple)
+        size = padded_size(height, width, self.multiple)
         image = torch.empty((batch, 3, *size), dtype=self.dtype, device=frames.device)
         self.kernels.to_network(frames, image, stream)
         restored = self.network(image).contiguous()
@@ -122,8 +129,7 @@ class TorchBackend(Backend):
             raise BackendError(f"loading {path} needs torch ({error})") from None
         if precision not in PRECISIONS:
             raise BackendError(f"PyTorch precision must be one of {PRECISIONS}, got {precision!r}")
-        if kernels not in KERNEL_CHOICES:
-            raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
+        check_kernel_choice(kernels)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():

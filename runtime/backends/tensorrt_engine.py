@@ -38,12 +38,12 @@ import numpy as np
 from derain.cpp_ext.device import DeviceArray
 from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
 from derain.runtime.backends.base import (
-    KERNEL_CHOICES,
     Backend,
     BackendError,
     DeviceFrames,
     InputSpec,
     check_fused,
+    check_kernel_choice,
     frame_kernels,
 )
 from derain.runtime.card import can_run, read_card
@@ -238,8 +238,7 @@ class TensorRTBackend(Backend):
         kernels: float engines: "auto" (the fused CUDA kernels when they load and pass the check at load), "on"
             (required) or "off" (host NumPy conversions).
         """
-        if kernels not in KERNEL_CHOICES:
-            raise BackendError(f"kernels must be one of {KERNEL_CHOICES}, got {kernels!r}")
+        check_kernel_choice(kernels)
         path = Path(path)
         if not path.is_file():
             raise BackendError(f"engine not found: {path}")
