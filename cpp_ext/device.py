@@ -129,7 +129,8 @@ def cached_cubin(capability: int, directory: Path | None = None, source: bytes |
             handle.write(data)
         os.replace(tmp, path)
     except OSError as error:  # a read-only home in a container: compile at every start rather than fail
-        log.warning("cpp_ext: cannot cache the cubin in %s (%s); set DERAIN_KERNEL_CACHE", path.parent, error)
+        log.warning("cpp_ext: cannot cache the cubin in %s (%s); point DERAIN_KERNEL_CACHE at a writable folder",
+                    path.parent, error)  # fmt: skip
     return data, path
 
 
