@@ -8,13 +8,21 @@ backend (`derain.models.frame_io.FrameIO`), the host side of float graphs and en
   and float frames are refused with the conversion to make, never converted silently.
 - In: channels reversed to RGB, cast to float32, divided by 255 (in float32; FP16 networks take the float32 value
   rounded to FP16), laid out (N, 3, H, W).
-- Padding: bottom and right only, to the network's size multiple, by edge replication (`PAD_MODE`; torch
-  "replicate", ONNX Pad mode "edge", clamped indices in a kernel). Edge replication works for any size, where
-  reflection needs the pad to be smaller than the side.
+- Padding: bottom and right only. To the network's size multiple by edge replication (`PAD_MODE`; torch
+  "replicate", ONNX Pad mode "edge", clamped indices in a kernel): the frame's own result, "native". Up to a
+  static artifact's larger size, the multiple-padded frame is then repeated periodically (`pad_index`: clamp to
+  the frame, modulo the padded size). Chosen by measurement (`benchmarks/frame_sizes.py`, border-band PSNR-Y on
+  v2 rain): edge replication across a large pad draws long straight stripes the network removes as rain (-3 dB
+  in the band), mirroring flips streaks into chevrons (-1.5 dB); repetition keeps streaks and scene statistics
+  and stays within noise of the native result.
 - Out: cropped to the frame's H x W, clamped to [0, 1], times 255, rounded half to even (numpy `rint`, torch
   `round`, ONNX `Round`, CUDA `rintf`), cast to uint8, channels back to BGR, (N, H, W, 3).
-- Frames larger than a backend accepts are cut into overlapping tiles (`tile_origins`) and blended with weights
-  that rise linearly over the overlap (`blend_ramp`).
+- Frames larger than a backend accepts are cut into tiles (`tile_origins`) that share at least twice the
+  network's context (`context`: the radius of its measured receptive field, from the artifact's metadata) plus
+  a blend band; a tile's pixels within `context` of an edge it shares with a neighbour get weight 0 (they saw the
+  tile's border, not the frame), then the weight rises linearly over `BLEND` pixels (`tile_weights`). Every tile
+  starts on the network's multiple and the last one ends flush with the (multiple-padded) frame, so each kept
+  pixel saw what it sees in the whole frame: tiles give the network's own result.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ PAD_MODE = "edge"
 SCALE = 255.0
 MIN_SIDE = 8  # smallest frame side a network takes (one 8x8 cell of the shallowest multiple)
 MAX_SIDE = 8192
+BLEND = 16  # pixels over which a tile's weight rises once it has seen its context
+DEFAULT_CONTEXT = 96  # receptive-field radius assumed for artifacts that do not carry theirs [guess: above every registered network's measured one]
 
 
 class FrameError(InputError, ValueError):
@@ -68,14 +78,24 @@ def as_batch(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     return (frames[None], True) if frames.ndim == 3 else (frames, False)
 
 
-def pad_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pad (N, h, w, C) frames on the bottom and right to (N, height, width, C) by edge replication."""
+def pad_index(index: np.ndarray | int, size: int, multiple: int = 1) -> np.ndarray | int:
+    """The source row (or column) of padded position `index` along a side of `size` pixels: edge replication up to
+    the network's multiple, then periodic repetition of the multiple-padded side (the CUDA kernels' formula)."""
+    period = -(-size // multiple) * multiple
+    return np.minimum(np.asarray(index) % period, size - 1)
+
+
+def pad_frames(frames: np.ndarray, height: int, width: int, multiple: int = 1) -> np.ndarray:
+    """Pad (N, h, w, C) frames on the bottom and right to (N, height, width, C): edge replication to the multiple,
+    then periodic repetition (`pad_index`)."""
     pad_h, pad_w = height - frames.shape[1], width - frames.shape[2]
     if pad_h < 0 or pad_w < 0:
         raise FrameError(f"cannot pad {frames.shape[2]}x{frames.shape[1]} frames down to {width}x{height}")
     if pad_h == 0 and pad_w == 0:
         return frames
-    return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode=PAD_MODE)
+    rows = pad_index(np.arange(height), frames.shape[1], multiple)
+    cols = pad_index(np.arange(width), frames.shape[2], multiple)
+    return frames[:, rows[:, None], cols[None, :]]
 
 
 def to_network(frames: np.ndarray, multiple: int = 1, dtype: Any = np.float32, size: tuple[int, int] | None = None):
@@ -83,11 +103,12 @@ def to_network(frames: np.ndarray, multiple: int = 1, dtype: Any = np.float32, s
 
     Args:
         multiple: pad H and W up to multiples of this.
-        size: pad to exactly this (Hp, Wp) instead (a static engine's shape; at least the frame's size).
+        size: pad to exactly this (Hp, Wp) instead (a static engine's shape; at least the frame's size): edge
+            replication to `multiple`, then periodic repetition.
     """
     batch, _ = as_batch(frames)
     height, width = size if size is not None else padded_size(batch.shape[1], batch.shape[2], multiple)
-    padded = pad_frames(batch, height, width)
+    padded = pad_frames(batch, height, width, multiple)
     tensor = padded[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / np.float32(SCALE)
     return np.ascontiguousarray(tensor.astype(dtype, copy=False))
 
@@ -112,43 +133,60 @@ def reference(network: Any, frames: np.ndarray, multiple: int = 1) -> np.ndarray
 # ------------------------------------------------------------------------------------------------------- tiles
 
 
-def tile_origins(size: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
-    """Start offsets of tiles of `tile` pixels covering `size`, neighbours sharing at least `overlap` pixels.
-
-    Every start is a multiple of the network's `multiple`, so each tile sees the same down-sampling grid as the
-    whole frame would; the last tile may end past the frame and is then cut at its border (and padded there by
-    edge replication, as the whole frame is).
-    """
-    if tile <= 2 * overlap:
-        raise ValueError(f"tile ({tile}) must be more than twice the overlap ({overlap})")
-    stride = (tile - overlap) // multiple * multiple
+def tile_origins(size: int, tile: int, context: int, multiple: int = 1, blend: int = BLEND) -> list[int]:
+    """Start offsets of tiles of `tile` pixels covering `size`: neighbours share at least 2 * `context` + `blend`
+    pixels, every start is a multiple of the network's `multiple` (each tile sees the whole frame's down-sampling
+    grid), and the last tile ends flush with the frame padded to the multiple (so it is padded as the whole frame
+    is). A side no longer than `tile` is one tile, cut at the frame's border."""
+    if tile % multiple:
+        raise ValueError(f"tile ({tile}) must be a multiple of the network's {multiple}")
+    stride = (tile - 2 * context - blend) // multiple * multiple
     if stride <= 0:
-        raise ValueError(f"tile ({tile}) minus overlap ({overlap}) must reach the network's multiple ({multiple})")
-    starts = [0]
-    while starts[-1] + tile < size:
-        starts.append(starts[-1] + stride)
-    return starts
+        raise ValueError(f"tile ({tile}) must exceed twice the context ({context}) plus the blend ({blend}) by the "
+                         f"network's multiple ({multiple})")  # fmt: skip
+    if size <= tile:
+        return [0]
+    last = -(-(size - tile) // multiple) * multiple
+    starts = list(range(0, last, stride))
+    return [*starts, last]
 
 
-def blend_ramp(length: int, overlap: int) -> np.ndarray:
-    """Float32 weights (length,) rising linearly over `overlap` pixels at both ends, never zero."""
+def tile_context(tile: tuple[int, int], context: int, multiple: int = 1, blend: int = BLEND) -> int:
+    """`context`, or the largest context tiles of `tile` = (th, tw) leave room for (small profiles)."""
+    room = (min(tile) - blend - multiple) // 2
+    if room < 0:
+        raise ValueError(f"tiles of {tile[1]}x{tile[0]} leave no room for a blend of {blend} pixels")
+    return min(context, room)
+
+
+def tile_weights(start: int, length: int, size: int, context: int, blend: int = BLEND) -> np.ndarray:
+    """Float32 weights (length,) of a tile at `start` along a side of `size`: 0 within `context` of an edge shared
+    with a neighbouring tile, rising linearly over `blend` pixels after it, 1 elsewhere (and at the frame's own
+    edges)."""
     position = np.arange(length, dtype=np.float32)
-    distance = np.minimum(position + 1, length - position)
-    return np.minimum(distance / max(overlap, 1), 1.0).astype(np.float32)
+    weight = np.ones(length, np.float32)
+    step = np.float32(blend + 1)
+    if start > 0:
+        weight = np.minimum(weight, np.clip((position - np.float32(context - 1)) / step, 0, 1))
+    if start + length < size:
+        weight = np.minimum(weight, np.clip((np.float32(length - context) - position) / step, 0, 1))
+    return weight.astype(np.float32)
 
 
-def tiled(run: Any, frame: np.ndarray, tile: tuple[int, int], overlap: int, multiple: int = 1) -> np.ndarray:
+def tiled(run: Any, frame: np.ndarray, tile: tuple[int, int], context: int, multiple: int = 1) -> np.ndarray:
     """De-rain one uint8 frame (H, W, 3) larger than `tile` = (th, tw) with `run` (a frame-in, frame-out function
-    on (1, h, w, 3) batches of at most the tile's size), blending overlapping tiles; returns uint8 (H, W, 3)."""
+    on (1, h, w, 3) batches of at most the tile's size), keeping from each tile what saw `context` pixels around it;
+    returns uint8 (H, W, 3)."""
     height, width = frame.shape[:2]
     total = np.zeros((height, width, 3), np.float32)
     weight = np.zeros((height, width, 1), np.float32)
-    for top in tile_origins(height, tile[0], overlap, multiple):
-        for left in tile_origins(width, tile[1], overlap, multiple):
+    for top in tile_origins(height, tile[0], context, multiple):
+        for left in tile_origins(width, tile[1], context, multiple):
             window = np.ascontiguousarray(frame[top : top + tile[0], left : left + tile[1]])
             rows, cols = window.shape[:2]
             restored = np.asarray(run(window[None]))[0].astype(np.float32)
-            w = blend_ramp(rows, overlap)[:, None, None] * blend_ramp(cols, overlap)[None, :, None]
+            w = (tile_weights(top, rows, height, context)[:, None, None]
+                 * tile_weights(left, cols, width, context)[None, :, None])  # fmt: skip
             total[top : top + rows, left : left + cols] += restored * w
             weight[top : top + rows, left : left + cols] += w
     return np.rint(total / weight).clip(0, 255).astype(np.uint8)

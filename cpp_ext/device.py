@@ -188,6 +188,16 @@ def _view(array: Any, what: str, typestrs: tuple[str, ...], ndim: int) -> _View:
     return _View(int(interface["data"][0]), shape, strides, typestr)
 
 
+def _periods(height: int, width: int, out_h: int, out_w: int, multiple: int | None) -> tuple[int, int]:
+    """The sides after which the pad repeats (`derain.frames.pad_index`): the frame padded to `multiple`, or the
+    whole output (edge replication only) without one."""
+    if multiple is None:
+        return max(out_h, 1), max(out_w, 1)
+    from derain.frames import padded_size
+
+    return padded_size(max(height, 1), max(width, 1), multiple)
+
+
 def _require_tensor(view: _View, what: str, batch: int, height: int, width: int) -> None:
     """`view` must be a contiguous (batch, 3, >= height, >= width) tensor: the kernels index it densely."""
     if not view.contiguous() or view.shape[:2] != (batch, 3) or view.shape[2] < height or view.shape[3] < width:
@@ -308,9 +318,10 @@ class FrameKernels:
 
     # -------------------------------------------------------------------------------------------- frame contract
 
-    def to_network(self, frames: Any, out: Any, stream: int = 0) -> None:
+    def to_network(self, frames: Any, out: Any, stream: int = 0, multiple: int | None = None) -> None:
         """uint8 BGR frames (N, H, W, 3) (rows may be pitched) -> `out`, RGB (N, 3, Hp, Wp) float32 or float16 in
-        [0, 1], edge-padded to out's size (`derain.frames.to_network`)."""
+        [0, 1], padded to out's size as `derain.frames.to_network(size=...)` pads: edge replication to the network's
+        `multiple`, periodic beyond it (None: edge replication over the whole pad)."""
         src = _view(frames, "frames", ("|u1",), 4)
         dst = _view(out, "out", ("<f4", "<f2"), 4)
         batch, height, width, channels = src.shape
@@ -319,8 +330,9 @@ class FrameKernels:
         _require_tensor(dst, "out", batch, height, width)
         name = "bgr8_to_nchw_f16" if dst.typestr == "<f2" else "bgr8_to_nchw_f32"
         out_h, out_w = dst.shape[2:]
+        period_h, period_w = _periods(height, width, out_h, out_w, multiple)
         args = [_ptr(src.pointer), _i32(height), _i32(width), _i64(src.strides[1]), _i64(src.strides[0]),
-                _ptr(dst.pointer), _i32(out_h), _i32(out_w)]  # fmt: skip
+                _ptr(dst.pointer), _i32(out_h), _i32(out_w), _i32(period_h), _i32(period_w)]  # fmt: skip
         if batch and out_h and out_w:
             self.launch(name, _grid(out_w, out_h, batch), args, stream)
 
@@ -340,9 +352,9 @@ class FrameKernels:
             self.launch(name, _grid(width, height, batch), args, stream)
 
     def nv12_to_network(self, luma: Any, chroma: Any, out: Any, matrix: int = 601, full_range: bool = False,
-                        stream: int = 0) -> None:  # fmt: skip
+                        stream: int = 0, multiple: int | None = None) -> None:  # fmt: skip
         """NV12 planes (luma (N, H, W), chroma (N, H/2, W/2, 2); rows may be pitched) -> `out`, RGB (N, 3, Hp, Wp)
-        edge-padded (`derain.cpp_ext.reference.nv12_to_network`)."""
+        padded as `to_network` pads (`derain.cpp_ext.reference.nv12_to_network`)."""
         y, uv = _view(luma, "luma", ("|u1",), 3), _view(chroma, "chroma", ("|u1",), 4)
         dst = _view(out, "out", ("<f4", "<f2"), 4)
         batch, height, width = y.shape
@@ -355,7 +367,7 @@ class FrameKernels:
             args = [_ptr(y.pointer + index * y.strides[0]), _i64(y.strides[1]),
                     _ptr(uv.pointer + index * uv.strides[0]), _i64(uv.strides[1]), _i32(height), _i32(width),
                     _i64(0), _i32(matrix), _i32(int(full_range)), _ptr(dst.pointer + index * frame_bytes),
-                    _i32(out_h), _i32(out_w)]  # fmt: skip
+                    _i32(out_h), _i32(out_w), *map(_i32, _periods(height, width, out_h, out_w, multiple))]  # fmt: skip
             self.launch(name, _grid(out_w, out_h, 1), args, stream)
 
     def network_to_nv12(self, tensor: Any, luma: Any, chroma: Any, matrix: int = 601, full_range: bool = False,
@@ -378,12 +390,12 @@ class FrameKernels:
                     _i64(0), _i32(matrix), _i32(int(full_range))]  # fmt: skip
             self.launch(name, _grid(width // 2, height // 2, 1), args, stream)
 
-    def tiled(self, run: Callable[[Any], Any], frame: Any, out: Any, tile: tuple[int, int], overlap: int,
+    def tiled(self, run: Callable[[Any], Any], frame: Any, out: Any, tile: tuple[int, int], context: int,
               empty: Callable[[tuple[int, ...], str], Any], multiple: int = 1, stream: int = 0) -> None:  # fmt: skip
         """`derain.frames.tiled` on the device: `run` maps a (1, h, w, 3) uint8 device tile to its restored tile (on
         `stream`); the blend goes into `out` (H, W, 3) uint8. `empty(shape, "uint8" | "float32")` allocates scratch
         device arrays (e.g. torch.empty on the GPU)."""
-        from derain.frames import tile_origins
+        from derain.frames import BLEND, tile_origins
 
         src, dst = _view(frame, "frame", ("|u1",), 3), _view(out, "out", ("|u1",), 3)
         height, width = src.shape[:2]
@@ -394,8 +406,8 @@ class FrameKernels:
         total_ptr, weight_ptr = _view(total, "total", ("<f4",), 3).pointer, _view(weight, "weight", ("<f4",), 2).pointer
         self._zero(total_ptr, height * width * 3 * 4, stream)
         self._zero(weight_ptr, height * width * 4, stream)
-        for top in tile_origins(height, tile[0], overlap, multiple):
-            for left in tile_origins(width, tile[1], overlap, multiple):
+        for top in tile_origins(height, tile[0], context, multiple):
+            for left in tile_origins(width, tile[1], context, multiple):
                 rows, cols = min(tile[0], height - top), min(tile[1], width - left)
                 window = empty((1, rows, cols, 3), "uint8")
                 self.launch("extract_tile", _grid(cols, rows, 1), [
@@ -406,8 +418,8 @@ class FrameKernels:
                     raise KernelBuildError(f"run() must return a contiguous (1, {rows}, {cols}, 3) uint8 tile, "
                                            f"got {restored.shape}")  # fmt: skip
                 self.launch("blend_tile", _grid(cols, rows, 1), [
-                    _ptr(restored.pointer), _i32(rows), _i32(cols), _i32(top), _i32(left), _i32(overlap),
-                    _ptr(total_ptr), _ptr(weight_ptr), _i32(height), _i32(width)], stream)  # fmt: skip
+                    _ptr(restored.pointer), _i32(rows), _i32(cols), _i32(top), _i32(left), _i32(context),
+                    _i32(BLEND), _ptr(total_ptr), _ptr(weight_ptr), _i32(height), _i32(width)], stream)  # fmt: skip
         self.launch("finish_blend", _grid(width, height, 1), [_ptr(total_ptr), _ptr(weight_ptr), _ptr(dst.pointer),
                     _i32(height), _i32(width), _i64(dst.strides[0])], stream)  # fmt: skip
 

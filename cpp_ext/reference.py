@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from derain.frames import FrameError, padded_size
+from derain.frames import FrameError, pad_index, padded_size
 
 MATRICES = {601: (0.299, 0.114), 709: (0.2126, 0.0722)}
 
@@ -24,9 +24,11 @@ def _spec(matrix: int, full_range: bool) -> tuple[float, float, float, float, fl
 
 
 def nv12_to_network(luma: np.ndarray, chroma: np.ndarray, matrix: int = 601, full_range: bool = False,
-                    multiple: int = 1, dtype: type = np.float32) -> np.ndarray:  # fmt: skip
+                    multiple: int = 1, dtype: type = np.float32, size: tuple[int, int] | None = None
+                    ) -> np.ndarray:  # fmt: skip
     """NV12 planes, luma (N, H, W) uint8 and chroma (N, H/2, W/2, 2) uint8 (Cb, Cr interleaved) -> RGB (N, 3, Hp, Wp)
-    in [0, 1], edge-padded to `multiple` (computed in float32, as the kernel)."""
+    in [0, 1], padded to `multiple` (or to `size`) as the frame contract pads (`derain.frames.pad_index`; computed
+    in float32, as the kernel)."""
     if luma.ndim != 3 or chroma.ndim != 4 or chroma.shape[-1] != 2:
         raise FrameError(f"expected luma (N, H, W) and chroma (N, H/2, W/2, 2), found {luma.shape} and {chroma.shape}")
     kr, kb, y_offset, y_scale, c_scale = _spec(matrix, full_range)
@@ -40,8 +42,8 @@ def nv12_to_network(luma: np.ndarray, chroma: np.ndarray, matrix: int = 601, ful
     b = y + np.float32(2 * (1 - kb)) * cb
     g = (y - np.float32(kr) * r - np.float32(kb) * b) / np.float32(1 - kr - kb)
     rgb = np.clip(np.stack([r, g, b], axis=1), 0.0, 1.0)
-    out_h, out_w = padded_size(height, width, multiple)
-    rgb = np.pad(rgb, ((0, 0), (0, 0), (0, out_h - height), (0, out_w - width)), mode="edge")
+    out_h, out_w = size if size is not None else padded_size(height, width, multiple)
+    rgb = rgb[:, :, pad_index(np.arange(out_h), height, multiple)][:, :, :, pad_index(np.arange(out_w), width, multiple)]
     return np.ascontiguousarray(rgb.astype(dtype))
 
 

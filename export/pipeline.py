@@ -142,6 +142,24 @@ def check_test_split(request: ExportRequest) -> None:
                                f" (parity crops them to it): {', '.join(small[:5])}")  # fmt: skip
 
 
+def network_context(model: Any) -> int:
+    """The context tiles keep around each pixel (`derain.models.receptive.tile_context`): the largest over the
+    built-in test photos under dense rain (the response reaches further where there is more to correct)."""
+    import torch
+
+    from derain.data.photos import TEST_PHOTOS, photo
+    from derain.data.rain import render_rain
+    from derain.models.receptive import tile_context
+
+    contexts = []
+    for name in TEST_PHOTOS:
+        crop = np.ascontiguousarray(photo(name)[:256, :256])
+        clean = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+        contexts.append(tile_context(model, render_rain(clean, "rain100H", seed=0)))
+    log.info("tile context (impulse response, 99 %% of its mass): %s px -> %d", contexts, max(contexts))
+    return max(contexts)
+
+
 def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
     dynamic = not is_static(request)
     height, width = request.shapes[0]
@@ -149,6 +167,7 @@ def stage_onnx(request: ExportRequest, model: Any, out: Path) -> Path:
         "model": model_spec(model),
         "io": request.io,
         "pad_multiple": pad_multiple(model),
+        "context": network_context(model),
         "shapes": [list(shape) for shape in request.shapes],
         "dynamic": [list(side) for side in request.dynamic] if request.dynamic else None,
         "checkpoint": str(request.weights),
@@ -292,6 +311,7 @@ def stage_engine(request: ExportRequest, onnx_path: Path, targets: tuple[int, ..
         "precision": request.precision,
         "io": request.io,
         "pad_multiple": meta.get("pad_multiple", 1),
+        "context": meta.get("context"),
         "inputs": built.inputs,
         "outputs": built.outputs,
         "profiles": [asdict(profile) for profile in profiles],

@@ -40,15 +40,15 @@ log = logging.getLogger(__name__)
 METRICS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
 
-def derain_image(model: nn.Module, rgb, device: torch.device, tile: int = 512, overlap: int = 32):  # noqa: ANN001
+def derain_image(model: nn.Module, rgb, device: torch.device, tile: int = 512, context: int = 96):  # noqa: ANN001
     """De-rain one RGB image, uint8 (H, W, 3) -> uint8, or float (H, W, 3) in [0, 1] -> float; tiled beyond `tile`
     pixels."""
     if rgb.dtype == np.uint8:
         image = to_tensor(rgb)[None].to(device)
-        return to_uint8(tiled_forward(model, image, tile=tile, overlap=overlap)[0])
+        return to_uint8(tiled_forward(model, image, tile=tile, context=context)[0])
     image = torch.from_numpy(np.ascontiguousarray(rgb, np.float32)).permute(2, 0, 1)[None].to(device)
     with torch.no_grad():
-        restored = tiled_forward(model, image, tile=tile, overlap=overlap)[0].clamp(0, 1)
+        restored = tiled_forward(model, image, tile=tile, context=context)[0].clamp(0, 1)
     return restored.permute(1, 2, 0).cpu().numpy()
 
 
@@ -74,7 +74,7 @@ def folder_jobs(data: Path) -> tuple[list[tuple[Path, Path | None]], bool]:
 
 
 def _process(model: nn.Module, rainy_path: Path, clean_path: Path | None, out_dir: Path | None,
-             device: torch.device, tile: int, overlap: int) -> dict:  # fmt: skip
+             device: torch.device, tile: int, context: int) -> dict:  # fmt: skip
     """De-rain one file, write it in its own mode, score it; an ImageReadError / DatasetError names the problem."""
     rainy = read_picture(rainy_path)
     clean = read_picture(clean_path) if clean_path is not None else None
@@ -84,7 +84,7 @@ def _process(model: nn.Module, rainy_path: Path, clean_path: Path | None, out_di
     if min(rainy.rgb.shape[:2]) < MIN_SIDE:
         raise DatasetError(f"{rainy_path.name} is {rainy.rgb.shape[1]}x{rainy.rgb.shape[0]}, smaller than "
                            f"{MIN_SIDE} pixels a side")  # fmt: skip
-    restored = derain_image(model, rainy.rgb, device, tile, overlap)
+    restored = derain_image(model, rainy.rgb, device, tile, context)
     if rainy.grey:  # what is written (and scored) is grey
         restored = np.repeat(cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     if out_dir is not None:
@@ -106,7 +106,7 @@ def evaluate_folder(
     out_dir: str | Path | None = None,
     device: torch.device | str = "cpu",
     tile: int = 512,
-    overlap: int = 32,
+    context: int = 96,
     progress: bool = True,
     strict: bool = True,
 ) -> dict:
@@ -128,7 +128,7 @@ def evaluate_folder(
     rows, failed = [], []
     for rainy_path, clean_path in bar(jobs, desc="derain", leave=False, enabled=progress):
         try:
-            rows.append(_process(model, rainy_path, clean_path, out, device, tile, overlap))
+            rows.append(_process(model, rainy_path, clean_path, out, device, tile, context))
         except (ImageReadError, DatasetError) as error:
             if strict:
                 raise

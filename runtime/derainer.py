@@ -2,13 +2,16 @@
 
     from derain.runtime import Derainer
 
-    with Derainer("model_fp16_sm89.engine") as derainer:          # or .onnx / .pt
+    with Derainer("model_fp16_sm89.engine") as derainer:          # or .onnx / .pt, or "builtin" (the default)
         clean = derainer(frame)                                    # uint8 BGR (H, W, 3) -> same
         for clean, info in derainer.stream("csi://0"):             # newest frame only, bounded latency
             detections = detector(clean)                           # info: latency_ms, index, rainy, ...
 
-Frames larger than the artifact takes (a static engine's shape, a dynamic profile's maximum) are de-rained in
-overlapping tiles blended together; smaller frames are padded (edge replication) and cropped back.
+Any frame size gives the network's own result where the artifact can take it (PyTorch, dynamic ONNX graphs and
+profiles: padded only to the network's multiple). Frames larger than the artifact takes (a static engine's shape, a
+dynamic profile's maximum) are de-rained in tiles that keep the network's measured context around every pixel they
+give (`derain.frames.tiled`), which gives its own result too; smaller frames are padded into a static shape by
+repeating the frame (`derain.frames.pad_index`) and cropped back.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from derain.frames import as_batch, frame_size, tiled
+from derain.builtin import is_builtin, resolve_weights
+from derain.frames import DEFAULT_CONTEXT, as_batch, frame_size, tile_context, tiled
 from derain.runtime.backends import Backend, open_backend
 from derain.runtime.sources import Source, open_source
 from derain.runtime.stream import FrameInfo, Stream
@@ -32,25 +36,34 @@ class Derainer:
     """A de-raining model behind the frame contract.
 
     Args:
-        model: an artifact path (`.engine`/`.plan`, `.onnx`, `.pt`) or a loaded `Backend`.
+        model: an artifact path (`.engine`/`.plan`, `.onnx`, `.pt`), a loaded `Backend`, or "builtin" / None (the
+            shipped de-rainer, on PyTorch).
         backend: force a backend by name ("tensorrt", "onnxruntime", "pytorch").
         device: "auto", "cpu", "cuda", "cuda:N".
-        tile_overlap: pixels shared by neighbouring tiles of frames larger than the artifact takes.
+        tile_context: pixels of context tiles keep around every pixel of frames larger than the artifact takes
+            (default: the network's receptive-field radius recorded at export, else DEFAULT_CONTEXT).
         warmup: run blank frames of this (H, W) at load, so the first live frame is not the slow one.
         **options: for the backend's `load` (threads, precision, cuda_graphs, compile, runtime_cache...).
     """
 
     def __init__(
         self,
-        model: str | Path | Backend,
+        model: str | Path | Backend | None = "builtin",
         backend: str | None = None,
         device: str = "auto",
-        tile_overlap: int = 32,
+        tile_context: int | None = None,
         warmup: tuple[int, int] | None = None,
         **options: Any,
     ) -> None:
-        self.backend = model if isinstance(model, Backend) else open_backend(model, backend, device, **options)
-        self.tile_overlap = tile_overlap
+        if not isinstance(model, Backend):
+            if not isinstance(model, (str, Path, type(None))):
+                raise TypeError(f"model must be an artifact path, 'builtin' or a Backend, not {type(model).__name__}")
+            model = open_backend(resolve_weights(model) if is_builtin(model) else model, backend, device, **options)
+        self.backend = model
+        if tile_context is not None and tile_context < 0:
+            raise ValueError(f"tile_context must be >= 0, got {tile_context}")
+        self.tile_context = tile_context
+        self._capped: set[tuple[int, int]] = set()
         if warmup is not None:
             self.backend.warmup(warmup)
 
@@ -62,6 +75,8 @@ class Derainer:
         """De-rain one uint8 BGR frame (H, W, 3) or a batch (N, H, W, 3). Host arrays come back as numpy; device
         arrays (torch CUDA tensors, `__cuda_array_interface__` objects) come back on the device."""
         height, width = frame_size(frames)
+        if len(getattr(frames, "shape", ())) == 4 and frames.shape[0] == 0:  # an empty batch: nothing to de-rain
+            return frames[:0] if not isinstance(frames, np.ndarray) else np.empty_like(frames)
         if not isinstance(frames, np.ndarray) and self.spec.device_frames:
             return self.backend(frames)
         frames = np.asarray(frames)
@@ -74,19 +89,33 @@ class Derainer:
             return out[0] if single else out
         tile = self._tile_size()
         batch, single = as_batch(frames)
-        multiple = self.spec.multiple
-        overlap = min(self.tile_overlap, (min(tile) - multiple) // 2)  # small profiles: as much overlap as fits
-        out = np.stack([tiled(self.backend, frame, tile, overlap, multiple) for frame in batch])
+        context = self.context(tile)
+        out = np.stack([tiled(self.backend, frame, tile, context, self.spec.multiple) for frame in batch])
         return out[0] if single else out
+
+    def context(self, tile: tuple[int, int] | None = None) -> int:
+        """The context tiles keep: `tile_context`, the artifact's recorded one, or DEFAULT_CONTEXT; capped at what
+        tiles of `tile` leave room for (with a warning, as tiles then no longer give the network's own result)."""
+        wanted = self.tile_context if self.tile_context is not None else self.spec.context
+        if wanted is None:
+            log.warning("%s records no receptive field (exported before it was measured): tiles keep %d px of "
+                        "context", self.backend.path.name, DEFAULT_CONTEXT)  # fmt: skip
+            wanted = self.tile_context = DEFAULT_CONTEXT
+        if tile is None:
+            return wanted
+        context = tile_context(tile, wanted, self.spec.multiple)
+        if context < wanted and tile not in self._capped:
+            self._capped.add(tile)
+            log.warning("tiles of %dx%d leave room for %d px of context, not the network's %d: seams may show",
+                        tile[1], tile[0], context, wanted)  # fmt: skip
+        return context
 
     def _tile_size(self) -> tuple[int, int]:
         largest = self.spec.largest()
         if largest is None:
             raise ValueError("a dynamic artifact without a maximum size never needs tiles")
-        if not self.spec.fixed_sizes:  # a dynamic profile: tiles padded to the multiple must still fit
-            multiple = self.spec.multiple
-            largest = (largest[0] // multiple * multiple, largest[1] // multiple * multiple)
-        return largest
+        multiple = self.spec.multiple  # tiles start and end on the multiple, padded into the artifact's size
+        return largest[0] // multiple * multiple, largest[1] // multiple * multiple
 
     def stream(self, source: str | int | Source, open_timeout: float = 10.0,
                **options: Any) -> Iterator[tuple[np.ndarray, FrameInfo]]:  # fmt: skip
@@ -97,7 +126,7 @@ class Derainer:
 
     def clone(self) -> Derainer:
         """A Derainer for another thread: shares the loaded weights, owns its context, stream and buffers."""
-        return Derainer(self.backend.clone(), tile_overlap=self.tile_overlap)
+        return Derainer(self.backend.clone(), tile_context=self.tile_context)
 
     def close(self) -> None:
         self.backend.close()

@@ -145,10 +145,10 @@ CASES = [
          f"{W}/a_file.txt"), 2, "is a file, a folder is needed"),  # fmt: skip
     Case("eval-tile-zero", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--tile", "0"), 2,
          "--tile must be >= 16"),
-    Case("eval-overlap-too-wide", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--tile", "64",
-         "--overlap", "40"), 2, "less than half of --tile"),  # fmt: skip
-    Case("eval-overlap-negative", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--overlap",
-         "-1"), 2, "--overlap must be >= 0"),  # fmt: skip
+    Case("eval-context-too-wide", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--tile", "64",
+         "--context", "40"), 2, "leaves no room in --tile"),  # fmt: skip
+    Case("eval-context-negative", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--context",
+         "-1"), 2, "--context must be >= 0"),  # fmt: skip
     Case("eval-bad-device", "eval", plain("--weights", f"{W}/tiny.pt", "--data", f"{W}/paired", "--device", "tpu"),
          2, "'tpu' is not a device"),
     Case("eval-every-problem-at-once", "eval", plain("--weights", f"{W}/none.pt", "--data", f"{W}/nowhere", "--tile",

@@ -108,7 +108,7 @@ def test_static_graph_pads_small_frames_and_tiles_large_ones(identity, network, 
     model, _ = network
     static = export_onnx(model, tmp_path / "static.onnx", 64, 96, dynamic=False, io="uint8",
                          metadata={"io": "uint8", "pad_multiple": pad_multiple(model)})  # fmt: skip
-    derainer = Derainer(static, device="cpu", tile_overlap=16)
+    derainer = Derainer(static, device="cpu", tile_context=16)
     assert derainer.spec.fixed_sizes == ((64, 96),)
     small, large = camera_frame(40, 50, seed=4), camera_frame(150, 230, seed=5)
     assert derainer(small).shape == small.shape
@@ -122,11 +122,73 @@ def test_static_graph_pads_small_frames_and_tiles_large_ones(identity, network, 
     whole = frames.reference(run_network, large, pad_multiple(model))
     mse = np.mean((tiled.astype(np.float64) - whole) ** 2)
     assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 35  # blended tiles are close to the whole-frame result
+    # a small frame goes into the static graph padded as the contract pads: edge to the multiple, then repeated
+    padded = frames.pad_frames(small[None], 64, 96, pad_multiple(model))
+    expected = frames.from_network(run_network(frames.to_network(padded)), 40, 50)[0]
+    assert np.abs(derainer(small).astype(int) - expected).max() <= 1
 
     identity_static = export_onnx(build_model("realtime", **TINY_NETWORKS["realtime"], tail_scale=0.0).eval(),
                                   tmp_path / "id.onnx", 64, 96, dynamic=False, io="uint8",
                                   metadata={"io": "uint8", "pad_multiple": 8})  # fmt: skip
     assert np.array_equal(Derainer(identity_static, device="cpu")(large), large)  # blending changes no pixel
+
+
+def test_tiles_with_the_networks_context_give_its_own_result(tmp_path):
+    """A network of finite receptive field, tiled through a static graph that records its context, gives the
+    whole frame's pixels; without the context it does not."""
+    model = perturbed("realtime", seed=5)
+    # receptive-field radius of the tiny realtime net, counted: head 2 + encoder 4 + 8 + bottleneck 16 + decoder
+    # 8 + 4 + tail 2 = 44 pixels, plus the pixel-unshuffle cells: 48 is beyond it
+    static = export_onnx(model, tmp_path / "static.onnx", 128, 160, dynamic=False, io="uint8",
+                         metadata={"io": "uint8", "pad_multiple": 8, "context": 48})  # fmt: skip
+    derainer = Derainer(static, device="cpu")
+    assert derainer.spec.context == 48 and derainer.context() == 48
+    large = camera_frame(300, 410, seed=6)
+
+    def run_network(tensor: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return prediction(model(torch.from_numpy(tensor))).numpy()
+
+    whole = frames.reference(run_network, large, 8)
+    difference = np.abs(derainer(large).astype(int) - whole)
+    assert difference.max() <= 1 and np.mean(difference > 0) < 1e-4, (difference.max(), np.mean(difference > 0))
+    narrow = np.abs(Derainer(static, device="cpu", tile_context=0)(large).astype(int) - whole)
+    assert narrow.max() > 2 and np.mean(narrow > 0) > 0.01  # the context matters: without it the seams show
+
+
+def test_tile_weights_are_zero_where_a_tile_saw_its_border_and_ramp_after():
+    # a tile at 64 of a 300-pixel side, 100 long, context 10, blend 16: both ends are shared with neighbours
+    weights = frames.tile_weights(64, 100, 300, context=10, blend=16)
+    assert np.all(weights[:10] == 0) and np.all(weights[-10:] == 0)
+    ramp = (np.arange(1, 17) / 17).astype(np.float32)  # 1/17 .. 16/17 over the blend, then 1
+    assert np.allclose(weights[10:26], ramp) and np.allclose(weights[-26:-10], ramp[::-1])
+    assert np.all(weights[26:-26] == 1)
+    assert np.all(frames.tile_weights(0, 100, 100, context=10) == 1)  # the frame's own edges keep full weight
+    first = frames.tile_weights(0, 100, 300, context=10, blend=16)
+    assert np.all(first[:74] == 1) and np.all(first[-10:] == 0)
+
+
+def test_tile_origins_keep_the_multiple_and_end_flush_with_the_frame():
+    for size, tile, context in [(1080, 480, 88), (1920, 640, 88), (2160, 480, 88), (500, 128, 48), (130, 128, 8)]:
+        starts = frames.tile_origins(size, tile, context, multiple=8)
+        assert all(start % 8 == 0 for start in starts)
+        assert starts[-1] + tile == frames.padded_size(size, size, 8)[0]  # padded as the whole frame is
+        shared = [starts[i] + tile - starts[i + 1] for i in range(len(starts) - 1)]
+        assert min(shared) >= 2 * context + frames.BLEND
+    assert frames.tile_origins(100, 128, 48, multiple=8) == [0]
+    with pytest.raises(ValueError, match="context"):
+        frames.tile_origins(1000, 128, 60, multiple=8)
+
+
+def test_padding_into_a_larger_shape_repeats_the_frame_padded_to_its_multiple():
+    frame = camera_frame(13, 11)
+    padded = frames.pad_frames(frame[None], 40, 30, multiple=8)[0]
+    assert np.array_equal(padded[:13, :11], frame)
+    assert np.array_equal(padded[13:16, :11], np.repeat(frame[12:13], 3, axis=0))  # edge to the multiple (16)
+    assert np.array_equal(padded[16:29, :11], frame)  # then the 16-row period again
+    assert np.array_equal(padded[:, 16:27], padded[:, :11])
+    tensor = frames.to_network(frame, multiple=8, size=(40, 30))
+    assert np.array_equal(tensor[0, 0] * 255, padded[..., 2].astype(np.float32))
 
 
 @pytest.mark.parametrize(

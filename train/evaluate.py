@@ -12,6 +12,7 @@ from torch import nn
 
 from derain.builtin import describe_builtin, is_builtin, resolve_weights
 from derain.cli import EXIT_OK, EXIT_PARTIAL, Problems, number_problems, run_main, setup_logging
+from derain.frames import BLEND
 from derain.models import load_model
 from derain.models.device import resolve_device
 from derain.outputs import output_problems
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "it, go on, list it at the end and exit with status 3)")  # fmt: skip
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images (pixels)")
-    parser.add_argument("--overlap", type=int, default=32, help="tile overlap (pixels)")
+    parser.add_argument("--context", type=int, default=96, help="pixels of context tiles keep around each pixel they "
+                        "give (the network's receptive-field radius: at least it, and tiles give the whole image's "
+                        "result; the shipped de-rainer's is 88)")  # fmt: skip
     return parser
 
 
@@ -56,9 +59,10 @@ def check_arguments(args: argparse.Namespace) -> tuple[nn.Module, torch.device]:
     """Every problem with the arguments at once, before any image is read: (model, device)."""
     problems = Problems()
     problems.extend(number_problems({"--tile": args.tile}, minimum=16))
-    problems.extend(number_problems({"--overlap": args.overlap}, minimum=0))
-    if args.tile >= 16 and args.overlap >= 0 and args.overlap * 2 >= args.tile:
-        problems.add(f"--overlap ({args.overlap}) must be less than half of --tile ({args.tile})")
+    problems.extend(number_problems({"--context": args.context}, minimum=0))
+    if args.tile >= 16 and args.context >= 0 and 2 * args.context + BLEND + 8 > args.tile:
+        problems.add(f"--context ({args.context}) leaves no room in --tile ({args.tile}): tiles need twice the context "
+                     f"plus {BLEND + 8} pixels")  # fmt: skip
     device = problems.attempt(lambda: resolve_device(args.device))
     model = problems.attempt(lambda: load_model(resolve_weights(args.weights)))
     data = Path(args.data)
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if is_builtin(args.weights):
             print(f"derain-eval: using {describe_builtin()}", file=sys.stderr)
         model, device = check_arguments(args)
-        result = evaluate_folder(model, args.data, args.out, device, args.tile, args.overlap, strict=args.strict)
+        result = evaluate_folder(model, args.data, args.out, device, args.tile, args.context, strict=args.strict)
         print(f"de-rained {result['images']} image(s)" + (f" into {args.out}" if args.out else ""))
         if "mean" in result:
             print("  ".join(f"{k} {v:.4f}" if k.startswith("ssim") else f"{k} {v:.2f}"

@@ -3,9 +3,11 @@
 // The frame contract (common/frames.py) is the reference for every kernel here:
 // - in: uint8 BGR (H, W, 3) with pitched rows, or NV12 (Y plane + interleaved UV plane at half resolution);
 //   out: RGB (N, 3, Hp, Wp) in [0, 1], divided by 255 in FP32 (then rounded to FP16 for half tensors), padded on the
-//   bottom and right to (Hp, Wp) by edge replication;
+//   bottom and right to (Hp, Wp): edge replication up to the period (the frame padded to the network's multiple),
+//   periodic repetition beyond it (a static engine's larger shape; derain.frames.pad_index);
 // - back: cropped to (H, W), clamped to [0, 1], times 255, rounded half to even (rintf), uint8 BGR (or NV12).
-// - tiles: weighted sums of uint8 tile outputs with linear ramps, divided by the summed weight, rounded half to even.
+// - tiles: weighted sums of uint8 tile outputs, weight 0 within `context` of an edge shared with a neighbour and rising
+//   linearly over `blend` pixels after it, divided by the summed weight, rounded half to even.
 //
 // Every kernel is `extern "C"` (plain names for NVRTC / cuModuleGetFunction / cupy.RawModule) and reads only what
 // its arguments say: strides are in bytes for uint8 images and in elements for tensors. One thread per output pixel
@@ -23,6 +25,12 @@ struct f16 {
 namespace {
 
 __device__ __forceinline__ int clamp_index(int value, int size) { return value < size ? value : size - 1; }
+
+// derain.frames.pad_index: edge replication up to `period` (the side padded to the network's multiple), then
+// periodic repetition of the padded side.
+__device__ __forceinline__ int pad_index(int value, int size, int period) {
+    return clamp_index(value % period, size);
+}
 
 __device__ __forceinline__ float saturate(float value) { return fminf(fmaxf(value, 0.0f), 1.0f); }
 
@@ -70,15 +78,16 @@ __device__ __forceinline__ void store_rgb(T* dst, int n, int y, int x, int out_h
     dst[base + 2 * plane] = from_float<T>(b);
 }
 
-// 1. uint8 BGR frames -> RGB NCHW in [0, 1], padded by edge replication.
+// 1. uint8 BGR frames -> RGB NCHW in [0, 1], padded as the contract pads (pad_index).
 template <typename T>
 __device__ void bgr8_to_nchw(const u8* src, int height, int width, long long row_pitch, long long frame_pitch,
-                             T* dst, int out_h, int out_w) {
+                             T* dst, int out_h, int out_w, int period_h, int period_w) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     const int n = blockIdx.z;
     if (x >= out_w || y >= out_h) return;
-    const u8* pixel = src + n * frame_pitch + clamp_index(y, height) * row_pitch + clamp_index(x, width) * 3;
+    const u8* pixel =
+        src + n * frame_pitch + pad_index(y, height, period_h) * row_pitch + pad_index(x, width, period_w) * 3;
     // divide in FP32, as the contract does (x / 255.0f, not x * (1 / 255.0f), which rounds differently)
     store_rgb<T>(dst, n, y, x, out_h, out_w, pixel[2] / 255.0f, pixel[1] / 255.0f, pixel[0] / 255.0f);
 }
@@ -99,16 +108,16 @@ __device__ void nchw_to_bgr8(const T* src, int in_h, int in_w, u8* dst, int heig
     pixel[2] = to_byte(to_float<T>(src[base]));
 }
 
-// 3a. NV12 -> RGB NCHW (chroma nearest, as the decoders' 4:2:0 layout pairs it), padded by edge replication.
+// 3a. NV12 -> RGB NCHW (chroma nearest, as the decoders' 4:2:0 layout pairs it), padded as the contract pads.
 template <typename T>
 __device__ void nv12_to_nchw(const u8* luma, long long luma_pitch, const u8* chroma, long long chroma_pitch,
                              int height, int width, long long frame_pitch, int matrix, int full_range, T* dst,
-                             int out_h, int out_w) {
+                             int out_h, int out_w, int period_h, int period_w) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     const int n = blockIdx.z;
     if (x >= out_w || y >= out_h) return;
-    const int sy = clamp_index(y, height), sx = clamp_index(x, width);
+    const int sy = pad_index(y, height, period_h), sx = pad_index(x, width, period_w);
     const YuvSpec s = yuv_spec(matrix, full_range);
     const float luminance = (luma[n * frame_pitch + sy * luma_pitch + sx] - s.y_offset) / s.y_scale;
     const u8* uv = chroma + n * frame_pitch + (sy / 2) * chroma_pitch + (sx / 2) * 2;
@@ -151,9 +160,16 @@ __device__ void nchw_to_nv12(const T* src, int in_h, int in_w, u8* luma, long lo
     uv[1] = static_cast<u8>(fminf(fmaxf(rintf(128.0f + s.c_scale * cr_sum * 0.25f), 0.0f), 255.0f));
 }
 
-__device__ __forceinline__ float ramp(int position, int length, int overlap) {
-    const float distance = fminf(static_cast<float>(position + 1), static_cast<float>(length - position));
-    return fminf(distance / static_cast<float>(overlap > 1 ? overlap : 1), 1.0f);
+// derain.frames.tile_weights: 0 within `context` of an edge shared with a neighbour (start > 0 / start + length <
+// size), then rising linearly over `blend` pixels; 1 at the frame's own edges.
+__device__ __forceinline__ float tile_weight(int position, int length, int start, int size, int context, int blend) {
+    const float step = static_cast<float>(blend + 1);
+    float weight = 1.0f;
+    if (start > 0)
+        weight = fminf(weight, saturate((static_cast<float>(position) - static_cast<float>(context - 1)) / step));
+    if (start + length < size)
+        weight = fminf(weight, saturate((static_cast<float>(length - context) - static_cast<float>(position)) / step));
+    return weight;
 }
 
 }  // namespace
@@ -161,13 +177,15 @@ __device__ __forceinline__ float ramp(int position, int length, int overlap) {
 extern "C" {
 
 __global__ void bgr8_to_nchw_f32(const u8* src, int height, int width, long long row_pitch,
-                                 long long frame_pitch, float* dst, int out_h, int out_w) {
-    bgr8_to_nchw<float>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w);
+                                 long long frame_pitch, float* dst, int out_h, int out_w, int period_h,
+                                 int period_w) {
+    bgr8_to_nchw<float>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w, period_h, period_w);
 }
 
 __global__ void bgr8_to_nchw_f16(const u8* src, int height, int width, long long row_pitch,
-                                 long long frame_pitch, f16* dst, int out_h, int out_w) {
-    bgr8_to_nchw<f16>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w);
+                                 long long frame_pitch, f16* dst, int out_h, int out_w, int period_h,
+                                 int period_w) {
+    bgr8_to_nchw<f16>(src, height, width, row_pitch, frame_pitch, dst, out_h, out_w, period_h, period_w);
 }
 
 __global__ void nchw_to_bgr8_f32(const float* src, int in_h, int in_w, u8* dst, int height, int width,
@@ -182,16 +200,16 @@ __global__ void nchw_to_bgr8_f16(const f16* src, int in_h, int in_w, u8* dst, in
 
 __global__ void nv12_to_nchw_f32(const u8* luma, long long luma_pitch, const u8* chroma,
                                  long long chroma_pitch, int height, int width, long long frame_pitch, int matrix,
-                                 int full_range, float* dst, int out_h, int out_w) {
+                                 int full_range, float* dst, int out_h, int out_w, int period_h, int period_w) {
     nv12_to_nchw<float>(luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix, full_range, dst,
-                        out_h, out_w);
+                        out_h, out_w, period_h, period_w);
 }
 
 __global__ void nv12_to_nchw_f16(const u8* luma, long long luma_pitch, const u8* chroma,
                                  long long chroma_pitch, int height, int width, long long frame_pitch, int matrix,
-                                 int full_range, f16* dst, int out_h, int out_w) {
+                                 int full_range, f16* dst, int out_h, int out_w, int period_h, int period_w) {
     nv12_to_nchw<f16>(luma, luma_pitch, chroma, chroma_pitch, height, width, frame_pitch, matrix, full_range, dst,
-                         out_h, out_w);
+                         out_h, out_w, period_h, period_w);
 }
 
 __global__ void nchw_to_nv12_f32(const float* src, int in_h, int in_w, u8* luma, long long luma_pitch,
@@ -222,16 +240,17 @@ __global__ void extract_tile(const u8* frame, int height, int width, long long r
     out[2] = pixel[2];
 }
 
-// 4b. Accumulate one restored uint8 tile (rows, cols, 3; only its part inside the frame) with linear ramps over
-// `overlap` pixels into float sums (H, W, 3) and weights (H, W). Tiles are launched one after another on a stream,
+// 4b. Accumulate one restored uint8 tile (rows, cols, 3; only its part inside the frame) with its tile weights
+// into float sums (H, W, 3) and weights (H, W). Tiles are launched one after another on a stream,
 // so each pixel sums its tiles in the reference's order.
-__global__ void blend_tile(const u8* tile, int rows, int cols, int top, int left, int overlap, float* total,
-                           float* weight, int height, int width) {
+__global__ void blend_tile(const u8* tile, int rows, int cols, int top, int left, int context, int blend,
+                           float* total, float* weight, int height, int width) {
     const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     const int valid_rows = min(rows, height - top), valid_cols = min(cols, width - left);
     if (x >= valid_cols || y >= valid_rows) return;
-    const float w = ramp(y, valid_rows, overlap) * ramp(x, valid_cols, overlap);
+    const float w = tile_weight(y, valid_rows, top, height, context, blend) *
+                    tile_weight(x, valid_cols, left, width, context, blend);
     const size_t pixel = static_cast<size_t>(top + y) * width + (left + x);
     const u8* value = tile + (static_cast<size_t>(y) * cols + x) * 3;
     total[pixel * 3] += value[0] * w;

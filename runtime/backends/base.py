@@ -35,6 +35,8 @@ class InputSpec:
         precision: "fp32", "fp16", "int8", "fp8" (what the artifact computes in).
         device: where the network runs ("cpu", "cuda:0").
         device_frames: whether device arrays are taken and returned without a host copy.
+        context: the network's receptive-field radius in pixels (from the artifact's metadata; None: not recorded),
+            which tiles of larger frames keep around each pixel.
     """
 
     multiple: int = 1
@@ -45,6 +47,7 @@ class InputSpec:
     precision: str = "fp32"
     device: str = "cpu"
     device_frames: bool = False
+    context: int | None = None
 
     def fitting_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The size a (height, width) frame runs at: itself (padded up to the minimum) for dynamic artifacts, the

@@ -103,6 +103,7 @@ class OnnxBackend(Backend):
             precision=str(meta.get("precision", "fp32")),
             device=f"cuda:{device_id}" if use_cuda else "cpu",
             device_frames=use_cuda,
+            context=int(meta["context"]) if isinstance(meta.get("context"), int) else None,
         )
         log.info("onnxruntime: %s (%s I/O, %s) on %s", path.name, layout, spec.precision, session.get_providers()[0])
         return cls(path, spec, session, layout, input_dtype)
@@ -114,7 +115,7 @@ class OnnxBackend(Backend):
         height, width = batch.shape[1:3]
         size = self.spec.fitting_size(height, width) if self.spec.fixed_sizes else None
         if self.layout == "frame":
-            feed = batch if size is None else pad_frames(batch, *size)
+            feed = batch if size is None else pad_frames(batch, *size, self.spec.multiple)
             out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(feed)})[0]
             out = out[:, :height, :width]
         else:

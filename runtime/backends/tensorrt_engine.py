@@ -193,6 +193,7 @@ def _spec(loaded: _Engine, card: dict[str, Any], device: int) -> InputSpec:
         precision=str(card.get("precision", "fp32")),
         device=f"cuda:{device}",
         device_frames=True,
+        context=int(card["context"]) if isinstance(card.get("context"), int) else None,
     )
 
 
@@ -357,7 +358,7 @@ class TensorRTBackend(Backend):
             out = self._run_fused_host(np.ascontiguousarray(batch), shape)
             return out[0] if single else out
         if self.loaded.layout == "frame":
-            staged = pad_frames(batch, shape[1], shape[2])
+            staged = pad_frames(batch, shape[1], shape[2], self.multiple)
         else:
             staged = to_network(batch, self.multiple, self.loaded.input_dtype, size=(shape[2], shape[3]))
         count = staged.size
@@ -383,7 +384,8 @@ class TensorRTBackend(Backend):
         if int(np.prod(shape)) * self.loaded.input_dtype.itemsize > self.input.nbytes or \
                 frame_bytes > self.frames_out.nbytes:  # fmt: skip
             raise BackendError(f"{self.path.name}: frames {tuple(shape)} do not fit the buffers of its profiles")
-        kernels.to_network(frames, DeviceArray(self.input.device, shape, self.loaded.input_dtype.str), self.stream)
+        kernels.to_network(frames, DeviceArray(self.input.device, shape, self.loaded.input_dtype.str), self.stream,
+                           self.multiple)
         self._execute(shape)
         out = DeviceArray(self.frames_out.device, (batch, height, width, 3))
         kernels.from_network(DeviceArray(self.output.device, shape, self.loaded.output_dtype.str), out, self.stream)
