@@ -38,7 +38,7 @@ SCALE = 255.0
 MIN_SIDE = 8  # smallest frame side a network takes (one 8x8 cell of the shallowest multiple)
 MAX_SIDE = 8192
 BLEND = 16  # pixels over which a tile's weight rises once it has seen its context
-DEFAULT_CONTEXT = 96  # receptive-field radius assumed for artifacts that do not carry theirs [guess: above every registered network's measured one]
+DEFAULT_CONTEXT = 96  # context of artifacts that record none (exported before it was measured; ours: 88)
 
 
 class FrameError(InputError, ValueError):

@@ -43,7 +43,8 @@ def nv12_to_network(luma: np.ndarray, chroma: np.ndarray, matrix: int = 601, ful
     g = (y - np.float32(kr) * r - np.float32(kb) * b) / np.float32(1 - kr - kb)
     rgb = np.clip(np.stack([r, g, b], axis=1), 0.0, 1.0)
     out_h, out_w = size if size is not None else padded_size(height, width, multiple)
-    rgb = rgb[:, :, pad_index(np.arange(out_h), height, multiple)][:, :, :, pad_index(np.arange(out_w), width, multiple)]
+    rows, cols = pad_index(np.arange(out_h), height, multiple), pad_index(np.arange(out_w), width, multiple)
+    rgb = rgb[:, :, rows][:, :, :, cols]
     return np.ascontiguousarray(rgb.astype(dtype))
 
 

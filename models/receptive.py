@@ -15,7 +15,6 @@ from torch import nn
 
 from derain.models.padding import pad_multiple, prediction
 
-
 GATES = ("shrink", "bypass")  # inference gates that zero small corrections (the realtime net's dry-frame settings)
 
 

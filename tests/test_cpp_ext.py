@@ -239,6 +239,36 @@ def test_tiles_blend_as_the_contract_does(kernels):
     kernels.tiled(lambda tile: 255 - tile, cuda(frame), out, (96, 128), 16, empty, multiple=8)
     assert np.array_equal(out.cpu().numpy(), tiled(lambda b: 255 - b, frame, (96, 128), 16, multiple=8))
 
+    def numbered(offset):  # each tile a different constant: the blend weights decide every overlapping pixel
+        calls = []
+
+        def run(tile):
+            calls.append(len(calls))
+            return tile * 0 + (offset + 37 * len(calls)) % 256
+        return run
+
+    kernels.tiled(numbered(0), cuda(frame), out, (96, 128), 16, empty, multiple=8)
+    assert np.array_equal(out.cpu().numpy(), tiled(numbered(0), frame, (96, 128), 16, multiple=8))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("half", [False, True])
+def test_frames_pad_into_a_larger_static_shape_as_the_contract_does(kernels, half):
+    import torch
+
+    frames = np.random.default_rng(4).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8)
+    dtype = np.float16 if half else np.float32
+    expected = to_network(frames, 8, dtype, size=(128, 160))  # edge to 40 x 48, then repeated
+    out = poisoned(expected.shape, torch.float16 if half else torch.float32)
+    kernels.to_network(cuda(frames), out, multiple=8)
+    assert np.array_equal(out.cpu().numpy(), expected)
+    luma = np.random.default_rng(5).integers(0, 256, (1, 38, 46), dtype=np.uint8)
+    chroma = np.random.default_rng(6).integers(0, 256, (1, 19, 23, 2), dtype=np.uint8)
+    expected = nv12_to_network(luma, chroma, 601, False, multiple=8, size=(128, 160))
+    out = poisoned(expected.shape, torch.float32)
+    kernels.nv12_to_network(cuda(luma), cuda(chroma), out, 601, False, multiple=8)
+    assert np.abs(out.cpu().numpy() - expected).max() <= 2e-6
+
 
 @pytest.mark.gpu
 def test_kernels_launch_on_the_stream_given_and_inside_a_cuda_graph(kernels):
