@@ -78,6 +78,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{PARTIAL}{path.suffix}")
     os.close(fd)
     temporary = Path(name)
+    temporary.chmod(0o666 & ~current_umask())  # mkstemp makes 0600; the file gets what open() would have given it
     try:
         yield temporary
         os.replace(temporary, path)
@@ -99,6 +100,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Build an output folder at `.<name>.partial-*` beside `out`; when the block succeeds it becomes `out` (an
@@ -106,6 +114,7 @@ def staged_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{PARTIAL}-"))
+    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; the output gets what mkdir would have given it
     try:
         yield staging
         if out.exists():

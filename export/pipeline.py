@@ -50,10 +50,15 @@ def parse_shape(text: str) -> tuple[int, int]:
 
 
 def parse_target_groups(text: str | None) -> list[tuple[int, ...]]:
-    """"86,89,120" -> one engine per capability; "86+89+120" -> one engine for all three."""
+    """"86,89,120" -> one engine per capability; "86+89+120" -> one engine for all three. Anything else (an empty
+    entry, a word, "8.6") is a ValueError that shows what a valid list looks like."""
     if not text:
         return [()]
-    return [parse_targets(group.replace("+", ",")) for group in text.split(",") if group]
+    groups = [group.strip().split("+") for group in text.split(",")]
+    if any(not part.strip().isdigit() for group in groups for part in group):
+        raise ValueError(f"--cc {text!r} is not a list of compute capabilities: write them as two or three "
+                         "digits, 86,89,120 for one engine each or 86+89+120 for one engine that runs on all three")
+    return [parse_targets(",".join(part.strip() for part in group)) for group in groups]
 
 
 @dataclass

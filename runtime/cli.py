@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from derain.builtin import describe_builtin, is_builtin, resolve_weights
-from derain.cli import EXIT_INPUT, InputError, UsageError, one_line, run_main, setup_logging
+from derain.cli import EXIT_INPUT, EXIT_PARTIAL, InputError, UsageError, one_line, run_main, setup_logging
 from derain.outputs import atomic_write_text, output_problems, overlap_problem
 
 log = logging.getLogger("derain.runtime.cli")
@@ -167,9 +167,9 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
     sink = None
     try:
         source = open_source(args.source, args.open_timeout)
+        derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)  # before the sink:
+        log.info("model: %s", derainer)  # a model that cannot be loaded leaves no output behind
         sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
-        derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)
-        log.info("model: %s", derainer)
         if source.size is not None and not received:
             log.info("warming up at %dx%d", *source.size)
             derainer(np.zeros((source.size[1], source.size[0], 3), np.uint8))  # tiles too, as live frames will
@@ -197,7 +197,24 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
     print(text)
     if args.stats:
         atomic_write_text(args.stats, text + "\n")
-    return 130 if signal.SIGINT in received else 0
+    if signal.SIGINT in received:
+        return 130
+    return outcome(summary, stream.lossless)
+
+
+def outcome(summary: dict[str, Any], lossless: bool) -> int:
+    """A run that de-rained none of the frames it read failed (2); a file or folder with frames skipped as
+    unreadable is done in part (3, as derain-eval); otherwise 0. Says which on stderr."""
+    skipped = summary.get("skipped_corrupt", 0)
+    if (summary.get("captured", 0) or skipped) and not summary.get("emitted", 0):
+        print(f"derain-stream: error: no frame was de-rained ({skipped} unreadable or off the frame contract; the "
+              "log names them)", file=sys.stderr)  # fmt: skip
+        return EXIT_INPUT
+    if skipped and lossless:
+        print(f"derain-stream: {skipped} frame(s) could not be read and were skipped (the log names them)",
+              file=sys.stderr)
+        return EXIT_PARTIAL
+    return 0
 
 
 if __name__ == "__main__":

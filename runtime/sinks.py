@@ -88,8 +88,12 @@ class VideoSink(Sink):
             log.info("wrote %s (%d frames)", self.path, self.frames)
 
 
+FRAME_NAME = re.compile(r"frame_\d{6,}\.png(\.tmp)?")
+
+
 class FolderSink(Sink):
-    """One PNG per frame, `frame_000000.png` upwards."""
+    """One PNG per frame, `frame_000000.png` upwards. With `overwrite`, the frames of an earlier run in the folder
+    (`frame_NNNNNN.png`) are removed first, so the folder holds this run's frames only; other files are kept."""
 
     def __init__(self, path: Path, overwrite: bool = False) -> None:
         super().__init__(str(path))
@@ -98,6 +102,11 @@ class FolderSink(Sink):
         if path.is_dir() and any(path.iterdir()) and not overwrite:
             raise SinkError(f"{path} is not empty; pass --overwrite to write into it")
         path.mkdir(parents=True, exist_ok=True)
+        earlier = [p for p in path.glob("frame_*.png*") if FRAME_NAME.fullmatch(p.name)]
+        for old in earlier:
+            old.unlink()
+        if earlier:
+            log.info("%s: removed %d frames of an earlier run (--overwrite)", path, len(earlier))
         self.path = path
 
     def write(self, frame: np.ndarray) -> None:

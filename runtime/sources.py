@@ -189,13 +189,37 @@ class CaptureSource(Source):
             self.capture = None
 
 
+def image_to_bgr8(image: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """A decoded image file as a uint8 BGR frame, and what was converted ("" when nothing was): grey -> BGR, BGRA ->
+    BGR (alpha dropped), 16-bit -> 8-bit (x 255 / 65535, rounded). (None, why) for what has no single reading
+    (float images, other channel counts)."""
+    notes = []
+    if image.dtype == np.uint16:
+        image = np.rint(image.astype(np.float32) * np.float32(255 / 65535)).astype(np.uint8)
+        notes.append("16-bit -> 8-bit")
+    elif image.dtype != np.uint8:
+        return None, f"{image.dtype} pixels have no single 8-bit reading (save the frames as 8- or 16-bit)"
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 1:
+        image = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+        notes.append("grey -> BGR")
+    elif channels == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        notes.append("alpha dropped")
+    elif channels != 3:
+        return None, f"{channels} channels (expected grey, BGR or BGRA)"
+    return np.ascontiguousarray(image), ", ".join(notes)
+
+
 class FolderSource(Source):
-    """Images of a folder (or one image), sorted by name; undecodable files are CORRUPT and skipped."""
+    """Images of a folder (or one image), sorted by name, as uint8 BGR (grey, BGRA and 16-bit files converted, said
+    once in the log); undecodable files are CORRUPT and skipped."""
 
     def __init__(self, uri: str, paths: list[Path]) -> None:
         super().__init__(uri)
         self.paths = paths
         self.position = 0
+        self.conversions: set[str] = set()
 
     def open(self, timeout: float = 10.0) -> None:
         if not self.paths:
@@ -211,6 +235,12 @@ class FolderSource(Source):
         frame = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         if frame is None:
             return Captured(Status.CORRUPT, timestamp=time.monotonic(), detail=f"{path.name} does not decode")
+        frame, note = image_to_bgr8(frame)
+        if frame is None:
+            return Captured(Status.CORRUPT, timestamp=time.monotonic(), detail=f"{path.name}: {note}")
+        if note and note not in self.conversions:
+            self.conversions.add(note)
+            log.info("%s: converting %s frames (%s first)", self.uri, note, path.name)
         return Captured(Status.OK, frame, time.monotonic(), detail=path.name)
 
 

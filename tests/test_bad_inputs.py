@@ -197,6 +197,8 @@ CASES = [
          f"{W}/empty_folder", "--builder", "onnx-only", "--out", f"{W}/exp"), 2, "holds no images"),  # fmt: skip
     Case("export-calib-unreadable", "export", plain("--weights", f"{W}/tiny.pt", "--precision", "int8", "--calib",
          f"{W}/bad_calib", "--builder", "onnx-only", "--out", f"{W}/exp"), 2, "none of its 1 image(s) can be read"),
+    Case("export-cc-malformed", "export", plain("--weights", f"{W}/tiny.pt", "--cc", "86,,abc", "--out",
+         f"{W}/never_exported"), 2, "86,89,120 for one engine each"),  # fmt: skip
     Case("export-bad-shape", "export", plain("--weights", f"{W}/tiny.pt", "--builder", "onnx-only", "--out",
          f"{W}/exp", "--shape", "abc"), 2, "HEIGHTxWIDTH"),  # fmt: skip
     Case("export-shape-too-small", "export", plain("--weights", f"{W}/tiny.pt", "--shape", "4x4", "--builder",
@@ -360,3 +362,14 @@ def test_a_killed_write_leaves_the_old_output(tmp_path: Path, what: str) -> None
     assert {k: v for k, v in after.items() if k in before} == before  # the old file / folder, whole
     leftovers = [name for name in after if name not in before]
     assert all(Path(name).parts[0].startswith(".") and ".partial" in name for name in leftovers), leftovers
+
+
+def test_outputs_get_the_modes_mkdir_and_open_would_give(tmp_path: Path) -> None:
+    from derain.outputs import atomic_write_text, current_umask, staged_folder
+
+    with staged_folder(tmp_path / "export_out") as staging:
+        (staging / "card.json").write_text("{}")
+    atomic_write_text(tmp_path / "stats.json", "{}")
+    mask = current_umask()
+    assert (tmp_path / "export_out").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -49,6 +49,22 @@ def test_it_leaves_dry_frames_alone(shipped):
     assert batch_metrics(output, [clean[i] for i in picks])["psnr_y"].mean() >= 38.0
 
 
+def test_its_dry_frame_settings_load_with_it_and_pass_most_dry_crops_unchanged():
+    """The card's shrink and bypass travel with the weights: through the runtime, most dry crops of a photo come
+    back bit-identical (without them none does)."""
+    from derain.runtime import Derainer
+
+    clean, _, scenes = paired_crops(None)
+    crops = [np.ascontiguousarray(clean[i][..., ::-1]) for i, s in enumerate(scenes) if s == "rocket.jpg"]
+    derainer = Derainer("builtin", device="cpu")
+    unchanged = sum(np.array_equal(derainer(crop), crop) for crop in crops)
+    assert unchanged >= len(crops) // 2, f"{unchanged} of {len(crops)} dry crops unchanged"
+    network, card = derainer.backend.module.network, json.loads(builtin.builtin_card().read_text())
+    settings = card["network"]["kwargs"]
+    assert settings["shrink"] > 0 and settings["bypass"] > 0
+    assert (network.shrink, network.bypass) == (settings["shrink"] / 255, settings["bypass"] / 255)
+
+
 def test_derain_eval_uses_it_when_given_no_weights_and_says_so(tmp_path):
     rng = np.random.default_rng(0)
     write_image(tmp_path / "data" / "a.png", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))

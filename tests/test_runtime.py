@@ -228,8 +228,102 @@ def test_corrupt_and_off_contract_frames_in_a_folder_are_skipped_and_counted(art
     cv2.imwrite(str(folder / "h_good.png"), good[::-1])
     stream = Stream(open_source(str(folder)), Derainer(artifacts["onnx"], device="cpu"))
     stats = stream.run(open_sink(tmp_path / "out"))
-    assert stats.counts["emitted"] == 2 and stats.counts["skipped_corrupt"] == 6
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["frame_000000.png", "frame_000001.png"]
+    # grey, alpha and 16-bit files are read as BGR frames (a CLI user cannot call cvtColor); the rest is skipped
+    assert stats.counts["emitted"] == 5 and stats.counts["skipped_corrupt"] == 3
+    assert len(list((tmp_path / "out").iterdir())) == 5
+    source = open_source(str(folder))
+    source.open()
+    frames = [source.read() for _ in range(8)]
+    assert [f.status for f in frames].count(Status.OK) == 6  # the 1x1 frame reads, the stream skips it
+    grey, alpha, deep = (frames[i].frame for i in (3, 4, 6))
+    assert np.array_equal(grey, np.repeat(good[..., :1], 3, axis=2)) and np.array_equal(alpha, good)
+    assert np.array_equal(deep, good)  # 16-bit scaled back to the 8-bit values it was made from
+
+
+def test_derain_stream_fails_when_it_writes_none_of_the_frames(artifacts, tmp_path, capsys):
+    from derain.runtime.cli import main as stream_main
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not a png")
+    (folder / "b.jpg").write_bytes(b"")
+    assert stream_main(["--model", str(artifacts["onnx"]), "--source", str(folder), "--sink", str(tmp_path / "o"),
+                        "--quiet"]) == 2  # fmt: skip
+    assert "no frame was de-rained (2 unreadable" in capsys.readouterr().err
+    cv2.imwrite(str(folder / "c.png"), np.zeros((32, 48, 3), np.uint8))
+    assert stream_main(["--model", str(artifacts["onnx"]), "--source", str(folder), "--sink", str(tmp_path / "o2"),
+                        "--quiet"]) == 3  # fmt: skip
+    assert "2 frame(s) could not be read" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_be_loaded_leaves_no_sink_behind(tmp_path, capsys):
+    from derain.runtime.cli import main as stream_main
+
+    (tmp_path / "broken.onnx").write_bytes(b"not a graph")
+    out = tmp_path / "never"
+    code = stream_main(["--model", str(tmp_path / "broken.onnx"), "--source", "synthetic://rain100L?frames=2&size=64x48",
+                        "--sink", str(out), "--quiet"])  # fmt: skip
+    assert code == 2 and "not a loadable ONNX graph" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_overwrite_replaces_an_earlier_runs_frames_in_a_folder(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for index in range(10):
+        cv2.imwrite(str(folder / f"frame_{index:06d}.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "notes.txt").write_text("mine")
+    sink = open_sink(folder, overwrite=True)
+    for _ in range(3):
+        sink.write(np.full((16, 16, 3), 7, np.uint8))
+    sink.close()
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.png" for i in range(3)] + ["notes.txt"]
+
+
+def test_the_latest_frame_slot_keeps_the_newest_frame():
+    from derain.runtime.stream import FrameSlot
+
+    slot = FrameSlot(capacity=1, drop_oldest=True)
+    assert [slot.put(index) for index in range(4)] == [0, 1, 1, 1]
+    assert slot.get(timeout=0.1) == 3 and slot.get(timeout=0.01) is None
+
+
+def test_stream_statistics_report_the_percentiles_of_what_was_recorded():
+    from derain.runtime.stats import StreamStats
+
+    stats = StreamStats()
+    latencies = np.random.default_rng(0).exponential(40.0, 500)
+    for value in latencies:
+        stats.emitted(float(value))
+        stats.record("infer", float(value) / 2)
+    snapshot = stats.snapshot()
+    for point in (50, 90, 99):
+        assert snapshot["latency_ms"][f"p{point}"] == pytest.approx(np.percentile(latencies, point))
+        assert snapshot["infer_ms"][f"p{point}"] == pytest.approx(np.percentile(latencies / 2, point))
+    assert snapshot["emitted"] == 500
+
+
+def test_an_empty_batch_comes_back_empty(artifacts):
+    for kind in ("onnx", "pytorch"):
+        empty = np.zeros((0, 48, 64, 3), np.uint8)
+        out = Derainer(artifacts[kind], device="cpu")(empty)
+        assert out.shape == (0, 48, 64, 3) and out.dtype == np.uint8
+
+
+def test_the_shipped_model_is_the_default_of_the_embedding_api():
+    from derain.builtin import builtin_weights
+
+    for model in ("builtin", None):
+        derainer = Derainer(model, device="cpu")
+        assert derainer.backend.name == "pytorch" and derainer.backend.path == builtin_weights()
+    assert Derainer(device="cpu").backend.path == builtin_weights()
+    with pytest.raises(TypeError, match="artifact path, 'builtin' or a Backend"):
+        Derainer(3)
+
+
+def test_fp16_on_a_cpu_is_refused_with_the_precision_that_is_fastest_there(artifacts):
+    with pytest.raises(BackendError, match="use fp32, the fastest precision there"):
+        Derainer(artifacts["pytorch"], device="cpu", precision="fp16")
 
 
 def test_artifacts_that_are_not_de_rainers_get_a_clear_error(tmp_path):
@@ -460,3 +554,14 @@ def test_the_pytorch_backend_says_which_pixel_path_it_took(artifacts, caplog):
         TorchBackend.load(artifacts["pytorch"], device="cpu", kernels="on")
     with pytest.raises(BackendError, match="kernels must be one of"):
         TorchBackend.load(artifacts["pytorch"], device="cpu", kernels="fast")
+
+
+def test_the_readmes_detector_loop_runs_as_written(capsys):
+    """The README's embedding example, extracted and run unchanged."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    marker = "An embedding in a detector loop"
+    block = readme[readme.index(marker):].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own README
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("frame ")]
+    # a live source: the newest frame wins, so a slow CPU may skip some of the five
+    assert 1 <= len(lines) <= 5 and all("blobs, derained," in line and "ms after capture" in line for line in lines)

@@ -17,6 +17,7 @@ uses them.
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,12 @@ from derain.runtime.backends.base import (
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
+
+
+def default_cpu_threads() -> int:
+    """Intra-op threads on a CPU when none are asked for: one per core this process may use (measured in
+    benchmarks/results/cpu_threads.md)."""
+    return len(os.sched_getaffinity(0))
 MAX_GRAPHS = 8  # CUDA graphs kept (one per frame shape, each with its memory pool); the oldest goes first
 
 
@@ -116,7 +123,7 @@ class TorchBackend(Backend):
         precision: "fp32" or "fp16" (CUDA only).
         channels_last, cuda_graphs: default on with CUDA, off on CPU.
         compile: wrap the frame module in `torch.compile`.
-        threads: torch CPU threads (default: torch's choice).
+        threads: torch CPU threads (default: `default_cpu_threads()`).
         kernels: "auto" (the fused CUDA kernels when they build here), "on" (required) or "off" (torch ops).
         """
         try:
@@ -136,9 +143,11 @@ class TorchBackend(Backend):
             raise BackendError(f"device {device!r} asked for, but torch sees no CUDA device")
         on_cuda = device.startswith("cuda")
         if precision == "fp16" and not on_cuda:
-            raise BackendError("FP16 needs CUDA in the PyTorch backend; on CPU use fp32 (or an INT8 ONNX graph)")
-        if threads:
-            torch.set_num_threads(int(threads))
+            raise BackendError("FP16 needs CUDA in the PyTorch backend; on a CPU use fp32, the fastest precision there "
+                               "(FP16 and INT8 ONNX graphs run slower than FP32 on CPUs: benchmarks/results/"
+                               "latency_cpu2.md)")  # fmt: skip
+        if not on_cuda:
+            torch.set_num_threads(int(threads) if threads else default_cpu_threads())
         try:
             network = load_model(path, map_location=device)
         except CheckpointError as error:
