@@ -22,7 +22,7 @@ import numpy as np
 
 from derain.builtin import resolve_weights
 from derain.runtime import Derainer
-from derain.runtime.backends.pytorch import default_cpu_threads
+from derain.runtime.backends.base import default_cpu_threads
 from derain.runtime.stats import percentiles
 
 RESULTS = Path(__file__).parent / "results"
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# CPU threads: idle and loaded", "",
              f"Command: `{report['command']}`. {cores} cores for this process; 640x480 frames through `Derainer` "
              f"(the shipped de-rainer, FP32), {args.frames} frames after 3 of warm-up. Busy processes spin pure "
-             f"Python on the other cores. The PyTorch backend's default is now {report['default_cpu_threads']} "
-             "thread(s) (`default_cpu_threads`).", "",
+             f"Python on the other cores. The CPU backends' default is now {report['default_cpu_threads']} "
+             "thread(s) (`default_cpu_threads`: the cores less one); `default` rows are that.", "",
              "| busy processes | backend | threads | p50 ms | p90 ms | p99 ms |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     for row in rows:

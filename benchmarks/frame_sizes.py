@@ -14,7 +14,7 @@ v2 rain (`rain100H`, `rain1400`, `rain100L`, `real_like`) rendered over the four
    difference.
 3. **Backends x sizes** (smaller, equal, larger than a 480x640 static graph, 4K): max and p99.9 deviation from
    native (grey levels), the share of pixels off by more than 2, border-band PSNR-Y (and native's), median time per
-   frame and peak resident memory, each row in a fresh process.
+   frame (every backend on all the cores) and peak resident memory, each row in a fresh process.
 Writes `frame_sizes.{md,json}`.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -84,10 +85,11 @@ def deviation(out: np.ndarray, native: np.ndarray) -> dict[str, float]:
 def timed_run(path: Path, options: dict, frame: np.ndarray, repeats: int) -> tuple[np.ndarray, list[float], float]:
     """In a fresh process: load, warm up, run `repeats` times; (output, seconds per run, peak resident MB above the
     process's level before loading)."""
-    import resource
+    def resident(field: str) -> float:  # MB; VmHWM is this process's peak (not inherited across exec, ru_maxrss is)
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith(field)) / 1024
 
-    with open("/proc/self/statm") as handle:
-        before = int(handle.read().split()[1]) * 4096 / 2**20
+    before = resident("VmRSS:")
     derainer = Derainer(path, device="cpu", **options)
     derainer(frame)  # warm-up (graph optimisation, allocations)
     times = []
@@ -96,8 +98,7 @@ def timed_run(path: Path, options: dict, frame: np.ndarray, repeats: int) -> tup
         out = derainer(frame)
         times.append(time.perf_counter() - start)
     derainer.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    return out, times, peak - before
+    return out, times, resident("VmHWM:") - before
 
 
 def context_study(model: torch.nn.Module, net: Any, sizes: list[tuple[int, int]], contexts: list[int]) -> dict:
@@ -158,16 +159,17 @@ def backend_study(weights: Path, net: Any, model: torch.nn.Module, sizes: list[t
                   repeats: int) -> list[dict]:  # fmt: skip
     context = network_context(model)
     meta = {"io": "uint8", "pad_multiple": pad_multiple(model), "context": context}
+    threads = {"threads": len(os.sched_getaffinity(0))}  # every core, for every backend: comparable times
     artifacts = {
-        "pytorch (dynamic)": (weights, {"threads": torch.get_num_threads()}),
+        "pytorch (dynamic)": (weights, threads),
         "onnxruntime dynamic graph": (export_onnx(model, folder / "dynamic.onnx", *STATIC, dynamic=True, io="uint8",
-                                                  metadata=meta), {}),  # fmt: skip
+                                                  metadata=meta), threads),  # fmt: skip
         f"onnxruntime static {STATIC[0]}x{STATIC[1]} graph": (
-            export_onnx(model, folder / "static.onnx", *STATIC, dynamic=False, io="uint8", metadata=meta), {}),
+            export_onnx(model, folder / "static.onnx", *STATIC, dynamic=False, io="uint8", metadata=meta), threads),
     }
     rows = []
     for size in sizes:
-        clean, rainy = rainy_scene(TEST_PHOTOS[0], size, DOMAINS[0], seed=2)
+        clean, rainy = rainy_scene(TEST_PHOTOS[2], size, DOMAINS[1], seed=2)
         native = frames.reference(net, rainy, 8)
         native_band = band_psnr(native, clean)
         for backend, (path, options) in artifacts.items():

@@ -110,7 +110,7 @@ def test_replay_adds_grey_rain_from_every_generator():
 def test_rain_generator_trains_resumes_and_loads(stream_root, tmp_path):
     config = GeneratorConfig(**{**TINY_GAN, "iterations": 3, "milestones": ()})  # no decay: lengths comparable
     train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", config)
-    state = load_state(tmp_path / "g" / "state.pt")
+    state = load_state(tmp_path / "g" / "last.pt")
     assert state["step"] == 3
     more = GeneratorConfig(**{**TINY_GAN, "iterations": 6, "milestones": ()})
     path = train_rain_generator(stream_root / "rain100H" / "train", tmp_path / "g", more)
@@ -389,9 +389,9 @@ def test_tasks_train_to_a_plateau_and_keep_their_best_validation(tmp_path):
         assert record["best_val_psnr"] == pytest.approx(float(best_row["val_psnr"]))
         final, best = load_state(folder / "final.pt")["weights"], load_state(folder / "best.pt")["weights"]
         last = load_state(folder / "last.pt")
-        assert last["step"] == 10 and last["stopped"] == "plateau"
+        assert last["step"] == 10 and last["loop"]["stopped"] == "plateau"
         assert all(torch.equal(final[k], best[k]) for k in final)
-        assert any(not torch.equal(final[k], last["weights"][k]) for k in final)
+        assert any(not torch.equal(final[k], last["networks"]["student"][k]) for k in final)
 
 
 def test_a_plateau_stream_needs_validation_folders(stream_root, tmp_path):

@@ -124,7 +124,7 @@ def test_shipped_recipe_trains_resumes_and_stops_at_its_plateau(tmp_path):
     assert "storm" in summary["holdout"] and "storm" not in summary["domains"]
     longer = dataclasses.replace(config, max_iterations=15)
     assert train_shipped(longer, resume="auto")["iterations"] == 15  # continues from iteration 10
-    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    rows = (tmp_path / "run" / "validation.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == ["5", "10", "15"]
     stalled = dataclasses.replace(longer, max_iterations=200, plateau_gain=50.0, plateau_window=5, lr_drops=1)
     summary = train_shipped(stalled, resume="auto")  # no validation can gain 50 dB: drop once, then stop

@@ -166,7 +166,7 @@ def test_plug_in_fine_tunes_a_supervised_network(unpaired_root, tmp_path):
     validation = summary["stages"]["stage2"]["validation"]
     assert [v["step"] for v in validation] == [0, 2, 4]  # the pretrained network is validated before it trains
     best = torch.load(tmp_path / "plug" / "stage2_best.pt", weights_only=True)
-    assert best["psnr_rgb"] == pytest.approx(max(v["psnr_rgb"] for v in validation))
+    assert best["validation"]["psnr_rgb"] == pytest.approx(max(v["psnr_rgb"] for v in validation))
     other = save_checkpoint(tmp_path / "p.pt", build_model("prenet", **TINY_NETWORKS["prenet"]))
     with pytest.raises(CheckpointError, match="prenet"):
         train_unpaired(_config(unpaired_root, tmp_path / "bad", init=str(other)))
@@ -180,16 +180,16 @@ def test_plug_in_warmup_trains_the_auxiliaries_and_holds_the_derainer(unpaired_r
     config = _config(unpaired_root, tmp_path / "warm", init=str(pretrained), plugin_warmup=3, stage2_iterations=0)
     summary = train_unpaired(config)
     assert summary["stages"]["stage2"]["warmup_iterations"] == 3 and summary["stages"]["stage2"]["iterations"] == 0
-    state = load_state(tmp_path / "warm" / "last.pt")
+    state = load_state(tmp_path / "warm" / "stage2_last.pt")
     assert state["step"] == 3
     held = load_state(tmp_path / "warm" / "stage2_final.pt")["weights"]
     for key, value in network.state_dict().items():
         assert torch.equal(held[key], value), key  # frozen: not one weight (nor a norm statistic) moved
     untouched = _config(unpaired_root, tmp_path / "none", init=str(pretrained), stage2_iterations=0)
     train_unpaired(untouched)  # no iteration at all: its state holds the auxiliaries as built (same seed)
-    start = load_state(tmp_path / "none" / "last.pt")["nets"]
+    start = load_state(tmp_path / "none" / "stage2_last.pt")["networks"]
     for name in ("transfer", "dem", "critic"):
-        assert any(not torch.equal(state["nets"][name][k], v) for k, v in start[name].items()), name
+        assert any(not torch.equal(state["networks"][name][k], v) for k, v in start[name].items()), name
     moved = train_unpaired(_config(unpaired_root, tmp_path / "moved", init=str(pretrained), plugin_warmup=3))
     assert moved["stages"]["stage2"]["iterations"] == 4
     trained = load_state(tmp_path / "moved" / "stage2_final.pt")["weights"]
@@ -234,12 +234,12 @@ def test_rgsud_killed_mid_epoch_resumes_to_the_same_networks(unpaired_root, tmp_
     process = subprocess.Popen([*command, str(config_file(killed))], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 300
-    while not (killed / "last.pt").exists() and process.poll() is None and time.time() < deadline:
+    while not (killed / "stage1_last.pt").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    at = load_state(killed / "last.pt")
-    assert at["stage"] == "stage1" and 0 < at["step"] < 6
+    at = load_state(killed / "stage1_last.pt")
+    assert at["method"]["stage"] == "stage1" and 0 < at["step"] < 6
     subprocess.run([*command, str(config_file(killed)), "--resume", "auto"], check=True, capture_output=True)
     straight = tmp_path / "straight"
     subprocess.run([*command, str(config_file(straight))], check=True, capture_output=True)

@@ -31,7 +31,6 @@ import copy
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,34 +39,25 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
-from derain.cli import progress
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
 from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
-from derain.models import build_model, load_weights, save_checkpoint, stage_outputs
+from derain.models import build_model, load_weights, prediction, save_checkpoint, stage_outputs
 from derain.models.registry import ModelSpec
 from derain.models.vrgnet import grey_rain
 from derain.quality.evaluate import evaluate_folder
+from derain.quality.metrics import psnr
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
-from derain.train.loop import (
-    CsvLog,
-    Plateau,
-    Session,
-    batches,
-    seed_everything,
-    set_lr,
-    steps_per_epoch,
-    unwrap,
-    warmup_cosine,
-)
+from derain.train.loop import LAST, Plan, Plateau, Step, cosine, fit, warmup_constant
 from derain.train.losses import restoration_loss
+from derain.train.methods import METHODS, method_of, task_names
 from derain.train.reports import load_matrix, summarize, write_matrix
-from derain.train.state import load_state, rng_state, save_state, set_rng_state
+from derain.train.session import Session, batches, seed_everything, steps_per_epoch, unwrap
+from derain.train.state import load_state
 
 log = logging.getLogger(__name__)
 
-METHODS = ("clgid", "sequential", "joint", "individual")
 KD_MODES = ("paper", "released_code")
 REPLAY_SOURCES = ("gan", "renderer")
 
@@ -130,7 +120,7 @@ def _folder(config: ContinualConfig, name: str) -> Path:
 def check_config(config: ContinualConfig) -> None:
     """Fail before any training on a bad method, an empty stream, or a missing / malformed dataset folder."""
     if config.method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {config.method!r}")
+        raise ValueError(f"method must be one of {tuple(METHODS.names())}, got {config.method!r}")
     if config.kd_mode not in KD_MODES:
         raise ValueError(f"kd_mode must be one of {KD_MODES}, got {config.kd_mode!r}")
     if config.replay_source not in REPLAY_SOURCES:
@@ -145,7 +135,7 @@ def check_config(config: ContinualConfig) -> None:
             raise ValueError(f"replay_source 'renderer' needs built-in rain domains; not built in: {unknown}")
     if len(set(config.stream)) != len(config.stream):
         raise ValueError(f"stream names must be distinct, got {list(config.stream)}")
-    if config.method == "clgid" and config.patch_size != config.generator.size:
+    if method_of(config).replays and config.patch_size != config.generator.size:
         log.warning("patch %d != generator size %d: replayed rain is resized", config.patch_size, config.generator.size)
     problems = []
     splits = ("train", "test", "val") if config.plateau_window > 0 else ("train", "test")
@@ -162,10 +152,6 @@ def check_config(config: ContinualConfig) -> None:
             problems.append(f"unseen {name}: {error}")
     if problems:
         raise DatasetError("dataset check failed before training:\n  " + "\n  ".join(problems))
-
-
-def task_names(config: ContinualConfig) -> list[str]:
-    return ["joint"] if config.method == "joint" else list(config.stream)
 
 
 def task_dir(config: ContinualConfig, index: int) -> Path:
@@ -268,7 +254,7 @@ def task_loss(
 
 def uses_generators(config: ContinualConfig) -> bool:
     """Whether the stream replays from the GAN bank (CLGID with `replay_source: gan`)."""
-    return config.method == "clgid" and config.replay_source == "gan"
+    return method_of(config).replays and config.replay_source == "gan"
 
 
 def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
@@ -295,7 +281,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
             if uses_generators(config) and index > 0:
                 for earlier in config.stream[:index]:
                     bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
-            start = None if config.method == "individual" else previous
+            start = None if method_of(config).fresh else previous
             final = _train_task(config, session, bank, index, start)
             if session.main:
                 model = _load_net(config, final, session.device)
@@ -318,15 +304,50 @@ def _load_net(config: ContinualConfig, path: Path, device: torch.device) -> nn.M
     return model.to(device)
 
 
+class ReplayStep(Step):
+    """One CLGID batch (a teacher and replay sources from task 2 on: `replay_loss`), or the plain restoration loss of
+    the baselines and task 1 (`task_loss`); one Adam step. Its state is the replay RNG."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None, generators: list | None, session: Session,
+                 config: ContinualConfig, index: int) -> None:  # fmt: skip
+        self.student, self.teacher, self.generators = student, teacher, generators
+        self.session, self.config, self.index = session, config, index
+        self.optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.networks, self.optimizers = {"student": student}, {"student": self.optimizer}
+        self.rng = self._seeded(0)
+        self.model = student
+
+    def _seeded(self, step: int) -> torch.Generator:
+        offset = self.session.rank + (step if self.session.world > 1 else 0)  # one rank's RNG state is saved
+        return torch.Generator().manual_seed(self.config.seed * 7919 + self.index * 131 + offset)
+
+    def wrap(self) -> None:
+        self.model = self.session.wrap(self.student)
+
+    def __call__(self, batch: dict, step: int) -> dict[str, float]:
+        rainy, clean = self.session.to(batch["rainy"]), self.session.to(batch["clean"])
+        with self.session.autocast():
+            loss, parts = task_loss(self.model, self.teacher, self.generators, rainy, clean, self.rng, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {**parts, "loss": loss.item()}
+
+    def state(self) -> dict:
+        return {"replay_rng": self.rng.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.rng = self._seeded(state["step"])
+        if self.session.world == 1:
+            self.rng.set_state(state["replay_rng"])
+
+
 def _train_task(
     config: ContinualConfig, session: Session, bank: GeneratorBank, index: int, previous: Path | None
 ) -> Path:
-    """Train one task of the stream (resuming mid-task from its `last.pt`); returns its `final.pt`.
-
-    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the data,
-    the replay sources, the losses and the checkpoint it calls live in their own functions."""
+    """Train one task of the stream on the one loop (resuming mid-task from its `last.pt`); returns its `final.pt`."""
     folder = task_dir(config, index)
-    names = list(config.stream) if config.method == "joint" else [config.stream[index]]
+    names = list(config.stream) if method_of(config).joint else [config.stream[index]]
     seed_everything(config.seed + index)
     dataset, total, warmup = _task_data(config, session, names, index)
     student = session.prepare(build_model(config.model.name, **config.model.kwargs))
@@ -335,91 +356,38 @@ def _train_task(
     elif config.init:
         load_weights(student, load_state(config.init)["weights"], config.init)
     teacher, generators = _replay_sources(config, session, bank, index, student)
-    optimizer = torch.optim.Adam(student.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    step = 0
-    replay_state = state = None
-    last = folder / "last.pt"
-    if session.broadcast_flag(last.is_file()):
-        state = load_state(last)
-        load_weights(student, state["weights"], str(last))
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        set_rng_state(state["rng"])
-        replay_state = state.get("replay_rng")
-        log.info("task %d: resumed at iteration %d of %d", index + 1, step, total)
-    offset = session.rank + (step if session.world > 1 else 0)  # one rank's RNG state is saved
-    replay_rng = torch.Generator().manual_seed(config.seed * 7919 + index * 131 + offset)
-    if replay_state is not None and session.world == 1:
-        replay_rng.set_state(replay_state)
-    model = session.wrap(student)
-    model.train()
-    logger = CsvLog(folder / "log.csv", enabled=session.main)
-    data = batches(dataset, config.batch_size, config.seed + index, session, start_step=step, workers=config.workers)
-    bar = progress(
-        total=total,
-        initial=step,
-        desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
-        enabled=session.main,
-    )
+    step = ReplayStep(student, teacher, generators, session, config, index)
     fresh = previous is None and not config.init
-    plateau, lr_scale, stopped = _plateau_state(config, state, len(names))
-    earliest_stop = config.plateau_min_fresh * len(names) if fresh else 0
-    best = (state or {}).get("best") or {"val_psnr": float("-inf"), "step": 0}
+    plateau = Plateau(config.plateau_gain, config.plateau_window * len(names), config.lr_drops) \
+        if config.plateau_window > 0 else None  # fmt: skip
     val = _validation_set(config, names) if plateau else None
-    validations = CsvLog(folder / "validation.csv", enabled=session.main and plateau is not None)
-    started = time.perf_counter()
-    while step < total and stopped is None:
-        if plateau is None:
-            set_lr(optimizer, warmup_cosine(step, total, warmup, config.lr, config.min_lr))
-        else:
-            set_lr(optimizer, config.lr * lr_scale * min(1.0, (step + 1) / max(1, warmup)))
-        batch = next(data)
-        rainy, clean = session.to(batch["rainy"]), session.to(batch["clean"])
-        row = {"step": step + 1, "lr": optimizer.param_groups[0]["lr"]}
-        with session.autocast():
-            loss, parts = task_loss(model, teacher, generators, rainy, clean, replay_rng, config)
-        row.update(parts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        row["loss"] = loss.item()
-        bar.update(1)
-        if step % config.log_every == 0 or step == total:
-            logger.write(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if plateau is not None and (step % config.validate_every == 0 or step == total):
-            score = validate(unwrap(student), val, session.device)
-            decision = plateau.update(step, score)
-            if (
-                decision == "stop" and step < earliest_stop
-            ):  # not yet: a fresh network may still be leaving the identity
-                decision = "wait"
-            validations.write({"step": step, "val_psnr": score, "lr": optimizer.param_groups[0]["lr"],
-                               "decision": decision})  # fmt: skip
-            if score > best["val_psnr"]:
-                best = {"val_psnr": score, "step": step}
-                if session.main:
-                    save_checkpoint(folder / "best.pt", unwrap(student), task=index, step=step, val_psnr=score)
-            lr_scale *= 0.5 if decision == "drop" else 1.0
-            stopped = "plateau" if decision == "stop" else None
-            model.train()
-        if session.main and (step % config.checkpoint_every == 0) and step < total and stopped is None:
-            _checkpoint(last, student, optimizer, step, config, replay_rng, (plateau, lr_scale, best))
-    bar.close()
+    plan = Plan(
+        total=total,
+        schedule=cosine(total, warmup, config.lr, config.min_lr) if plateau is None else warmup_constant(warmup),
+        data=lambda start: batches(dataset, config.batch_size, config.seed + index, session, start, config.workers),
+        desc=f"task {index + 1}/{len(task_names(config))} {names[0]}",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        validate=(lambda model: {"val_psnr": validate(model, val, session.device)}) if plateau else None,
+        validate_every=config.validate_every,
+        plateau=plateau,
+        earliest_stop=config.plateau_min_fresh * len(names) if fresh else 0,
+        config=config_to_dict(config),
+    )
+    step.wrap()
+    outcome = fit(step, plan, folder, session, resume=folder / LAST)
     final = folder / "final.pt"
     if session.main:
-        stopped = stopped or ("cap" if plateau is not None else "budget")
-        _checkpoint(last, student, optimizer, step, config, replay_rng, (plateau, lr_scale, best), stopped)
         result = student
         if plateau is not None and (folder / "best.pt").is_file():  # the task's result is its best validation
             result = build_model(config.model.name, **config.model.kwargs)
             load_weights(result, load_state(folder / "best.pt")["weights"], str(folder / "best.pt"))
-        save_checkpoint(final, unwrap(result), config=config_to_dict(config), task=index, step=step)
-        record = {"datasets": names, "iterations": step, "cap": total, "stopped": stopped,
-                  "seconds_this_run": time.perf_counter() - started}  # fmt: skip
+        save_checkpoint(final, unwrap(result), config=config_to_dict(config), task=index, step=outcome.step)
+        record = {"datasets": names, "iterations": outcome.step, "cap": total, "stopped": outcome.stopped,
+                  "seconds_this_run": outcome.seconds_this_run}  # fmt: skip
         if plateau is not None:
-            record.update(best_val_psnr=best["val_psnr"], best_step=best["step"], lr_drops=plateau.drops)
+            record.update(best_val_psnr=outcome.best["metric"], best_step=outcome.best["step"],
+                          lr_drops=outcome.lr_drops)  # fmt: skip
         (folder / "task.json").write_text(json.dumps(record))
     session.barrier()
     return final
@@ -451,7 +419,7 @@ def _replay_sources(config: ContinualConfig, session: Session, bank: GeneratorBa
                     ) -> tuple[nn.Module | None, list | None]:  # fmt: skip
     """CLGID after the first task: a frozen copy of the previous network (the distillation teacher) and the rain
     sources of every earlier dataset (stored generators, or the renderer for oracle replay); else (None, None)."""
-    if not (config.method == "clgid" and index > 0):
+    if not (method_of(config).replays and index > 0):
         return None, None
     teacher = copy.deepcopy(student).eval()
     for parameter in teacher.parameters():
@@ -459,48 +427,6 @@ def _replay_sources(config: ContinualConfig, session: Session, bank: GeneratorBa
     if config.replay_source == "renderer":
         return teacher, [RenderedRain(n, config.render_size) for n in config.stream[:index]]
     return teacher, [bank.load(n, session.device) for n in config.stream[:index]]
-
-
-def _checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    config: ContinualConfig,
-    replay_rng: torch.Generator,
-    progress: tuple[Plateau | None, float, dict] = (None, 1.0, {}),
-    stopped: str | None = None,
-) -> None:
-    """`last.pt`: weights, optimizer, step, RNGs and, on a plateau rule, (rule state, lr scale, best validation)."""
-    plateau, lr_scale, best = progress
-    save_state(
-        {
-            "plateau": vars(plateau) if plateau is not None else None,
-            "lr_scale": lr_scale,
-            "best": best,
-            "stopped": stopped,
-            "replay_rng": replay_rng.get_state(),
-            "weights": unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "rng": rng_state(),
-            "config": config_to_dict(config),
-        },
-        path,
-    )
-
-
-def _plateau_state(config: ContinualConfig, state: dict | None, datasets: int = 1
-                   ) -> tuple[Plateau | None, float, str | None]:  # fmt: skip
-    """The task's plateau rule (None on a fixed budget; its window scaled by the task's datasets), learning-rate
-    scale and stop reason, from its `last.pt` state when resuming."""
-    saved = (state or {}).get("plateau")
-    plateau = None
-    if config.plateau_window > 0:
-        plateau = Plateau(config.plateau_gain, config.plateau_window * datasets, config.lr_drops)
-        if saved:
-            plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
-    return plateau, (state or {}).get("lr_scale", 1.0), (state or {}).get("stopped")
 
 
 def _validation_set(config: ContinualConfig, names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -514,13 +440,10 @@ def _validation_set(config: ContinualConfig, names: list[str]) -> list[tuple[tor
 
 @torch.no_grad()
 def validate(model: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> float:
-    """Mean PSNR (RGB, dB) of the network's last stage over the validation pairs; leaves the model in eval mode."""
+    """Mean PSNR (RGB, dB) of the network's prediction over the validation pairs; leaves the model in eval mode."""
     model.eval()
-    scores = []
-    for rainy, clean in pairs:
-        output = stage_outputs(model(rainy[None].to(device)))[-1].float().clamp(0, 1).cpu()
-        mse = (output[0] - clean).pow(2).mean().clamp_min(1e-10)
-        scores.append(float(-10 * torch.log10(mse)))
+    scores = [float(psnr(prediction(model(rainy[None].to(device))).float().cpu(), clean[None]).clamp(max=100.0))
+              for rainy, clean in pairs]  # fmt: skip
     return sum(scores) / len(scores)
 
 

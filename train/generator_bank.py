@@ -5,7 +5,8 @@ Losses (released VRGNet joint training): WGAN-GP critic every step (gradient pen
 where the background KL against the clean image with variance 1e-6 is a heavily weighted MSE.
 
 The bank is a folder with one sub-folder per dataset name: `<bank>/<name>/generator.pt` (a registry
-checkpoint of `vrgnet_generator`), `state.pt` while training (resume), `samples.png`, `summary.json`.
+checkpoint of `vrgnet_generator`), `last.pt` (the one loop's resume state), `best.pt` (the generator closest to the
+dataset's rain, with `similarity_every`), `samples.png`, `summary.json`. Training is `GeneratorStep` on `fit`.
 A generator trained once serves every stream that contains its dataset.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from derain.cli import progress
 from derain.data.datasets import PairedDataset
 from derain.data.io import write_image
 from derain.models import build_model, load_model, save_checkpoint
 from derain.models.vrgnet import VRGNet
 from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats
-from derain.train.loop import CsvLog, Plateau, Session, batches, seed_everything
-from derain.train.state import load_state, rng_state, save_state, set_rng_state
+from derain.train.loop import BEST, LAST, Plan, Plateau, Step, fit, milestones
+from derain.train.session import Session, batches, seed_everything
+from derain.train.state import load_state
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,43 @@ class GeneratorBank:
         return self.path(name)
 
 
+class GeneratorStep(Step):
+    """One WGAN-GP critic step, plus the encoder / generator / background step every `critic_steps` (`vrgnet_step`);
+    its result is the rain generator, as a registry network (what the bank stores)."""
+
+    def __init__(self, net: VRGNet, config: GeneratorConfig, device: torch.device) -> None:
+        self.net, self.config, self.device = net, config, device
+        self.networks, self.optimizers = {"vrgnet": net}, vrgnet_optimizers(net, config)
+
+    def __call__(self, batch: dict, step: int) -> dict[str, float]:
+        rainy, clean = batch["rainy"].to(self.device), batch["clean"].to(self.device)
+        return vrgnet_step(self.net, self.optimizers, rainy, clean, step % self.config.critic_steps == 0, self.config)
+
+    def result(self) -> nn.Module:
+        generator = build_model("vrgnet_generator", nz=self.config.nz, size=self.config.size)
+        generator.load_state_dict(self.net.generator.state_dict())
+        return generator
+
+
+def similarity_check(train_dir: str | Path, config: GeneratorConfig):  # noqa: ANN201 - a validation for `Plan`
+    """The generator's closeness to the dataset's rain (`quality/rain_similarity.py`): {"similarity": -distance,
+    distance and its terms}, so that higher is better as the loop expects."""
+    reference = rain_stats(dataset_rain(train_dir, config.similarity_samples, config.size, seed=config.seed))
+
+    def check(generator: nn.Module) -> dict[str, float]:
+        layers = generator_rain(generator, config.similarity_samples, seed=config.seed + 1)
+        scores = distances(rain_stats(layers), reference)
+        return {"similarity": -scores["distance"], **scores}
+
+    return check
+
+
 def train_rain_generator(
     train_dir: str | Path, out: str | Path, config: GeneratorConfig, session: Session | None = None
 ) -> Path:
-    """Train a VRGNet on the pairs of `train_dir`; resumes from `<out>/state.pt`; returns `<out>/generator.pt`.
+    """Train a VRGNet on the pairs of `train_dir`; resumes from `<out>/last.pt`; returns `<out>/generator.pt`.
 
-    Runs on one process (rank 0 under DDP; other ranks wait): a bank entry is small and trained once. Long on
-    purpose: a training loop read top to bottom in one sitting; the GAN step lives in `vrgnet_step`.
-    """
+    Runs on one process (rank 0 under DDP; other ranks wait): a bank entry is small and trained once."""
     session = session or Session.start(config.device, amp=False, channels_last=False)
     out = Path(out)
     if not session.main:
@@ -180,105 +209,34 @@ def train_rain_generator(
     seed_everything(config.seed)
     dataset = PairedDataset(train_dir, patch_size=config.size, augment=False, seed=config.seed, cache=config.cache)
     net = VRGNet(config.nz, config.size, config.background_stages, config.background_channels).to(session.device)
-    optimizers = vrgnet_optimizers(net, config)
-    milestones = [int(f * config.iterations) for f in config.milestones]
-    base_lr = {name: opt.param_groups[0]["lr"] for name, opt in optimizers.items()}
-    step, spent, state = 0, 0.0, {}
-    state_path = out / "state.pt"
-    if state_path.is_file():
-        state = load_state(state_path)
-        net.load_state_dict(state["net"])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        step, spent = state["step"], state.get("seconds", 0.0)
-        set_rng_state(state["rng"])
-        log.info("rain generator %s: resumed at step %d", out.name, step)
-    watch = SimilarityWatch(train_dir, config, out, state.get("similarity"))
-    logger = CsvLog(out / "log.csv")
-    data = batches(dataset, config.batch_size, config.seed, single, start_step=step)
-    bar = progress(total=config.iterations, initial=step, desc=f"memorize {out.name}")
-    started = time.perf_counter()
-    net.train()
-    while step < config.iterations and not watch.stopped:
-        decay = 0.5 ** sum(step >= m for m in milestones)
-        for name, opt in optimizers.items():
-            opt.param_groups[0]["lr"] = base_lr[name] * decay
-        batch = next(data)
-        rainy, clean = batch["rainy"].to(session.device), batch["clean"].to(session.device)
-        row = {"step": step + 1, **vrgnet_step(net, optimizers, rainy, clean, step % config.critic_steps == 0, config)}
-        step += 1
-        bar.update(1)
-        if step % config.log_every == 0:
-            logger.write(row)
-            bar.set_postfix(critic=f"{row['critic']:.3f}")
-        if config.similarity_every and step % config.similarity_every == 0:
-            watch.check(step, net.generator)
-            net.train()
-        if step % config.checkpoint_every == 0 or step == config.iterations or watch.stopped:
-            save_state(
-                {
-                    "net": net.state_dict(),
-                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-                    "step": step,
-                    "rng": rng_state(),
-                    "config": config.__dict__,
-                    "seconds": spent + time.perf_counter() - started,
-                    "similarity": watch.state(),
-                },
-                state_path,
-            )
-    bar.close()
-    generator = build_model("vrgnet_generator", nz=config.nz, size=config.size)
-    generator.load_state_dict(watch.best_weights or net.generator.state_dict())
-    path = save_checkpoint(out / "generator.pt", generator, dataset=str(train_dir), steps=step)
+    step = GeneratorStep(net, config, session.device)
+    watching = config.similarity_every > 0
+    plan = Plan(
+        total=config.iterations,
+        schedule=milestones([int(f * config.iterations) for f in config.milestones]),
+        data=lambda start: batches(dataset, config.batch_size, config.seed, single, start_step=start),
+        desc=f"memorize {out.name}",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        validate=similarity_check(train_dir, config) if watching else None,
+        validate_every=config.similarity_every,
+        plateau=Plateau(config.similarity_gain, config.similarity_window, drops_allowed=0) if watching else None,
+        config={"generator": config.__dict__, "train_dir": str(train_dir)},
+    )
+    outcome = fit(step, plan, out, single, resume=out / LAST)
+    generator = step.result()
+    if watching and (out / BEST).is_file():  # the bank keeps the generator closest to the dataset's rain
+        generator.load_state_dict(load_state(out / BEST)["weights"])
+    path = save_checkpoint(out / "generator.pt", generator, dataset=str(train_dir), steps=outcome.step)
     _write_samples(generator, out / "samples.png")
-    summary = {"train_dir": str(train_dir), "critic_steps": step, "seconds_this_run": time.perf_counter() - started,
-               "seconds": spent + time.perf_counter() - started, **watch.summary()}  # fmt: skip
+    summary = {"train_dir": str(train_dir), "critic_steps": outcome.step, "seconds_this_run": outcome.seconds_this_run,
+               "seconds": outcome.seconds}  # fmt: skip
+    if outcome.history:
+        summary.update(similarity=outcome.history, best_similarity_step=outcome.best["step"],
+                       best_distance=-outcome.best["metric"], stopped=outcome.stopped)  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     session.barrier()
     return path
-
-
-class SimilarityWatch:
-    """The generator's distance to the dataset's rain over training, the closest generator so far and the
-    plateau rule that ends training (a no-op with `similarity_every` 0). Its state is saved with `state.pt`."""
-
-    def __init__(self, train_dir: str | Path, config: GeneratorConfig, out: Path, saved: dict | None) -> None:
-        self.config = config
-        self.history: list[dict] = list((saved or {}).get("history", []))
-        self.best_weights: dict | None = (saved or {}).get("best_weights")
-        self.stopped = bool((saved or {}).get("stopped", False))
-        self.plateau = Plateau(config.similarity_gain, config.similarity_window, drops_allowed=0)
-        for key in ("best", "best_step"):
-            if saved and key in saved.get("plateau", {}):
-                setattr(self.plateau, key, saved["plateau"][key])
-        self.reference = None
-        if config.similarity_every:
-            layers = dataset_rain(train_dir, config.similarity_samples, config.size, seed=config.seed)
-            self.reference = rain_stats(layers)
-        self.log = CsvLog(out / "similarity.csv", enabled=bool(config.similarity_every))
-
-    def check(self, step: int, generator: nn.Module) -> None:
-        layers = generator_rain(generator, self.config.similarity_samples, seed=self.config.seed + 1)
-        scores = distances(rain_stats(layers), self.reference)
-        decision = self.plateau.update(step, -scores["distance"])
-        best = min((row["distance"] for row in self.history), default=float("inf"))
-        if scores["distance"] < best:
-            self.best_weights = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
-        self.history.append({"step": step, **scores})
-        self.log.write({"step": step, **scores, "decision": decision})
-        self.stopped = decision == "stop"
-
-    def state(self) -> dict:
-        return {"history": self.history, "best_weights": self.best_weights, "stopped": self.stopped,
-                "plateau": {"best": self.plateau.best, "best_step": self.plateau.best_step}}  # fmt: skip
-
-    def summary(self) -> dict:
-        if not self.history:
-            return {}
-        best = min(self.history, key=lambda row: row["distance"])
-        return {"similarity": self.history, "best_similarity_step": best["step"], "best_distance": best["distance"],
-                "stopped": "plateau" if self.stopped else "cap"}  # fmt: skip
 
 
 @torch.no_grad()

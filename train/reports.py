@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import cv2
 import numpy as np
 
 from derain.outputs import atomic_write_text
-
-if TYPE_CHECKING:
-    from derain.train.continual import ContinualConfig
+from derain.train.methods import method_of, task_names
 
 
 def load_matrix(out: Path) -> dict:
@@ -23,18 +21,17 @@ def load_matrix(out: Path) -> dict:
     return {"rows": {}}
 
 
-def summarize(config: ContinualConfig, matrix: dict) -> dict:
+def summarize(config: Any, matrix: dict) -> dict:
     """Average seen PSNR after the last task, backward transfer, unseen PSNR (RGB and Y).
 
     `individual` has no last task: each dataset is scored by its own network, each unseen set by the mean over
     the networks trained so far, and there is no backward transfer."""
-    from derain.train.continual import task_names  # the continual module imports this one
-
     rows = matrix["rows"]
     tasks = [t for t in task_names(config) if t in rows]
     if not tasks:
         return {"tasks_done": 0}
-    if config.method == "individual":
+    method = method_of(config)
+    if method.fresh:
         final = {name: rows[name][name] for name in tasks}
         for unseen in (f"unseen:{name}" for name in config.unseen):
             metrics = rows[tasks[0]][unseen]
@@ -43,9 +40,9 @@ def summarize(config: ContinualConfig, matrix: dict) -> dict:
         final = rows[tasks[-1]]
     summary: dict = {"method": config.method, "model": config.model.name, "tasks_done": len(tasks)}
     for metric in ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y"):
-        seen = config.stream if config.method == "joint" else config.stream[: len(tasks)]
+        seen = config.stream if method.joint else config.stream[: len(tasks)]
         summary[f"avg_seen_{metric}"] = float(np.mean([final[n][metric] for n in seen]))
-        if config.method in ("clgid", "sequential") and len(tasks) > 1:
+        if method.forgets and len(tasks) > 1:
             drops = [final[n][metric] - rows[n][n][metric] for n in config.stream[: len(tasks) - 1]]
             summary[f"bwt_{metric}"] = float(np.mean(drops))
         for name in config.unseen:
@@ -54,7 +51,7 @@ def summarize(config: ContinualConfig, matrix: dict) -> dict:
     return summary
 
 
-def write_matrix(config: ContinualConfig, matrix: dict, out: Path) -> None:
+def write_matrix(config: Any, matrix: dict, out: Path) -> None:
     """`matrix.json`, `matrix.csv` and the `matrix.png` heatmap of a stream's accuracy matrix, each atomic."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "matrix.json", json.dumps(matrix, indent=2))
@@ -63,7 +60,7 @@ def write_matrix(config: ContinualConfig, matrix: dict, out: Path) -> None:
     for task, scores in matrix["rows"].items():
         lines.append(task + "," + ",".join(f"{scores[c][m]:.4f}" for c in columns for m in config.metrics))
     atomic_write_text(out / "matrix.csv", "\n".join(lines) + "\n")
-    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png", "alone on" if config.method == "individual" else "after")
+    heatmap(matrix, columns, "psnr_rgb", out / "matrix.png", "alone on" if method_of(config).fresh else "after")
 
 
 def heatmap(matrix: dict, columns: list[str], metric: str, path: Path, rows_are: str = "after") -> None:

@@ -13,7 +13,9 @@ scores new output and current reward with the offline scorer, and keeps the bett
 gradient; a replacement whose colour drifts from the input beyond `colour_drift` is rejected).
 Stage 2 starts from stage 1: DEM is replaced by the rewards (F(O) = O - reward), the de-rainer loss becomes
 PSNR loss + SSIM loss on the pseudo pair (weight 1) + 0.8 MSE(R(O), reward crop); recycling continues; training
-stops at `stage2_iterations` or when validation PSNR has not improved for `patience` validations.
+stops at `stage2_iterations` or when validation PSNR has not improved for `patience` validations (the loop's
+plateau rule with no halving). Each stage is `RewardStep` on the one loop (`fit`), its files prefixed by the stage
+(`stage1_last.pt`, `stage2_best.pt`, `stage2_log.csv`...).
 Plug-in mode (`init` = a supervised checkpoint): skip stage 1, seed the pool with the pretrained network's
 outputs, train the auxiliaries (rain transfer, DEM, critic) for `plugin_warmup` iterations at the stage-1
 learning rate with the de-rainer frozen, then run stage 2 to fine-tune it on unpaired data. Without the warm-up
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from derain.cli import progress
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import UnpairedDataset
 from derain.data.io import read_image, to_tensor, to_uint8
@@ -50,9 +50,10 @@ from derain.models import (
 from derain.models.registry import ModelSpec
 from derain.quality.evaluate import evaluate_folder
 from derain.quality.scorers import Scorer, fit_scorer, load_scorer
-from derain.train.loop import CsvLog, Session, batches, seed_everything
+from derain.train.loop import LAST, Plan, Plateau, Schedule, Step, fit, milestones
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
-from derain.train.state import load_state, rng_state, save_state, set_rng_state
+from derain.train.session import Session, batches, seed_everything
+from derain.train.state import load_state
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +167,6 @@ class RewardPool:
         self.history.append(row)
         return row
 
-    def crop_source(self) -> list[np.ndarray | None]:
-        return self.images
-
 
 def _chroma_drift(output: torch.Tensor, rainy: torch.Tensor) -> float:
     """Mean absolute change of the colour components (pixel minus its grey level): rain is achromatic."""
@@ -194,6 +192,9 @@ def prepare_scorer(config: UnpairedConfig, dataset: UnpairedDataset, out: Path) 
     out.mkdir(parents=True, exist_ok=True)
     scorer.save(out / "scorer.pt")
     return scorer
+
+
+STAGES = ("stage1", "stage2")
 
 
 def train_unpaired(config: UnpairedConfig, resume: str | None = None) -> dict:
@@ -227,31 +228,21 @@ def train_unpaired(config: UnpairedConfig, resume: str | None = None) -> dict:
         load_weights(derainer, pretrained.state_dict(), config.init)
     pool = RewardPool(len(dataset))
     dataset.rewards = pool.images
-    state = _load_state(out) if resume == "auto" else None
-    stages = ["stage2"] if config.init else ["stage1", "stage2"]
+    nets = {"derainer": derainer, "transfer": transfer, "dem": dem, "critic": critic}
     summary: dict = {"stages": {}, "scorer": config.scorer}
-    if state is not None:
-        summary = state["summary"]
-    for stage in stages:
-        if stage in summary["stages"] and summary["stages"][stage].get("done"):
+    for stage in ["stage2"] if config.init else list(STAGES):
+        record_file = out / f"{stage}_record.json"
+        if resume == "auto" and record_file.is_file():  # a finished stage: its networks and pool carry on
+            summary["stages"][stage] = json.loads(record_file.read_text())
+            state = load_state(out / f"{stage}_{LAST}")
+            for name, net in nets.items():
+                net.load_state_dict(state["networks"][name])
+            pool.load(state["method"]["pool"])
+            dataset.rewards = pool.images
             continue
-        summary["stages"][stage] = _run_stage(
-            stage,
-            config,
-            session,
-            dataset,
-            pool,
-            scorer,
-            paired_clean,
-            derainer,
-            transfer,
-            dem,
-            critic,
-            out,
-            state if state is not None and state["stage"] == stage else None,
-            summary,
-        )
-        state = None
+        step = RewardStep(stage, config, nets, dataset, pool, scorer, paired_clean, device, out)
+        summary["stages"][stage] = _run_stage(step, config, out, resume == "auto")
+        record_file.write_text(json.dumps(summary["stages"][stage], indent=2))
     summary["reward_history"] = pool.history
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     _plot_rewards(pool.history, out / "reward_scores.png")
@@ -268,115 +259,123 @@ def _paired_clean(config: UnpairedConfig, dataset: UnpairedDataset) -> list[Path
     return files if all(files) else None
 
 
-def _load_state(out: Path) -> dict | None:
-    path = out / "last.pt"
-    return load_state(path) if path.is_file() else None
+class RewardStep(Step):
+    """One RGSUD iteration of a stage (`_iteration`: rain transfer + DEM, de-rainer, critic); after it, the reward
+    sweeps (and snapshots) of the stage. Its state is the reward pool. In plug-in mode stage 2 starts with
+    `plugin_warmup` iterations in which only the auxiliaries train (the de-rainer frozen)."""
+
+    def __init__(self, stage: str, config: UnpairedConfig, nets: dict[str, nn.Module], dataset: UnpairedDataset,
+                 pool: RewardPool, scorer: Scorer, paired_clean: list[Path] | None, device: torch.device,
+                 out: Path) -> None:  # fmt: skip
+        self.stage, self.config, self.dataset, self.pool, self.scorer = stage, config, dataset, pool, scorer
+        self.paired_clean, self.device, self.out = paired_clean, device, out
+        self.second = stage == "stage2"
+        self.warmup = config.plugin_warmup if self.second and config.init else 0  # auxiliaries only
+        self.total = (config.stage2_iterations + self.warmup) if self.second else config.stage1_iterations
+        self.lr = config.stage2_lr if self.second else config.lr
+        betas = tuple(config.betas)
+        derainer, transfer, dem, critic = (nets[n] for n in ("derainer", "transfer", "dem", "critic"))
+        self.networks = nets
+        self.optimizers = {
+            "derainer": torch.optim.Adam(derainer.parameters(), lr=self.lr, betas=betas),
+            "transfer": torch.optim.Adam([*transfer.parameters(), *dem.parameters()], lr=self.lr, betas=betas),
+            "critic": torch.optim.Adam(critic.parameters(), lr=self.lr, betas=betas),
+        }
+        if self.warmup > 0:
+            _freeze(derainer, True)
+
+    def schedule(self) -> Schedule:
+        """Stage 1 halves at its milestones; a plug-in warm-up runs at stage 1's rate, then stage 2's."""
+        decay = milestones([int(f * self.total) for f in self.config.milestones] if not self.second else [])
+        warm = self.config.lr / self.lr
+        return lambda step: decay(step) * (warm if step < self.warmup else 1.0)
+
+    def __call__(self, batch: dict, step: int) -> dict[str, float]:
+        rainy, clean = batch["rainy"].to(self.device), batch["clean"].to(self.device)
+        reward = batch["reward"].to(self.device) if self.second else None
+        has_reward = batch["has_reward"].to(self.device).float().view(-1, 1, 1, 1) if self.second else None
+        return _iteration(self.config, self.second, self.networks, self.optimizers, rainy, clean, reward, has_reward,
+                          train_derainer=step >= self.warmup)  # fmt: skip
+
+    def after(self, step: int) -> None:
+        if step == self.warmup:  # the auxiliaries have warmed up: the de-rainer trains from here
+            _freeze(self.networks["derainer"], False)
+        if step > self.warmup and ((step - self.warmup) % self.config.sweep_every == 0 or step == self.total):
+            self.sweep(step)["stage"] = self.stage
+            if self.config.snapshots:
+                save_checkpoint(self.out / "snapshots" / f"{self.stage}_{step:07d}.pt", self.result(), step=step)
+
+    def sweep(self, step: int) -> dict:
+        return self.pool.sweep(self.result(), self.dataset.rainy_files, self.scorer, self.device, step,
+                               self.config.colour_drift, self.paired_clean)  # fmt: skip
+
+    def result(self) -> nn.Module:
+        return self.networks["derainer"]
+
+    def state(self) -> dict:
+        return {"stage": self.stage, "pool": self.pool.state()}
+
+    def load_state(self, state: dict) -> None:
+        self.pool.load(state["pool"])
+        self.dataset.rewards = self.pool.images
+        if state["step"] >= self.warmup:
+            _freeze(self.networks["derainer"], False)
 
 
-def _run_stage(
-    stage: str,
-    config: UnpairedConfig,
-    session: Session,
-    dataset: UnpairedDataset,
-    pool: RewardPool,
-    scorer: Scorer,
-    paired_clean: list[Path] | None,
-    derainer: nn.Module,
-    transfer: nn.Module,
-    dem: nn.Module,
-    critic: nn.Module,
-    out: Path,
-    state: dict | None,
-    summary: dict,
-) -> dict:
-    """Run one RGSUD stage from `state` (or its start): steps, reward sweeps, validation, checkpoints.
-
-    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the losses,
-    the reward pool and the state it calls live in their own functions."""
-    device = session.device
-    second = stage == "stage2"
-    warmup = config.plugin_warmup if second and config.init else 0  # auxiliaries only, the de-rainer frozen
-    total = (config.stage2_iterations + warmup) if second else config.stage1_iterations
-    lr = config.stage2_lr if second else config.lr
-    betas = tuple(config.betas)
-    opt_r = torch.optim.Adam(derainer.parameters(), lr=lr, betas=betas)
-    opt_t = torch.optim.Adam([*transfer.parameters(), *dem.parameters()], lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
-    nets = {"derainer": derainer, "transfer": transfer, "dem": dem, "critic": critic}
-    opts = {"derainer": opt_r, "transfer": opt_t, "critic": opt_d}
-    step, best, stale, record = 0, -float("inf"), 0, {"validation": []}
-    if state is not None:
-        for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
-        for name, opt in opts.items():
-            opt.load_state_dict(state["optimizers"][name])
-        pool.load(state["pool"])
-        dataset.rewards = pool.images
-        step, best, stale, record = state["step"], state["best"], state["stale"], state["record"]
-        set_rng_state(state["rng"])
-        log.info("%s: resumed at iteration %d", stage, step)
-    elif second:
-        if pool.history == []:  # plug-in mode: seed the pool with the pretrained network's outputs
-            pool.sweep(derainer, dataset.rainy_files, scorer, device, 0, config.colour_drift, paired_clean)
-        if config.test_data:  # the network stage 2 starts from is the first candidate for stage2_best.pt
-            best = _validate(derainer, config, device, record, warmup)  # held still through the warm-up
-            save_checkpoint(out / f"{stage}_best.pt", derainer, step=0, psnr_rgb=best)
-    if step < warmup:
-        _freeze(derainer, True)
-    logger = CsvLog(out / f"{stage}_log.csv")
-    data = batches(dataset, config.batch_size, config.seed, Session(device), start_step=step)
-    milestones = [int(f * total) for f in config.milestones] if not second else []
-    bar = progress(total=total, initial=step, desc=f"rgsud {stage}")
-    started = time.perf_counter()
-    while step < total:
-        decay = 0.5 ** sum(step >= m for m in milestones)
-        for opt in opts.values():  # the warm-up is the auxiliaries' stage 1: its learning rate
-            opt.param_groups[0]["lr"] = (config.lr if step < warmup else lr) * decay
-        batch = next(data)
-        rainy, clean = batch["rainy"].to(device), batch["clean"].to(device)
-        reward = batch["reward"].to(device) if second else None
-        has_reward = batch["has_reward"].to(device).float().view(-1, 1, 1, 1) if second else None
-        row = _iteration(config, second, nets, opts, rainy, clean, reward, has_reward, train_derainer=step >= warmup)
-        step += 1
-        bar.update(1)
-        if step == warmup:  # the auxiliaries have warmed up: the de-rainer trains from here
-            _freeze(derainer, False)
-        if step % config.log_every == 0:
-            logger.write({"step": step, **row})
-            bar.set_postfix(der=f"{row['derainer']:.3f}")
-        if step > warmup and ((step - warmup) % config.sweep_every == 0 or step == total):
-            sweep = pool.sweep(derainer, dataset.rainy_files, scorer, device, step, config.colour_drift, paired_clean)
-            sweep["stage"] = stage
-            if config.snapshots:
-                save_checkpoint(out / "snapshots" / f"{stage}_{step:07d}.pt", derainer, step=step)
-        if config.test_data and step > warmup and ((step - warmup) % config.val_every == 0 or step == total):
-            score = _validate(derainer, config, device, record, step)
-            if score > best + 1e-3:
-                best, stale = score, 0
-                save_checkpoint(out / f"{stage}_best.pt", derainer, step=step, psnr_rgb=best)
-            else:
-                stale += 1
-            if second and stale >= config.patience:
-                log.info("stage 2: validation plateau after %d iterations", step)
-                break
-        if step % config.checkpoint_every == 0 and step < total:
-            _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
-    bar.close()
-    final = save_checkpoint(out / f"{stage}_final.pt", derainer, step=step, config=config_to_dict(config))
-    seconds = time.perf_counter() - started
-    record.update(done=True, iterations=step - warmup, warmup_iterations=warmup, seconds_this_run=seconds,
-                  checkpoint=str(final))  # fmt: skip
-    summary["stages"][stage] = record
-    _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary)
-    return record
+def _run_stage(step: RewardStep, config: UnpairedConfig, out: Path, resume: bool) -> dict:
+    """One RGSUD stage on the loop: stage 2 first validates the network it starts from (the first candidate for
+    `stage2_best.pt`, held still through a plug-in warm-up) and stops at a validation plateau; stage 1 runs its
+    iterations. Returns the stage's record."""
+    last = out / f"{step.stage}_{LAST}"
+    resuming = resume and last.is_file()
+    start = {"metric": float("-inf")}
+    start_rows = []
+    if step.second and not resuming:
+        if step.pool.history == []:  # plug-in mode: seed the pool with the pretrained network's outputs
+            step.sweep(0)
+        if config.test_data:
+            training = step.result().training
+            scores = _validation(step.result(), config, step.device)
+            step.result().train(training)
+            start = {"metric": scores["psnr_rgb"]}
+            start_rows = [{"step": step.warmup, **scores}]
+            save_checkpoint(out / f"{step.stage}_best.pt", step.result(), step=0, validation=scores)
+    plateau = None
+    if step.second and config.test_data:
+        plateau = Plateau(gain=1e-3, window=config.patience * config.val_every, drops_allowed=0,
+                          best=start["metric"], best_step=step.warmup)  # fmt: skip
+    plan = Plan(
+        total=step.total,
+        schedule=step.schedule(),
+        data=lambda first: batches(step.dataset, config.batch_size, config.seed, Session(step.device), first),
+        desc=f"rgsud {step.stage}",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        validate=(lambda model: _validation(model, config, step.device)) if config.test_data else None,
+        validate_every=config.val_every,
+        validate_from=step.warmup,
+        plateau=plateau,
+        best_gain=1e-3,
+        prefix=f"{step.stage}_",
+        start_best=start["metric"],
+        config=config_to_dict(config),
+    )
+    outcome = fit(step, plan, out, Session(step.device), resume=last if resuming else None)
+    if outcome.stopped == "plateau":
+        log.info("stage 2: validation plateau after %d iterations", outcome.step)
+    final = save_checkpoint(out / f"{step.stage}_final.pt", step.result(), step=outcome.step,
+                            config=config_to_dict(config))  # fmt: skip
+    validation = start_rows + [{k: v for k, v in row.items() if k not in ("lr", "decision")} for row in
+                               outcome.history]  # fmt: skip
+    return {"validation": validation, "done": True, "iterations": outcome.step - step.warmup,
+            "warmup_iterations": step.warmup, "seconds_this_run": outcome.seconds_this_run,
+            "checkpoint": str(final), "stopped": outcome.stopped}  # fmt: skip
 
 
-def _validate(derainer: nn.Module, config: UnpairedConfig, device: torch.device, record: dict, step: int) -> float:
-    """Score the de-rainer on `test_data`, record it at `step`, return to training mode; its PSNR (RGB)."""
+def _validation(derainer: nn.Module, config: UnpairedConfig, device: torch.device) -> dict[str, float]:
+    """The de-rainer's mean metrics on `test_data`, PSNR (RGB) first (what counts)."""
     scores = evaluate_folder(derainer, config.test_data, device=device, progress=False)["mean"]
-    record["validation"].append({"step": step, **scores})
-    derainer.train()
-    return scores["psnr_rgb"]
+    return {"psnr_rgb": scores["psnr_rgb"], **scores}
 
 
 def _freeze(net: nn.Module, frozen: bool) -> None:
@@ -384,24 +383,6 @@ def _freeze(net: nn.Module, frozen: bool) -> None:
     net.train(not frozen)
     for parameter in net.parameters():
         parameter.requires_grad_(not frozen)
-
-
-def _save_state(out, stage, step, nets, opts, pool, best, stale, record, summary) -> None:
-    save_state(
-        {
-            "stage": stage,
-            "step": step,
-            "nets": {name: net.state_dict() for name, net in nets.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in opts.items()},
-            "pool": pool.state(),
-            "best": best,
-            "stale": stale,
-            "record": record,
-            "summary": summary,
-            "rng": rng_state(),
-        },
-        out / "last.pt",
-    )
 
 
 def _iteration(

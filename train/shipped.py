@@ -12,13 +12,14 @@ Every training batch is rendered on the fly, so the data never repeats:
 Training stops at a plateau, defined as: the validation PSNR (a fixed set of training-scene crops with the
 training rain, never the test scenes) has not risen by `plateau_gain` dB within `plateau_window` iterations; the
 first `lr_drops` plateaus halve the learning rate and restart the window, the next one stops the run (or
-`max_iterations` / `max_minutes`, whichever comes first). `history.csv` logs every validation and
-`summary.json` says where and why the run stopped. `best.pt` (the best validation) is the result; `last.pt`
-resumes (`--resume auto`).
+`max_iterations` / `max_minutes`, whichever comes first). The recipe is `SupervisedStep` on the one loop (`fit`):
+`validation.csv` logs every validation, `log.csv` the losses, and `summary.json` says where and why the run
+stopped. `best.pt` (the best validation) is the result; `last.pt` resumes (`--resume auto`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -32,13 +33,14 @@ from derain.config import config_to_dict, save_resolved
 from derain.data.io import to_tensor
 from derain.data.rain import RAIN_DOMAINS, UNSEEN_DOMAINS, domain_seed, get_domain, render_rain
 from derain.data.scenes import SceneSampler
-from derain.models import CheckpointError, build_model, load_weights, read_checkpoint, save_checkpoint, stage_outputs
-from derain.models.device import resolve_device
+from derain.models import build_model, load_weights, read_checkpoint, stage_outputs
 from derain.models.registry import ModelSpec
 from derain.outputs import atomic_write_text
-from derain.train.loop import CsvLog, Plateau, set_lr
-from derain.train.losses import restoration_loss
+from derain.quality.metrics import psnr
+from derain.train.loop import Plan, Plateau, fit, warmup_constant
+from derain.train.session import Session
 from derain.train.state import resume_file
+from derain.train.supervised import SupervisedStep
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +123,6 @@ def render_batch(
     return torch.stack(rainy), torch.stack(clean), kinds
 
 
-def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (RGB, dB) of images in [0, 1], quantized to 8 bits as a saved image would be."""
-    pred = (pred.clamp(0, 1) * 255).round() / 255
-    mse = (pred - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1 / mse)
-
-
 @torch.no_grad()
 def validate(model: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor, list[str]], device: torch.device) -> dict:
     """Mean PSNR over the rainy validation images, and over the dry ones (output vs the clean input)."""
@@ -136,11 +131,13 @@ def validate(model: torch.nn.Module, val: tuple[torch.Tensor, torch.Tensor, list
     scores = []
     for start in range(0, len(rainy), 16):
         out = stage_outputs(model(rainy[start : start + 16].to(device)))[0].cpu()
-        scores.append(_psnr(out, clean[start : start + 16]))
+        quantized = (out.clamp(0, 1) * 255).round() / 255  # as a saved image would be
+        scores.append(psnr(quantized, clean[start : start + 16]))
     model.train()
-    psnr = torch.cat(scores)
+    values = torch.cat(scores).clamp(max=100.0)  # an unchanged dry image is +inf: capped as the test set caps it
     dry = torch.tensor([k == "dry" for k in kinds])
-    return {"val_psnr": float(psnr[~dry].mean()), "dry_psnr": float(psnr[dry].mean()) if dry.any() else float("nan")}
+    return {"val_psnr": float(values[~dry].mean()), "dry_psnr": float(values[dry].mean()) if dry.any() else
+            float("nan")}  # fmt: skip
 
 
 def scene_sampler(config: ShippedConfig, out: Path) -> SceneSampler:
@@ -158,30 +155,8 @@ def scene_sampler(config: ShippedConfig, out: Path) -> SceneSampler:
     return sampler
 
 
-def _restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, plateau: Plateau) -> tuple:
-    """Load a run's `last.pt` into the model, optimizer and plateau rule; (step, lr, seconds, best score)."""
-    state = read_checkpoint(path)
-    missing = [k for k in ("optimizer", "step", "lr", "seconds", "plateau") if k not in state]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint of this recipe's training state (no {', '.join(missing)}); "
-                              "resume from a run folder's last.pt")  # fmt: skip
-    load_weights(model, state["weights"], source=str(path))
-    optimizer.load_state_dict(state["optimizer"])
-    saved = state["plateau"]  # progress from the checkpoint, the rule from the (possibly changed) config
-    plateau.best, plateau.best_step, plateau.drops = saved["best"], saved["best_step"], saved["drops"]
-    best_score = state.get("best_score")
-    if best_score is None:  # checkpoints written before best_score was saved: ask best.pt
-        best = path.parent / "best.pt"
-        best_score = read_checkpoint(best)["validation"]["val_psnr"] if best.is_file() else plateau.best
-    log.info("resumed from %s at iteration %d (%.0f min trained)", path, state["step"], state["seconds"] / 60)
-    return state["step"], state["lr"], state["seconds"], best_score
-
-
 def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
-    """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`.
-
-    Long on purpose: a training loop read top to bottom in one sitting (torchvision's references); the data, the
-    plateau rule and the resume it calls live in their own functions."""
+    """Train to a plateau; returns the summary (also `<out>/summary.json`); the weights are `<out>/best.pt`."""
     domains = check(config)
     out = Path(config.out)
     done = out / "summary.json"
@@ -190,58 +165,46 @@ def train_shipped(config: ShippedConfig, resume: str | None = None) -> dict:
         if previous.get("stopped") == "plateau" and previous.get("config") == config_to_dict(config):
             log.info("%s already stopped at its plateau with this config; nothing to do", out)
             return previous
-    device = resolve_device(config.device)
+    session = Session.start(config.device)
     torch.manual_seed(config.seed)
-    model = build_model(config.model.name, **config.model.kwargs).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    plateau = Plateau(config.plateau_gain, config.plateau_window, config.lr_drops)
-    step, lr, spent, best_score = 0, config.lr, 0.0, float("-inf")
-    last = out / "last.pt"
+    model = session.prepare(build_model(config.model.name, **config.model.kwargs))
+    step = SupervisedStep(model, session, config.lr, config.edge_weight)
     path = resume_file(out, resume)  # batches are keyed by step, so a resume continues the same batch stream
     if config.init and path is None:
         load_weights(model, read_checkpoint(config.init)["weights"], source=config.init)
         log.info("starting from the weights of %s", config.init)
-    if path is not None:
-        step, lr, spent, best_score = _restore(path, model, optimizer, plateau)
     save_resolved(config, out)
     sampler = scene_sampler(config, out)
     val_sampler = SceneSampler(config.photo_fraction, pool=48, seed=config.seed + 1000)
     val = render_batch(val_sampler, domains, config, ("validation",), config.val_images, 128)
-    history = CsvLog(out / "history.csv")
-    started, stopped = time.perf_counter() - spent, "max_iterations"
-    while step < config.max_iterations:
-        set_lr(optimizer, lr * min(1.0, (step + 1) / max(1, config.warmup_iterations)))
-        rainy, clean, _ = render_batch(sampler, domains, config, ("train", step), config.batch_size, config.patch_size)
-        loss = restoration_loss(stage_outputs(model(rainy.to(device))), clean.to(device), config.edge_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % config.val_every and step < config.max_iterations:
-            continue
-        scores = validate(model, val, device)
-        decision = plateau.update(step, scores["val_psnr"])
-        seconds = time.perf_counter() - started
-        history.write({"step": step, "loss": round(loss.item(), 5), "lr": lr, **scores, "decision": decision})
-        log.info("it %d  loss %.4f  val %.2f dB  dry %.2f dB  lr %.1e  %s  (%.0f min)", step, loss.item(),
-                 scores["val_psnr"], scores["dry_psnr"], lr, decision, seconds / 60)  # fmt: skip
-        if scores["val_psnr"] > best_score:
-            best_score = scores["val_psnr"]
-            save_checkpoint(out / "best.pt", model, step=step, config=config_to_dict(config), validation=scores)
-        if decision == "drop":
-            lr *= 0.5
-        save_checkpoint(last, model, optimizer=optimizer.state_dict(), step=step, lr=lr, seconds=seconds,
-                        plateau=vars(plateau), best_score=best_score, config=config_to_dict(config))  # fmt: skip
-        if decision == "stop":
-            stopped = "plateau"
-            break
-        if config.max_minutes and seconds > config.max_minutes * 60:
-            stopped = "max_minutes"
-            break
-    summary = {"iterations": step, "stopped": stopped, "seconds": round(time.perf_counter() - started, 1),
-               "best_val_psnr": best_score, "lr_drops": plateau.drops, "domains": list(domains),
+
+    def data(start: int):
+        for index in itertools.count(start):
+            rainy, clean, _ = render_batch(sampler, domains, config, ("train", index), config.batch_size,
+                                           config.patch_size)  # fmt: skip
+            yield {"rainy": rainy, "clean": clean}
+
+    plan = Plan(
+        total=config.max_iterations,
+        schedule=warmup_constant(config.warmup_iterations),
+        data=data,
+        desc="shipped",
+        log_every=config.val_every,
+        checkpoint_every=config.val_every,
+        validate=lambda network: validate(network, val, session.device),
+        validate_every=config.val_every,
+        plateau=Plateau(config.plateau_gain, config.plateau_window, config.lr_drops),
+        max_seconds=config.max_minutes * 60,
+        config=config_to_dict(config),
+    )
+    step.wrap()
+    outcome = fit(step, plan, out, session, resume=path)
+    stopped = {"plateau": "plateau", "time": "max_minutes"}.get(outcome.stopped, "max_iterations")
+    summary = {"iterations": outcome.step, "stopped": stopped, "seconds": round(outcome.seconds, 1),
+               "best_val_psnr": outcome.best["metric"], "lr_drops": outcome.lr_drops, "domains": list(domains),
                "holdout": list(config.holdout), "config": config_to_dict(config),
                "unseen_domains": [d for d in UNSEEN_DOMAINS if d not in domains]}  # fmt: skip
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    log.info("stopped at iteration %d (%s); best validation %.2f dB", step, stopped, best_score)
+    log.info("stopped at iteration %d (%s); best validation %.2f dB", outcome.step, stopped, outcome.best["metric"])
+    session.close()
     return summary

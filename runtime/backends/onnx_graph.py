@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from derain.frames import as_batch, from_network, pad_frames, to_network
-from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec
+from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec, default_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class OnnxBackend(Backend):
     def load(cls, path: str | Path, device: str = "auto", threads: int | None = None, **options: Any) -> OnnxBackend:
         """Args:
         device: "cpu", "cuda" / "cuda:N" (needs onnxruntime-gpu), or "auto" (CUDA where available).
-        threads: intra-op threads on CPU (default: onnxruntime's choice, one per core).
+        threads: intra-op threads on CPU (default: `default_cpu_threads()`).
         """
         try:
             import onnxruntime as ort
@@ -85,8 +85,8 @@ class OnnxBackend(Backend):
         providers.append("CPUExecutionProvider")
         session_options = ort.SessionOptions()
         session_options.log_severity_level = 3
-        if threads:
-            session_options.intra_op_num_threads = int(threads)
+        if not use_cuda:
+            session_options.intra_op_num_threads = int(threads) if threads else default_cpu_threads()
         try:
             session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)

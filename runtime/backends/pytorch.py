@@ -17,7 +17,6 @@ uses them.
 from __future__ import annotations
 
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from derain.runtime.backends.base import (
     InputSpec,
     check_fused,
     check_kernel_choice,
+    default_cpu_threads,
     frame_kernels,
 )
 
@@ -38,11 +38,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
 
-
-def default_cpu_threads() -> int:
-    """Intra-op threads on a CPU when none are asked for: one per core this process may use (measured in
-    benchmarks/results/cpu_threads.md)."""
-    return len(os.sched_getaffinity(0))
 MAX_GRAPHS = 8  # CUDA graphs kept (one per frame shape, each with its memory pool); the oldest goes first
 
 
