@@ -92,6 +92,10 @@ def test_replay_adds_grey_rain_from_every_generator():
         for layer in generator.decoder:
             if isinstance(layer, torch.nn.ConvTranspose2d):
                 torch.nn.init.constant_(layer.weight, 1e-3 * (1 + 0.1 * index))
+        last = [layer for layer in generator.decoder if isinstance(layer, torch.nn.ConvTranspose2d)][-1]
+        with torch.no_grad():  # coloured rain out of the generator: replay must make it grey (its channel max)
+            last.weight[:, 1] *= 0.5
+            last.weight[:, 2] *= 0.25
     clean = torch.rand(64, 3, 64, 64) * 0.5
     clean[:, :, 32, 32] = 0.1
     out = replay(clean, generators, torch.Generator().manual_seed(0))

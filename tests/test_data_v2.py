@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,6 +125,12 @@ def test_shipped_recipe_trains_resumes_and_stops_at_its_plateau(tmp_path):
     assert "storm" in summary["holdout"] and "storm" not in summary["domains"]
     longer = dataclasses.replace(config, max_iterations=15)
     assert train_shipped(longer, resume="auto")["iterations"] == 15  # continues from iteration 10
+    straight = dataclasses.replace(longer, out=str(tmp_path / "straight"))
+    train_shipped(straight)  # the resumed run ends with the weights of an uninterrupted one
+    from derain.train.state import load_state
+
+    resumed, uninterrupted = (load_state(Path(c.out) / "last.pt")["networks"]["network"] for c in (longer, straight))
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     rows = (tmp_path / "run" / "validation.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == ["5", "10", "15"]
     stalled = dataclasses.replace(longer, max_iterations=200, plateau_gain=50.0, plateau_window=5, lr_drops=1)
