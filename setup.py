@@ -32,7 +32,7 @@ class BuildPy(build_py):
             raise SystemExit(f"DERAIN_BUILD_KERNELS: {refused}")
         print(f"built {target / name}")
 
-PARTS = ["models", "data", "quality", "train", "export", "runtime", "cpp_ext"]
+PARTS = ["models", "data", "quality", "train", "export", "runtime", "cpp_ext", "demo"]
 SUBPACKAGES = ["runtime.backends"]
 
 setup(
@@ -88,7 +88,7 @@ setup(
             "derain-data=derain.data.cli:main",
             "derain-train=derain.train.cli:main",
             "derain-eval=derain.train.evaluate:main",
-            "derain-demo=derain.train.demo:main",
+            "derain-demo=derain.demo.cli:main",
             "derain-export=derain.export.cli:main",
             "derain-stream=derain.runtime.cli:main",
         ]

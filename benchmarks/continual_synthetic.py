@@ -19,14 +19,16 @@ import cv2
 import numpy as np
 import torch
 
+from derain.data.datasets import dataset_rain
 from derain.data.synth import synthesize, synthesize_split
+from derain.machine import device_name
 from derain.models.registry import ModelSpec, load_model
-from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats, reference_floor
-from derain.quality.reports import device_name, dumps
-from derain.quality.testset import CLEAN, crop_scores, mean_ci
+from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
+from derain.quality.reports import dumps
 from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.reports import write_matrix
+from derain.train.testset import CLEAN, crop_scores, mean_ci
 
 STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
 UNSEEN = "real_like/test"  # the trainer's own matrix scores this unseen folder; the report scores UNSEEN_DOMAINS
@@ -549,7 +551,7 @@ def generator_report(work: Path, out: Path) -> dict:
         samples = generator_rain(generator, 256, seed=1)
         report[name] = {
             "kept": distances(rain_stats(samples), rain_stats(reference)),
-            "floor": reference_floor(train, 256, 64),
+            "floor": reference_floor(*(dataset_rain(train, 256, 64, seed=seed) for seed in (1, 2))),
             "steps": summary["critic_steps"],
             "seconds": summary.get("seconds", summary["seconds_this_run"]),
             "stopped": summary.get("stopped", "budget"),

@@ -26,7 +26,7 @@ import torch
 from derain.data.rain import RAIN_DOMAINS, get_domain
 from derain.models import build_model, load_model, read_checkpoint, save_checkpoint
 from derain.models.builtin import BUILTIN_CARD, BUILTIN_WEIGHTS, resolve_weights
-from derain.quality.testset import CLEAN, image_grid, model_runner, score_domains, table_lines, worst_gain
+from derain.train.testset import CLEAN, image_grid, model_runner, score_domains, table_lines, worst_gain
 
 log = logging.getLogger("default_derainer")
 RESULTS = Path(__file__).parent / "results"

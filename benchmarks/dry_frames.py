@@ -26,7 +26,7 @@ from derain.builtin import resolve_weights
 from derain.data.rain import RAIN_DOMAINS, get_domain
 from derain.data.scenes import paired_crops
 from derain.models import load_model
-from derain.quality.testset import CLEAN, batch_metrics, model_runner
+from derain.train.testset import CLEAN, batch_metrics, model_runner
 
 RESULTS = Path(__file__).parent / "results"
 BYPASS = (0.5, 1.0, 1.5, 2.0)

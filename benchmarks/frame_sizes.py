@@ -40,12 +40,13 @@ from derain.data.photos import TEST_PHOTOS, photo
 from derain.data.rain import render_rain
 from derain.export.onnx_export import export_onnx
 from derain.export.pipeline import network_context
+from derain.machine import device_name
 from derain.models import load_model
 from derain.models.padding import pad_multiple
 from derain.models.receptive import receptive_radius
-from derain.quality.reports import device_name, dumps
-from derain.quality.testset import bootstrap_ci
+from derain.quality.reports import dumps
 from derain.runtime import Derainer
+from derain.train.testset import bootstrap_ci
 
 RESULTS = Path(__file__).parent / "results"
 DOMAINS = ("rain100H", "rain1400", "rain100L", "real_like")

@@ -117,7 +117,7 @@ def main() -> int:
     except Exception as error:  # no torch, no driver, no device
         print(f"benchmarks/kernels.py needs a CUDA GPU with torch: {error}", file=sys.stderr)
         return 2
-    from derain.quality.reports import device_name
+    from derain.machine import device_name
 
     rows = measure(args.repeat)
     device = device_name()

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from derain.machine import libraries, machine
 from derain.models import build_model, save_checkpoint
 from derain.models.cost import frame_cost
 from derain.runtime import BackendError, Derainer
@@ -121,14 +121,10 @@ def variants(cuda: bool, quick: bool) -> list[Variant]:
 
 
 def device_facts(cuda: bool) -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    facts = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
-             "platform": platform.platform(), "python": platform.python_version()}  # fmt: skip
-    if cuda:
-        facts["gpu"] = torch.cuda.get_device_name(0)
-        major, minor = torch.cuda.get_device_capability(0)
-        facts["compute_capability"] = f"{major}.{minor}"
+    """The machine (`derain.machine`), with the tag results are filed under."""
+    facts = machine()
+    if not cuda:
+        facts = {k: v for k, v in facts.items() if k not in ("gpu", "compute_capability")}
     facts["tag"] = device_tag(facts)
     return facts
 
@@ -137,16 +133,6 @@ def device_tag(facts: dict[str, Any]) -> str:
     if "gpu" in facts:
         return "".join(ch for ch in facts["gpu"].split()[-1].lower() if ch.isalnum()) or "gpu"
     return f"cpu{facts['cores']}"
-
-
-def libraries() -> dict[str, str]:
-    versions = {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
-    for name in ("onnxruntime", "onnx", "modelopt", "tensorrt", "tensorrt_rtx"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            continue
-    return versions
 
 
 def ceilings(cuda: bool, quick: bool) -> dict[str, float]:

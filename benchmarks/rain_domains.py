@@ -24,7 +24,7 @@ from derain.data.io import to_tensor, to_uint8
 from derain.data.photos import photo
 from derain.data.rain import RAIN_DOMAINS, get_domain, render_rain
 from derain.data.scenes import paired_crops
-from derain.quality.testset import batch_metrics, bootstrap_ci
+from derain.train.testset import batch_metrics, bootstrap_ci
 
 RESULTS = Path(__file__).parent / "results"
 # Rain1200's per-level targets are ours; only the mixed Test1200 figure (21.15 dB) is commonly reported.

@@ -36,15 +36,16 @@ from derain.data.io import read_image, to_tensor
 from derain.data.pairing import paired_folder
 from derain.data.scenes import paired_crops
 from derain.data.synth import synthesize
+from derain.machine import device_name
 from derain.models import load_model
 from derain.models.builtin import BUILTIN_WEIGHTS
 from derain.models.registry import ModelSpec
-from derain.quality.evaluate import evaluate_folder
-from derain.quality.reports import device_name, dumps
+from derain.quality.reports import dumps
 from derain.quality.scorers import fit_scorer, spearman
-from derain.quality.testset import CLEAN, batch_metrics, crop_scores, mean_ci, model_runner
 from derain.train.continual import ContinualConfig, task_dir, train_stream
+from derain.train.evaluation import evaluate_folder
 from derain.train.rgsud import UnpairedConfig, train_unpaired
+from derain.train.testset import CLEAN, batch_metrics, crop_scores, mean_ci, model_runner
 
 log = logging.getLogger("reward_synthetic")
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from derain.data.rain import RAIN_DOMAINS, get_domain
 from derain.models import load_model
-from derain.quality.testset import CLEAN, bootstrap_ci, model_runner, score_domains
 from derain.train.shipped import ShippedConfig, train_shipped
+from derain.train.testset import CLEAN, bootstrap_ci, model_runner, score_domains
 
 RESULTS = Path(__file__).parent / "results"
 

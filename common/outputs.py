@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 PARTIAL = ".partial"
 
@@ -130,3 +131,16 @@ def staged_folder(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """The one writer of torch files: save to a temporary file beside `path`, fsync, rename over `path`. A kill
+    mid-write leaves the previous file whole (and at most a hidden `.partial` file)."""
+    import torch
+
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from derain import cuda_python
 from derain.cpp_ext import KERNELS, SOURCE, KernelBuildError, aot
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,7 @@ TYPESTRS = {"|u1": 1, "<f2": 2, "<f4": 4}
 
 
 def _nvrtc() -> Any:
-    try:
-        from cuda.bindings import nvrtc
-    except ImportError as error:
-        raise KernelBuildError(f"cuda-python is not importable ({error}): pip install cuda-python") from None
-    return nvrtc
+    return cuda_python.nvrtc(KernelBuildError)
 
 
 def nvrtc_version() -> tuple[int, int]:
@@ -68,11 +65,11 @@ def compile_cubin(capability: int, source: bytes | None = None) -> bytes:
     source = SOURCE.read_bytes() if source is None else source
 
     def check(result: Any, what: str, program: Any = None) -> Any:
-        error, *values = result if isinstance(result, tuple) else (result,)
-        if error != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        try:
+            return cuda_python.check(result, f"NVRTC {what} failed for sm_{capability}", KernelBuildError)
+        except KernelBuildError as error:
             detail = _program_log(nvrtc, program) if program is not None else ""
-            raise KernelBuildError(f"NVRTC {what} failed for sm_{capability}: {error.name}\n{detail}".rstrip())
-        return values[0] if values else None
+            raise KernelBuildError(f"{error}\n{detail}".rstrip()) from None
 
     program = check(nvrtc.nvrtcCreateProgram(source, SOURCE.name.encode(), 0, [], []), "create")
     try:
@@ -253,11 +250,7 @@ class FrameKernels:
         directory: the NVRTC cubin cache (default `cache_dir()`).
         prebuilt: try the fatbin built at install first.
         """
-        try:
-            from cuda.bindings import driver
-        except ImportError as error:
-            raise KernelBuildError(f"cuda-python is not importable ({error}): pip install cuda-python") from None
-        self.driver = driver
+        driver = self.driver = cuda_python.driver(KernelBuildError)
         try:
             self._check(driver.cuInit(0), "cuInit")
             self.device = self._check(driver.cuDeviceGet(int(device)), "cuDeviceGet")
@@ -277,11 +270,7 @@ class FrameKernels:
         log.info("cpp_ext: frame kernels on GPU %d (sm_%d) from %s", int(device), self.capability, self.image)
 
     def _check(self, result: Any, what: str) -> Any:
-        error, *values = result if isinstance(result, tuple) else (result,)
-        if int(error) != 0:
-            _, name = self.driver.cuGetErrorName(error)
-            raise KernelBuildError(f"{what}: {name.decode() if isinstance(name, bytes) else name}")
-        return values[0] if len(values) == 1 else (values or None)
+        return cuda_python.check(result, what, KernelBuildError)
 
     def _make_current(self) -> None:
         """This GPU's context current on the calling thread (a new thread has none; torch may have switched)."""

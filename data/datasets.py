@@ -119,3 +119,14 @@ class UnpairedDataset(Dataset):
             sample["reward"] = to_tensor(group[1]) if reward is not None else torch.zeros_like(sample["rainy"])
             sample["has_reward"] = reward is not None
         return sample
+
+
+def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int) -> torch.Tensor:
+    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder."""
+    dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed)
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index in rng.integers(0, len(dataset), count):
+        item = dataset[int(index)]
+        layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
+    return torch.stack(layers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from derain.cli import InputError
+from derain.outputs import atomic_torch_save
 from derain.registry import Registry
 
 NETWORKS: Registry[type[nn.Module]] = Registry("network")
@@ -121,19 +121,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> Path:
     """
     state = {"format": CHECKPOINT_FORMAT, "model": model_spec(model), "weights": model.state_dict(), **extra}
     return atomic_torch_save(state, path)
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """The one writer of torch files: save to a temporary file beside `path`, fsync, rename over `path`. A kill
-    mid-write leaves the previous file whole (and at most a hidden `.partial` file)."""
-    from derain.outputs import atomic_path
-
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return Path(path)
 
 
 def load_torch_file(path: str | Path, what: str = "torch file") -> Any:

@@ -140,7 +140,7 @@ class NIQEModel:
         return {"mean": self.mean, "cov": self.cov, "block": self.block}
 
     def save(self, path: str | Path) -> None:
-        from derain.models.registry import atomic_torch_save
+        from derain.outputs import atomic_torch_save
 
         atomic_torch_save(self.state(), path)
 

@@ -17,14 +17,11 @@ mean of the three; two independent samples of the reference itself give its nois
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from derain.data.datasets import PairedDataset
 
 RAIN_LEVEL = 0.02  # a pixel is rain where the layer adds more than ~5 grey levels
 INTENSITY_BINS = 32
@@ -77,17 +74,6 @@ def distances(stats: RainStats, reference: RainStats) -> dict[str, float]:
     return out
 
 
-def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int) -> torch.Tensor:
-    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder."""
-    dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed)
-    rng = np.random.default_rng(seed)
-    layers = []
-    for index in rng.integers(0, len(dataset), count):
-        item = dataset[int(index)]
-        layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
-    return torch.stack(layers)
-
-
 @torch.no_grad()
 def generator_rain(generator: torch.nn.Module, count: int, seed: int) -> torch.Tensor:
     """`count` grey layers from a rain generator's prior (fixed noise given `seed`), as replay draws them."""
@@ -98,12 +84,7 @@ def generator_rain(generator: torch.nn.Module, count: int, seed: int) -> torch.T
     return layers.cpu()
 
 
-def reference_floor(train_dir: str | Path, count: int, size: int) -> dict[str, float]:
-    """Distances between two independent reference samples: what a perfect generator would score."""
-    first = rain_stats(dataset_rain(train_dir, count, size, seed=1))
-    second = rain_stats(dataset_rain(train_dir, count, size, seed=2))
-    return distances(first, second)
-
-
-def stats_dict(stats: RainStats) -> dict:
-    return {key: (value.tolist() if isinstance(value, np.ndarray) else value) for key, value in asdict(stats).items()}
+def reference_floor(first: torch.Tensor, second: torch.Tensor) -> dict[str, float]:
+    """Distances between two independent samples of the reference's layers (`derain.data.datasets.dataset_rain` with
+    two seeds): what a perfect generator would score."""
+    return distances(rain_stats(first), rain_stats(second))

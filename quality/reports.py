@@ -1,4 +1,4 @@
-"""What benchmark reports share: the device a run used, and strict JSON that keeps infinite PSNR."""
+"""What benchmark reports share: strict JSON that keeps infinite PSNR (the machine a run used: `derain.machine`)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,6 @@ import math
 from typing import Any
 
 NON_FINITE = ("inf", "-inf", "nan")
-
-
-def device_name() -> str:
-    """"CUDA <GPU name>" or "CPU (<n> threads)": what a report's numbers were measured on."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "CUDA " + torch.cuda.get_device_name()
-    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def strict_json(value: Any) -> Any:

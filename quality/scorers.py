@@ -101,7 +101,7 @@ class Scorer:
         raise NotImplementedError
 
     def save(self, path: str | Path) -> None:
-        from derain.models.registry import atomic_torch_save
+        from derain.outputs import atomic_torch_save
 
         atomic_torch_save({"name": self.name, **self.state()}, path)
 
@@ -174,16 +174,6 @@ SCORERS: Registry[type[Scorer]] = Registry("reward scorer")
 SCORERS.add("niqe", NIQEScorer)
 SCORERS.add("rain_cnn", RainCNNScorer)
 SCORERS.add("combined", CombinedScorer)
-
-
-def load_scorer(path: str | Path) -> Scorer:
-    """A scorer saved by `Scorer.save`, read weights-only (CheckpointError for a bad or unsafe file)."""
-    from derain.models.registry import CheckpointError, load_torch_file
-
-    state = load_torch_file(path, "reward scorer")
-    if not isinstance(state, dict) or "name" not in state:
-        raise CheckpointError(f"{path}: not a saved reward scorer (expected a dict with its 'name')")
-    return SCORERS.get(state["name"]).from_state(state)
 
 
 def _batched(scorer: Scorer, images: list[torch.Tensor]) -> torch.Tensor:

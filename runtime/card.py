@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from derain import cuda_python
 from derain.gpus import RTX_DEFAULT_TARGETS, RTX_SUPPORTED
 
 
@@ -42,17 +43,11 @@ def read_card(engine_path: str | Path) -> dict[str, Any]:
 
 
 def current_compute_capability() -> int | None:
-    """The compute capability of CUDA device 0 as an int (86 for 8.6), or None without a usable GPU."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        cudart = None
-    if cudart is not None:
-        error, count = cudart.cudaGetDeviceCount()
-        if int(error) != 0 or count == 0:
-            return None
-        error, props = cudart.cudaGetDeviceProperties(0)
-        return None if int(error) != 0 else props.major * 10 + props.minor
+    """The compute capability of CUDA device 0 as an int (86 for 8.6), or None without a usable GPU: cuda-python's
+    answer (`derain.cuda_python`), else torch's if the host process already loaded it."""
+    capability = cuda_python.compute_capability(0)
+    if capability is not None:
+        return capability
     torch = sys.modules.get("torch")  # only if the host process already loaded it
     if torch is not None and torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability(0)

@@ -21,11 +21,11 @@ from conftest import TINY_NETWORKS
 
 from derain.data.cli import main as data_main
 from derain.data.io import read_picture, write_image
+from derain.demo.cli import main as demo_main
 from derain.export.cli import main as export_main
 from derain.models import build_model, save_checkpoint
 from derain.runtime.cli import main as stream_main
 from derain.train.cli import main as train_main
-from derain.train.demo import main as demo_main
 from derain.train.evaluate import main as eval_main
 
 MAINS = {"eval": eval_main, "train": train_main, "export": export_main, "stream": stream_main, "data": data_main,

@@ -14,7 +14,7 @@ from derain import builtin
 from derain.data.io import write_image
 from derain.data.scenes import paired_crops
 from derain.models import load_model
-from derain.quality.testset import batch_metrics, model_runner
+from derain.train.testset import batch_metrics, model_runner
 
 
 @pytest.fixture(scope="module")

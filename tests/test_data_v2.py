@@ -15,8 +15,8 @@ from derain.data.photos import TEST_PHOTOS, TRAIN_PHOTOS, photo
 from derain.data.rain import RAIN_DOMAINS, SEEN_DOMAINS, UNSEEN_DOMAINS, get_domain, render_rain
 from derain.data.scenes import TEST_CROP, SceneSampler, dead_leaves, grid_crops, paired_crops
 from derain.models.registry import ModelSpec
-from derain.quality.testset import batch_metrics, bootstrap_ci
 from derain.train.shipped import Plateau, ShippedConfig, check, default_domains, train_shipped
+from derain.train.testset import batch_metrics, bootstrap_ci
 
 
 @pytest.mark.parametrize("domain", SEEN_DOMAINS)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from derain.train.demo import STAGES, main
-from derain.train.demo_report import referenced_files
+from derain.demo.cli import main
+from derain.demo.core import ORDER as STAGES
+from derain.demo.report import referenced_files
 
 
 @pytest.fixture(scope="module")

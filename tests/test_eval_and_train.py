@@ -107,7 +107,7 @@ def test_brief_training_improves_on_the_rainy_input_and_resumes(synthetic_root, 
     final = train_supervised(config)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     # The identity-initialized network starts at the rainy-input PSNR; training must move above it.
-    from derain.quality.evaluate import rainy_input_scores
+    from derain.train.evaluation import rainy_input_scores
 
     before = rainy_input_scores(synthetic_root / "rain100H" / "test")["psnr_rgb"]
     assert summary["test"][test]["psnr_rgb"] > before + 0.5

@@ -158,7 +158,7 @@ class _Payload:
 def test_every_reader_refuses_a_malicious_pickle_without_running_it(tmp_path):
     """Checkpoints, resume states and saved scorers all go through the weights-only reader."""
     from derain.models.registry import read_checkpoint
-    from derain.quality.scorers import load_scorer
+    from derain.train.rgsud import load_scorer
 
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pt"

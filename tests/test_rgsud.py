@@ -13,9 +13,9 @@ from derain.models import CheckpointError, build_model, save_checkpoint
 from derain.models.registry import ModelSpec
 from derain.quality import psnr
 from derain.quality.niqe import NIQEModel, _aggd, _ggd
-from derain.quality.scorers import NIQEScorer, fit_scorer, load_scorer, spearman
+from derain.quality.scorers import NIQEScorer, fit_scorer, spearman
 from derain.train.losses import channel_consistency, psnr_loss, ssim_loss
-from derain.train.rgsud import RewardPool, UnpairedConfig, train_unpaired
+from derain.train.rgsud import RewardPool, UnpairedConfig, load_scorer, train_unpaired
 
 TINY_PARTS = {"transfer": {"width": 8, "blocks": 1}, "discriminator": {"ndf": 8}, "dem": {"width": 8, "levels": 3}}
 

@@ -46,8 +46,8 @@ from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_lay
 from derain.models import build_model, load_weights, prediction, save_checkpoint, stage_outputs
 from derain.models.registry import ModelSpec
 from derain.models.vrgnet import grey_rain
-from derain.quality.evaluate import evaluate_folder
 from derain.quality.metrics import psnr
+from derain.train.evaluation import evaluate_folder
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.loop import LAST, Plan, Plateau, Step, cosine, fit, warmup_constant
 from derain.train.losses import restoration_loss

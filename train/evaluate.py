@@ -1,5 +1,5 @@
 """`derain-eval`: de-rain a folder with a checkpoint, write the outputs, and score them if clean images exist
-(the evaluation itself: `derain.quality.evaluate`)."""
+(the evaluation itself: `derain.train.evaluation`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from derain.frames import BLEND
 from derain.models import load_model
 from derain.models.device import resolve_device
 from derain.outputs import output_problems
-from derain.quality.evaluate import evaluate_folder, folder_jobs
+from derain.train.evaluation import evaluate_folder, folder_jobs
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from derain.data.datasets import PairedDataset
+from derain.data.datasets import PairedDataset, dataset_rain
 from derain.data.io import write_image
 from derain.models import build_model, load_model, save_checkpoint
 from derain.models.vrgnet import VRGNet
-from derain.quality.rain_similarity import dataset_rain, distances, generator_rain, rain_stats
+from derain.quality.rain_similarity import distances, generator_rain, rain_stats
 from derain.train.loop import BEST, LAST, Plan, Plateau, Step, fit, milestones
 from derain.train.session import Session, batches, seed_everything
 from derain.train.state import load_state

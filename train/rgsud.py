@@ -47,9 +47,9 @@ from derain.models import (
     run_padded,
     save_checkpoint,
 )
-from derain.models.registry import ModelSpec
-from derain.quality.evaluate import evaluate_folder
-from derain.quality.scorers import Scorer, fit_scorer, load_scorer
+from derain.models.registry import ModelSpec, load_torch_file
+from derain.quality.scorers import SCORERS, Scorer, fit_scorer
+from derain.train.evaluation import evaluate_folder
 from derain.train.loop import LAST, Plan, Plateau, Schedule, Step, fit, milestones
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
 from derain.train.session import Session, batches, seed_everything
@@ -166,6 +166,14 @@ class RewardPool:
             row["replacements_raising_psnr"] = improved
         self.history.append(row)
         return row
+
+
+def load_scorer(path: str | Path) -> Scorer:
+    """A scorer saved by `Scorer.save`, read weights-only (CheckpointError for a bad or unsafe file)."""
+    state = load_torch_file(path, "reward scorer")
+    if not isinstance(state, dict) or "name" not in state:
+        raise CheckpointError(f"{path}: not a saved reward scorer (expected a dict with its 'name')")
+    return SCORERS.get(state["name"]).from_state(state)
 
 
 def _chroma_drift(output: torch.Tensor, rainy: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ from derain.data.datasets import PairedDataset
 from derain.models import build_model, save_checkpoint, stage_outputs
 from derain.models.registry import ModelSpec
 from derain.outputs import atomic_write_text
-from derain.quality.evaluate import evaluate_folder
+from derain.train.evaluation import evaluate_folder
 from derain.train.loop import Plan, Step, cosine, fit, warmup_cosine
 from derain.train.losses import restoration_loss
 from derain.train.session import Session, batches, seed_everything, unwrap

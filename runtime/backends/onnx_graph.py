@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from derain import cuda_python
 from derain.frames import as_batch, from_network, pad_frames, to_network
 from derain.runtime.backends.base import Backend, BackendError, DeviceFrames, InputSpec, default_cpu_threads
 
@@ -138,11 +139,8 @@ class OnnxBackend(Backend):
         batch = (1, *shape) if len(shape) == 3 else shape
         if self.spec.fixed_sizes and batch[1:3] not in self.spec.fixed_sizes:
             raise BackendError(f"{self.path.name} takes {self.spec.fixed_sizes} frames; device frames are not padded")
-        producer = interface.get("stream")
-        if producer is not None:  # __cuda_array_interface__ v3: wait for the stream that wrote the pixels
-            from derain.runtime.backends.tensorrt_engine import _check, _cudart
-
-            _check(_cudart().cudaStreamSynchronize(producer))
+        # __cuda_array_interface__ v3: wait for the stream that wrote the pixels
+        cuda_python.wait_for_stream(interface.get("stream"), BackendError)
         binding = self.session.io_binding()
         device_id = int(self.spec.device.split(":")[1])
         binding.bind_input(self.input_name, "cuda", device_id, np.uint8, list(batch), interface["data"][0])

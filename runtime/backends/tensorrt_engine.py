@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from derain import cuda_python
 from derain.cpp_ext.device import DeviceArray
 from derain.frames import as_batch, frame_size, from_network, pad_frames, to_network
 from derain.runtime.backends.base import (
@@ -52,24 +53,12 @@ log = logging.getLogger(__name__)
 
 
 def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python 12.x layout
-        except ImportError as error:
-            raise BackendError(f"TensorRT engines need cuda-python ({error}): pip install cuda-python") from None
-    return cudart
+    return cuda_python.runtime(BackendError)
 
 
 def _check(result: Any) -> Any:
-    """Unwrap a cuda-python call's (error, value...) tuple, raising a BackendError on failure."""
-    cudart = _cudart()
-    error, *values = result if isinstance(result, tuple) else (result,)
-    if int(error) != int(cudart.cudaError_t.cudaSuccess):
-        name = cudart.cudaGetErrorName(error)[1]
-        raise BackendError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
-    return values[0] if len(values) == 1 else values
+    """`derain.cuda_python.check`, failing with a BackendError."""
+    return cuda_python.check(result, error=BackendError)
 
 
 class _Buffer:
@@ -92,10 +81,7 @@ class _Buffer:
 def _wait_for_producer(interface: dict[str, Any]) -> None:
     """Wait for the stream the device frames were written on: `__cuda_array_interface__` v3 names it; without the
     key (torch exports v2) the legacy default stream, where torch writes unless told otherwise."""
-    cudart = _cudart()
-    producer = interface.get("stream", 1)
-    if producer is not None:
-        _check(cudart.cudaStreamSynchronize(producer))
+    cuda_python.wait_for_stream(interface.get("stream", 1), BackendError)
 
 
 def _logger(trt: Any) -> Any:

@@ -8,13 +8,10 @@ import html
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from derain.demo.core import ORDER, STREAM, UNSEEN, Demo
 from derain.outputs import atomic_write_text
-from derain.train.demo import STAGES, STREAM, UNSEEN
-
-if TYPE_CHECKING:
-    from derain.train.demo import Demo
 
 Block = tuple  # ("h1"|"h2"|"p"|"table"|"img"|"video"|"note", ...)
 
@@ -45,12 +42,12 @@ def _how(demo: Demo, record: dict, extra: str = "") -> Block:
 
 def build_blocks(demo: Demo, results: dict[str, dict], total: float) -> list[Block]:
     blocks: list[Block] = [("h1", "derain-demo: from training to a de-rained video")]
-    ran = [s for s in STAGES if results[s]["status"] == "done"]
+    ran = [s for s in ORDER if results[s]["status"] == "done"]
     blocks.append(
         (
             "p",
-            f"{len(ran)} of {len(STAGES)} stages ran ({demo.size_name} size) on {demo.device}; the stages took "
-            f"{sum(results[s]['seconds'] for s in STAGES):.0f} s in all (this invocation: {total:.0f} s, finished "
+            f"{len(ran)} of {len(ORDER)} stages ran ({demo.size_name} size) on {demo.device}; the stages took "
+            f"{sum(results[s]['seconds'] for s in ORDER):.0f} s in all (this invocation: {total:.0f} s, finished "
             f"stages reused). Command: `{demo.command}`. Everything here is rendered from the built-in scenes; "
             "nothing was downloaded.",
         )
@@ -62,7 +59,7 @@ def build_blocks(demo: Demo, results: dict[str, dict], total: float) -> list[Blo
             f"{results[s]['seconds']:.0f}",
             results[s].get("error", ""),
         ]
-        for s in STAGES
+        for s in ORDER
     ]
     blocks.append(("table", ["stage", "status", "seconds", "why not"], rows))
     for stage, section in (
@@ -116,7 +113,7 @@ def _scores(demo: Demo, record: dict) -> list[Block]:
         ),
         ("table", header, rows),
         ("img", record["grid"], f"rainy | de-rained ({record['grid_network']}) | clean, 2x zoomed crops per domain"),
-        _how(demo, record, "scored with derain.quality.testset.score_domains"),
+        _how(demo, record, "scored with derain.train.testset.score_domains"),
     ]
 
 
@@ -260,8 +257,9 @@ def _latency(demo: Demo, record: dict) -> list[Block]:
         ("h2", "Latency on this machine"),
         (
             "p",
-            f"Frame in -> frame out (uint8 BGR), one frame at a time after a warm-up, on the CPU ({env['cpus']} "
-            f"cores, torch {env['torch']}, onnxruntime {env['onnxruntime']}).{note} GPU figures: `python "
+            f"Frame in -> frame out (uint8 BGR), one frame at a time after a warm-up, on the CPU ({env['cores']} "
+            f"cores, torch {env['libraries'].get('torch')}, onnxruntime {env['libraries'].get('onnxruntime')})."
+            f"{note} GPU figures: `python "
             "benchmarks/latency.py` on a GPU machine.",
         ),
         ("table", ["backend", "frame", "p50 ms", "p95 ms", "runs"], rows),

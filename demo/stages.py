@@ -1,5 +1,5 @@
-"""The stages of `derain-demo` (see `derain.train.demo`): each takes the `Demo` and returns what the report needs
-(JSON-able), raising on failure."""
+"""The stages of `derain-demo` in a registry (`STAGES`, run in `derain.demo.core.ORDER`): each takes the `Demo` and
+returns what the report needs (JSON-able), raising on failure."""
 
 from __future__ import annotations
 
@@ -7,20 +7,22 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from derain.train.demo import STREAM, UNSEEN, clear, environment
-
-if TYPE_CHECKING:
-    from derain.train.demo import Demo
+from derain.demo.core import STREAM, UNSEEN, Demo, clear
+from derain.machine import environment
+from derain.registry import Registry
 
 log = logging.getLogger("derain.demo")
 METHODS = ("sequential", "clgid")
+STAGES: Registry[Callable[[Demo], dict]] = Registry("demo stage")
 
 
+@STAGES.register("data")
 def stage_data(demo: Demo) -> dict:
     """The stream's train / val / test splits, the unseen domain's frames split into unpaired halves."""
     from derain.data.pairing import paired_folder
@@ -52,6 +54,7 @@ def shipped_spec() -> tuple[str, Any]:
     return str(BUILTIN_WEIGHTS), ModelSpec(spec["name"], spec.get("kwargs", {}))
 
 
+@STAGES.register("continual")
 def stage_continual(demo: Demo) -> dict:
     """Sequential fine-tuning and CLGID over the stream from the shipped de-rainer; the better one goes on."""
     from derain.train.continual import ContinualConfig, task_dir, train_stream
@@ -116,6 +119,7 @@ def stage_continual(demo: Demo) -> dict:
     }
 
 
+@STAGES.register("reward")
 def stage_reward(demo: Demo) -> dict:
     """RGSUD stage 2 (plug-in mode) on unpaired frames of the unseen domain, from the better continual network."""
     from derain.train.rgsud import UnpairedConfig, train_unpaired
@@ -159,6 +163,7 @@ def stage_reward(demo: Demo) -> dict:
     }
 
 
+@STAGES.register("export")
 def stage_export(demo: Demo) -> dict:
     """FP32, FP16, INT8 graphs of the better continual network, TensorRT-RTX engines, parity, cards."""
     from derain.export.pipeline import ExportRequest, export, parse_target_groups
@@ -216,6 +221,7 @@ def _card_summary(card: dict) -> dict:
     }
 
 
+@STAGES.register("latency")
 def stage_latency(demo: Demo) -> dict:
     """Each exported graph (and the checkpoint) on this machine: p50 / p95 of frame -> frame at the export size."""
     from derain.runtime import Derainer
@@ -276,6 +282,7 @@ def best_backend(demo: Demo) -> tuple[str, str, dict]:
     return "pytorch cpu fp32", weights, {"threads": 2}
 
 
+@STAGES.register("stream")
 def stage_stream(demo: Demo) -> dict:
     """A synthetic rainy `storm` video through the best backend: side-by-side mp4 (+ webm for browsers), stats."""
     import cv2
@@ -341,10 +348,11 @@ def stage_stream(demo: Demo) -> dict:
     }
 
 
+@STAGES.register("scores")
 def stage_scores(demo: Demo) -> dict:
     """Every network on the data v2 test set, and before/after grids (2x zoomed crops) of the best one."""
     from derain.models import load_model
-    from derain.quality.testset import CLEAN, image_grid, model_runner, score_domains
+    from derain.train.testset import CLEAN, image_grid, model_runner, score_domains
 
     weights, _ = shipped_spec()
     continual = demo.record("continual")
