@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
         help="PyTorch backend on CUDA and float TensorRT engines: the fused pixel-path "
         "kernels of derain.cpp_ext (default auto: when they build here; the log says which path ran)",
     )
-    p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch")
+    p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch (default: the cores less one, "
+                   "which bounds latency when the CPU is shared: benchmarks/results/cpu_threads.md)")  # fmt: skip
     p.add_argument("--open-timeout", type=float, default=10.0, help="seconds a source may take to open")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output video / write into a "
                    "non-empty folder")  # fmt: skip
@@ -141,7 +142,10 @@ def _main(argv: list[str] | None) -> int:
     problems = check_arguments(args)
     if problems:
         raise UsageError(problems)
-    chosen = (("threads", args.threads), ("precision", args.precision), ("kernels", args.kernels))
+    from derain.runtime.backends.base import default_cpu_threads
+
+    threads = args.threads or (default_cpu_threads() if args.device in ("auto", "cpu") else None)
+    chosen = (("threads", threads), ("precision", args.precision), ("kernels", args.kernels))
     options = {key: value for key, value in chosen if value}
     received: list[int] = []
     running: list[Any] = []  # the stream, once there is one

@@ -136,8 +136,10 @@ class Backend:
 
 
 def default_cpu_threads() -> int:
-    """Intra-op threads of a CPU backend when none are asked for: the cores this process may use, less one for the
-    stream's capture, decoding and encoding and whatever else runs beside it (at least one). On a 2-core machine with
+    """Intra-op threads for CPU inference beside other work (ONNX Runtime's default here, per session; derain-stream's
+    for every backend; torch's thread count is process-wide, so the PyTorch backend sets it only when asked): the
+    cores this process may use, less one for the stream's capture, decoding and encoding and whatever else runs
+    beside it (at least one). On a 2-core machine with
     one other busy process, 1 thread gives 216 / 234 ms p50 / p90 per 640x480 frame where 2 give 515 / 1265; idle,
     2 threads are 1.7x faster (benchmarks/results/cpu_threads.md): bounded latency comes first."""
     import os

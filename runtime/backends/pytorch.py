@@ -30,7 +30,6 @@ from derain.runtime.backends.base import (
     InputSpec,
     check_fused,
     check_kernel_choice,
-    default_cpu_threads,
     frame_kernels,
 )
 
@@ -118,7 +117,8 @@ class TorchBackend(Backend):
         precision: "fp32" or "fp16" (CUDA only).
         channels_last, cuda_graphs: default on with CUDA, off on CPU.
         compile: wrap the frame module in `torch.compile`.
-        threads: torch CPU threads (default: `default_cpu_threads()`).
+        threads: torch CPU threads, a process-wide torch setting (default: leave torch's; on a CPU shared with
+            other work `default_cpu_threads()` bounds latency, benchmarks/results/cpu_threads.md).
         kernels: "auto" (the fused CUDA kernels when they build here), "on" (required) or "off" (torch ops).
         """
         try:
@@ -141,8 +141,8 @@ class TorchBackend(Backend):
             raise BackendError("FP16 needs CUDA in the PyTorch backend; on a CPU use fp32, the fastest precision there "
                                "(FP16 and INT8 ONNX graphs run slower than FP32 on CPUs: benchmarks/results/"
                                "latency_cpu2.md)")  # fmt: skip
-        if not on_cuda:
-            torch.set_num_threads(int(threads) if threads else default_cpu_threads())
+        if threads:  # process-wide in torch: set only when asked (derain-stream asks for default_cpu_threads())
+            torch.set_num_threads(int(threads))
         try:
             network = load_model(path, map_location=device)
         except CheckpointError as error:
