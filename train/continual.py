@@ -42,16 +42,17 @@ from torch.utils.data import ConcatDataset, Dataset
 from derain.config import config_to_dict, save_resolved
 from derain.data.datasets import PairedDataset
 from derain.data.pairing import DatasetError, paired_folder
-from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, get_domain, render_rain_layer
+from derain.data.rain import AIRLIGHT, RAIN_DOMAINS, RainDomain, get_domain, render_rain_layer
 from derain.models import build_model, load_weights, prediction, save_checkpoint, stage_outputs
 from derain.models.registry import ModelSpec
 from derain.models.vrgnet import grey_rain
 from derain.quality.metrics import psnr
 from derain.train.evaluation import evaluate_folder
-from derain.train.generator_bank import GeneratorBank, GeneratorConfig
+from derain.train.generator_bank import MEMORIES, GeneratorBank, GeneratorConfig
 from derain.train.loop import LAST, Plan, Plateau, Step, cosine, fit, warmup_constant
 from derain.train.losses import restoration_loss
 from derain.train.methods import METHODS, method_of, task_names
+from derain.train.rain_memory import PairedGANConfig, ParametricConfig
 from derain.train.reports import load_matrix, summarize, write_matrix
 from derain.train.session import Session, batches, seed_everything, steps_per_epoch, unwrap
 from derain.train.state import load_state
@@ -88,6 +89,11 @@ class ContinualConfig:
     current_weight: float = 0.5  # CLGID's loss: current_weight x L(current) + replay_weight x L(replayed) + KD
     replay_weight: float = 0.5
     replay_source: str = "gan"  # "renderer": oracle replay from the built-in renderer (diagnostic)
+    # the rain memory replay draws from (`replay_source: gan`): "vrgnet" (the paper's, `generator`), "paired_gan"
+    # (a generator of the dataset's exact rain layers, `paired_gan`) or "parametric" (fitted renderer parameters)
+    memory: str = "vrgnet"
+    paired_gan: PairedGANConfig = PairedGANConfig()
+    parametric: ParametricConfig = ParametricConfig()
     render_size: int = 256  # image size the renderer draws at before the patch crop (the built-in sets' size)
     # plateau_window > 0: every task trains to a plateau of its validation PSNR (`<name>/val`, training scenes),
     # the rule of the shipped de-rainer (`Plateau`): warm-up, then a constant rate halved at each of the first
@@ -125,6 +131,8 @@ def check_config(config: ContinualConfig) -> None:
         raise ValueError(f"kd_mode must be one of {KD_MODES}, got {config.kd_mode!r}")
     if config.replay_source not in REPLAY_SOURCES:
         raise ValueError(f"replay_source must be one of {REPLAY_SOURCES}, got {config.replay_source!r}")
+    if config.memory not in MEMORIES:
+        raise ValueError(f"memory must be one of {MEMORIES}, got {config.memory!r}")
     if not config.stream:
         raise ValueError("stream is empty: list the dataset names in training order")
     if config.init and not Path(config.init).is_file():
@@ -135,7 +143,7 @@ def check_config(config: ContinualConfig) -> None:
             raise ValueError(f"replay_source 'renderer' needs built-in rain domains; not built in: {unknown}")
     if len(set(config.stream)) != len(config.stream):
         raise ValueError(f"stream names must be distinct, got {list(config.stream)}")
-    if method_of(config).replays and config.patch_size != config.generator.size:
+    if uses_generators(config) and config.memory == "vrgnet" and config.patch_size != config.generator.size:
         log.warning("patch %d != generator size %d: replayed rain is resized", config.patch_size, config.generator.size)
     problems = []
     splits = ("train", "test", "val") if config.plateau_window > 0 else ("train", "test")
@@ -161,7 +169,7 @@ def task_dir(config: ContinualConfig, index: int) -> Path:
 class RenderedRain:
     """Oracle replay source: the built-in renderer's rain of `domain`, drawn at `size` and cropped to the patch."""
 
-    def __init__(self, domain: str, size: int) -> None:
+    def __init__(self, domain: str | RainDomain, size: int) -> None:
         self.domain = get_domain(domain)
         self.size = size
 
@@ -252,6 +260,12 @@ def task_loss(
     return restoration_loss([o.float() for o in outputs], clean, config.edge_weight), {}
 
 
+def memory_config(config: ContinualConfig) -> GeneratorConfig | PairedGANConfig | ParametricConfig:
+    """The settings of the memory the stream replays from."""
+    return {"vrgnet": config.generator, "paired_gan": config.paired_gan, "parametric": config.parametric}[
+        config.memory]
+
+
 def uses_generators(config: ContinualConfig) -> bool:
     """Whether the stream replays from the GAN bank (CLGID with `replay_source: gan`)."""
     return method_of(config).replays and config.replay_source == "gan"
@@ -268,7 +282,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
         raise FileExistsError(f"{out} already holds a run; pass --resume auto to continue it or choose another out")
     if session.main:
         save_resolved(config, out)
-    bank = GeneratorBank(config.bank)
+    bank = GeneratorBank(config.bank, config.memory)
     matrix = load_matrix(out)
     previous: Path | None = None
     try:
@@ -280,7 +294,7 @@ def train_stream(config: ContinualConfig, resume: str | None = None) -> dict:
                 continue
             if uses_generators(config) and index > 0:
                 for earlier in config.stream[:index]:
-                    bank.ensure(earlier, _folder(config, earlier) / "train", config.generator, session)
+                    bank.ensure(earlier, _folder(config, earlier) / "train", memory_config(config), session)
             start = None if method_of(config).fresh else previous
             final = _train_task(config, session, bank, index, start)
             if session.main:
@@ -426,7 +440,8 @@ def _replay_sources(config: ContinualConfig, session: Session, bank: GeneratorBa
         parameter.requires_grad_(False)
     if config.replay_source == "renderer":
         return teacher, [RenderedRain(n, config.render_size) for n in config.stream[:index]]
-    return teacher, [bank.load(n, session.device) for n in config.stream[:index]]
+    sources = [bank.load(n, session.device) for n in config.stream[:index]]  # a parametric memory is a domain
+    return teacher, [RenderedRain(s, config.render_size) if isinstance(s, RainDomain) else s for s in sources]
 
 
 def _validation_set(config: ContinualConfig, names: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -16,17 +16,23 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from derain.data.datasets import PairedDataset, dataset_rain
-from derain.data.io import write_image
+from derain.data.datasets import PairedDataset
+from derain.data.rain import RainDomain
 from derain.models import build_model, load_model, save_checkpoint
 from derain.models.vrgnet import VRGNet
-from derain.quality.rain_similarity import distances, generator_rain, rain_stats
 from derain.train.loop import BEST, LAST, Plan, Plateau, Step, fit, milestones
+from derain.train.rain_memory import (
+    ParametricRain,
+    fit_parametric_memory,
+    similarity_check,
+    train_paired_generator,
+    write_samples,
+)
 from derain.train.session import Session, batches, seed_everything
 from derain.train.state import load_state
 
@@ -135,31 +141,53 @@ def vrgnet_step(
     return row
 
 
-class GeneratorBank:
-    """Frozen rain generators by dataset name, trained on demand."""
+MEMORIES = ("vrgnet", "paired_gan", "parametric")  # what a bank entry holds (train/rain_memory.py for the two new)
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+
+class GeneratorBank:
+    """Frozen rain memories by dataset name, trained on demand: VRGNet generators (`memory="vrgnet"`, the paper's,
+    at `<root>/<name>`), paired rain GANs (`"paired_gan"`, at `<root>/paired_gan/<name>`) or fitted renderer
+    parameters (`"parametric"`, `<root>/parametric/<name>/rain.json`)."""
+
+    def __init__(self, root: str | Path, memory: str = "vrgnet") -> None:
+        if memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {MEMORIES}, got {memory!r}")
+        self.root, self.memory = Path(root), memory
+
+    def folder(self, name: str) -> Path:
+        return self.root / name if self.memory == "vrgnet" else self.root / self.memory / name
 
     def path(self, name: str) -> Path:
-        return self.root / name / "generator.pt"
+        return self.folder(name) / ("rain.json" if self.memory == "parametric" else "generator.pt")
 
     def has(self, name: str) -> bool:
         return self.path(name).is_file()
 
-    def load(self, name: str, device: torch.device | str = "cpu") -> nn.Module:
+    def load(self, name: str, device: torch.device | str = "cpu") -> nn.Module | RainDomain:
+        """A generator (frozen, on `device`), or the fitted rain domain of a parametric memory."""
+        if self.memory == "parametric":
+            return ParametricRain.load(self.path(name)).domain(f"memory:{name}")
         generator = load_model(self.path(name), expect="vrgnet_generator").to(device).eval()
         for parameter in generator.parameters():
             parameter.requires_grad_(False)
         return generator
 
-    def ensure(self, name: str, train_dir: str | Path, config: GeneratorConfig, session: Session | None = None) -> Path:
-        """The generator of `name`, training it from `train_dir` first if the bank lacks it (resumable)."""
+    def ensure(self, name: str, train_dir: str | Path, config: Any, session: Session | None = None) -> Path:
+        """The memory of `name`, learning it from `train_dir` first if the bank lacks it (resumable). `config`: a
+        `GeneratorConfig` (vrgnet), a `PairedGANConfig` (paired_gan) or a `ParametricConfig` (parametric)."""
         missing = not self.has(name)
         if session is not None:
             missing = session.broadcast_flag(missing)  # rank 0 decides, so every rank takes the same branch
-        if missing:
-            train_rain_generator(train_dir, self.root / name, config, session)
+        if missing and self.memory == "vrgnet":  # every rank: rank 0 trains, the others wait inside
+            train_rain_generator(train_dir, self.folder(name), config, session)
+        elif missing:
+            if session is None or session.main:
+                if self.memory == "paired_gan":
+                    train_paired_generator(train_dir, self.folder(name), config)
+                else:
+                    fit_parametric_memory(train_dir, self.folder(name), config.size, config.evaluations, config.seed)
+            if session is not None:
+                session.barrier()
         return self.path(name)
 
 
@@ -179,19 +207,6 @@ class GeneratorStep(Step):
         generator = build_model("vrgnet_generator", nz=self.config.nz, size=self.config.size)
         generator.load_state_dict(self.net.generator.state_dict())
         return generator
-
-
-def similarity_check(train_dir: str | Path, config: GeneratorConfig):  # noqa: ANN201 - a validation for `Plan`
-    """The generator's closeness to the dataset's rain (`quality/rain_similarity.py`): {"similarity": -distance,
-    distance and its terms}, so that higher is better as the loop expects."""
-    reference = rain_stats(dataset_rain(train_dir, config.similarity_samples, config.size, seed=config.seed))
-
-    def check(generator: nn.Module) -> dict[str, float]:
-        layers = generator_rain(generator, config.similarity_samples, seed=config.seed + 1)
-        scores = distances(rain_stats(layers), reference)
-        return {"similarity": -scores["distance"], **scores}
-
-    return check
 
 
 def train_rain_generator(
@@ -228,7 +243,7 @@ def train_rain_generator(
     if watching and (out / BEST).is_file():  # the bank keeps the generator closest to the dataset's rain
         generator.load_state_dict(load_state(out / BEST)["weights"])
     path = save_checkpoint(out / "generator.pt", generator, dataset=str(train_dir), steps=outcome.step)
-    _write_samples(generator, out / "samples.png")
+    write_samples(generator, out / "samples.png")
     summary = {"train_dir": str(train_dir), "critic_steps": outcome.step, "seconds_this_run": outcome.seconds_this_run,
                "seconds": outcome.seconds}  # fmt: skip
     if outcome.history:
@@ -237,13 +252,3 @@ def train_rain_generator(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     session.barrier()
     return path
-
-
-@torch.no_grad()
-def _write_samples(generator: nn.Module, path: Path, count: int = 8) -> None:
-    """A strip of generated rain layers (grey, as replayed) for a quick look."""
-    generator = generator.cpu().eval()
-    rain = generator.sample(count, torch.Generator().manual_seed(0)).amax(1).clamp(0, 1)
-    strip = torch.cat(list(rain), dim=1).numpy()
-    image = np.repeat((strip * 255).round().astype(np.uint8)[..., None], 3, axis=2)
-    write_image(path, image)

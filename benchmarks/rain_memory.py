@@ -1,0 +1,244 @@
+"""Rain memories judged two ways: how close their rain is to the dataset's, and how well a de-rainer trained only on
+it does on the dataset.
+
+Usage: python benchmarks/rain_memory.py [--quick] [--results]
+
+Data v2 at 256x256 (`--n-train` images per domain, as the continual benchmark's), for each dataset of the stream
+(rain100H -> rain100L -> rain1400 -> rain1200_medium) and, fitted to rain they were not made from, `real_like`
+and `storm`. Memories (`train/rain_memory.py`): **parametric** (the renderer's parameters fitted by
+analysis-by-synthesis, JSON) and **paired GAN** (a DCGAN generator of the dataset's rain layers, WGAN-GP, to its
+similarity plateau or `--gan-minutes`). VRGNet's figures come from `continual_synthetic.json` (not re-run: 18-27
+minutes of one core per dataset).
+
+1. **Similarity**: the distance (`quality/rain_similarity.py`) between the memory's rain, added to the dataset's
+   clean crops as replay adds it, and the dataset's rain on other crops (256 layers of 64x64), against the floor
+   (two samples of the dataset's own rain); seconds to learn; bytes stored.
+2. **Replay fidelity**: the realtime network trained `--fidelity-iterations` steps only on the memory's rain over
+   the dataset's clean training images, scored (PSNR-Y) on the dataset's test pairs, against the same network and
+   budget on the dataset's own pairs: fidelity = gain over the rainy input (memory) / gain (own pairs).
+3. A figure: rain layers of the dataset beside each memory's.
+Writes `rain_memory.{md,json,png}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from derain.data.datasets import PairedDataset, dataset_rain
+from derain.data.synth import synthesize
+from derain.machine import device_name
+from derain.models import build_model, load_model
+from derain.quality.rain_similarity import distances, rain_stats, reference_floor
+from derain.quality.reports import dumps
+from derain.train.continual import RenderedRain
+from derain.train.evaluation import evaluate_folder
+from derain.train.generator_bank import GeneratorBank
+from derain.train.loop import Plan, fit, warmup_constant
+from derain.train.rain_memory import PairedGANConfig, ParametricConfig, ParametricRain, RainTarget
+from derain.train.session import Session, batches
+from derain.train.supervised import SupervisedStep
+
+RESULTS = Path(__file__).parent / "results"
+STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
+UNSEEN = ("real_like", "storm")
+SIZE = 64
+LAYERS = 256
+
+
+def memory_layers(source: torch.nn.Module | ParametricRain, target: RainTarget, seed: int) -> torch.Tensor:
+    """Grey layers of a memory added to the target's clean crops as replay adds them (clamped), then measured as the
+    dataset's are."""
+    if isinstance(source, ParametricRain):
+        return target.layers(source, seed)
+    with torch.no_grad():
+        z = torch.randn(len(target.clean), source.nz, generator=torch.Generator().manual_seed(seed))
+        rain = source(z).float().clamp(0, 1).amax(1, keepdim=True)
+    return ((target.clean + rain).clamp(0, 1) - target.clean).clamp(0, 1).amax(1, keepdim=True)
+
+
+def train_derainer(out: Path, train_dir: Path, rain: object | None, iterations: int, seed: int) -> Path:
+    """The realtime network on the dataset's own pairs (`rain` None) or on the memory's rain over its clean crops."""
+    session = Session.start("cpu", amp=False, channels_last=False)
+    torch.manual_seed(seed)
+    network = build_model("realtime")
+    step = SupervisedStep(network, session, lr=5e-4, edge_weight=0.05)
+    pairs = PairedDataset(train_dir, patch_size=SIZE, seed=seed)
+    replay_rng = torch.Generator().manual_seed(seed + 1)
+
+    def data(start: int):
+        for batch in batches(pairs, 8, seed, session, start):
+            if rain is None:
+                yield batch
+                continue
+            clean = batch["clean"]
+            if isinstance(rain, RenderedRain):
+                rainy = rain(clean, replay_rng)
+            else:
+                with torch.no_grad():
+                    layer = rain(torch.randn(len(clean), rain.nz, generator=replay_rng)).clamp(0, 1)
+                rainy = (clean + layer.amax(1, keepdim=True)).clamp(0, 1)
+            yield {"rainy": rainy, "clean": clean}
+
+    plan = Plan(total=iterations, schedule=warmup_constant(50), data=data, desc=f"fidelity {out.name}",
+                log_every=100, config={})  # fmt: skip
+    fit(step, plan, out, session)
+    path = out / "final.pt"
+    from derain.models import save_checkpoint
+
+    save_checkpoint(path, network, step=iterations)
+    return path
+
+
+def psnr_y(model: torch.nn.Module | None, test_dir: Path) -> float:
+    """Mean PSNR-Y on a paired folder (None: the rainy input itself, via the identity)."""
+    network = model if model is not None else build_model("realtime", tail_scale=0.0)
+    return float(evaluate_folder(network.eval(), test_dir, device="cpu", progress=False)["mean"]["psnr_y"])
+
+
+def figure(rows: list[tuple[str, list[torch.Tensor]]], path: Path) -> None:
+    """Each row: a label and grey layers (1, H, W); six layers a row."""
+    tiles = []
+    for label, layers in rows:
+        strip = np.concatenate([(layer[0].numpy() * 255).clip(0, 255).astype(np.uint8) for layer in layers[:6]], 1)
+        strip = cv2.resize(strip, (strip.shape[1] * 2, strip.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+        band = np.full((strip.shape[0], 220), 255, np.uint8)
+        cv2.putText(band, label, (6, strip.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 0, 1)
+        tiles.append(np.concatenate([band, strip], 1))
+    cv2.imwrite(str(path), np.concatenate(tiles, 0))
+
+
+def vrgnet_figures() -> dict[str, dict]:
+    """VRGNet's distance and floor per dataset from the committed continual benchmark (not re-run here)."""
+    path = RESULTS / "continual_synthetic.json"
+    if not path.is_file():
+        return {}
+    report = json.loads(path.read_text())
+    found = report.get("generators") or {}
+    return found if isinstance(found, dict) else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="runs/rain_memory")
+    parser.add_argument("--n-train", type=int, default=200)
+    parser.add_argument("--n-test", type=int, default=16)
+    parser.add_argument("--evaluations", type=int, default=600, help="renderer evaluations of a parametric fit")
+    parser.add_argument("--gan-minutes", type=float, default=4.0, help="time budget of a paired GAN")
+    parser.add_argument("--fidelity-iterations", type=int, default=600)
+    parser.add_argument("--quick", action="store_true", help="two datasets, small budgets (a smoke run)")
+    parser.add_argument("--out", default="runs/benchmarks")
+    parser.add_argument("--results", action="store_true", help=f"write to {RESULTS}")
+    args = parser.parse_args(argv)
+    stream = STREAM[:2] if args.quick else STREAM
+    unseen = UNSEEN[:1] if args.quick else UNSEEN
+    work = Path(args.work)
+    data = work / "data"
+    started = time.perf_counter()
+    if not all((data / name / "test").is_dir() for name in (*stream, *unseen)):
+        synthesize(list(dict.fromkeys((*stream, *unseen))), data, args.n_train, args.n_test, size=(256, 256), seed=0)
+    parametric = GeneratorBank(work / "bank", "parametric")
+    paired = GeneratorBank(work / "bank", "paired_gan")
+    gan_config = PairedGANConfig(max_minutes=args.gan_minutes, iterations=100_000, device="cpu",
+                                 similarity_every=100 if args.quick else 150)  # fmt: skip
+    rows, pictures = {}, []
+    for name in (*stream, *unseen):
+        train_dir, test_dir = data / name / "train", data / name / "test"
+        judge = RainTarget(train_dir, SIZE, count=LAYERS, seed=100)  # crops and draws no memory was fitted on
+        floor = reference_floor(*(dataset_rain(train_dir, LAYERS, SIZE, seed=seed) for seed in (1, 2)))["distance"]
+        row: dict = {"floor": floor, "role": "stream" if name in stream else "unseen"}
+        parametric.ensure(name, train_dir, ParametricConfig(evaluations=120 if args.quick else args.evaluations))
+        fitted, saved = ParametricRain.load(parametric.path(name)), json.loads(parametric.path(name).read_text())
+        row["parametric"] = {"distance": distances(rain_stats(memory_layers(fitted, judge, 7)), judge.reference),
+                             "seconds": saved["seconds"], "bytes": parametric.path(name).stat().st_size,
+                             "fit": saved["parametric_rain"]}  # fmt: skip
+        sources = {"parametric": RenderedRain(fitted.domain(name), 256)}
+        if name in stream:
+            paired.ensure(name, train_dir, gan_config)
+            generator = paired.load(name)
+            summary = json.loads((paired.folder(name) / "summary.json").read_text())
+            row["paired_gan"] = {"distance": distances(rain_stats(memory_layers(generator, judge, 7)), judge.reference),
+                                 "seconds": summary["seconds"], "bytes": paired.path(name).stat().st_size,
+                                 "critic_steps": summary["critic_steps"], "stopped": summary["stopped"]}  # fmt: skip
+            sources["paired_gan"] = generator
+            rainy = psnr_y(None, test_dir)
+            own = psnr_y(load_model(train_derainer(work / "fidelity" / name / "own", train_dir, None,
+                                                   args.fidelity_iterations, 0)), test_dir)  # fmt: skip
+            row["fidelity"] = {"rainy_input_psnr_y": rainy, "own_pairs_psnr_y": own}
+            for label, source in sources.items():
+                trained = train_derainer(work / "fidelity" / name / label, train_dir, source,
+                                         args.fidelity_iterations, 0)  # fmt: skip
+                score = psnr_y(load_model(trained), test_dir)
+                row["fidelity"][label] = {"psnr_y": score, "fidelity": (score - rainy) / max(own - rainy, 1e-6)}
+            pictures.append((f"{name}: dataset", list(dataset_rain(train_dir, 6, SIZE, seed=100))))
+            pictures.append((f"{name}: parametric", list(memory_layers(fitted, judge, 7)[:6])))
+            pictures.append((f"{name}: paired GAN", list(memory_layers(generator, judge, 7)[:6])))
+        rows[name] = row
+        print(name, json.dumps({k: v for k, v in row.items() if k != "parametric"}, default=str)[:400], file=sys.stderr)
+    out = RESULTS if args.results else Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    figure(pictures, out / "rain_memory.png")
+    report = {"command": "python benchmarks/rain_memory.py" + (" --quick" if args.quick else "")
+              + (" --results" if args.results else ""), "device": device_name(), "n_train": args.n_train,
+              "n_test": args.n_test, "fidelity_iterations": args.fidelity_iterations, "gan_minutes": args.gan_minutes,
+              "seconds": time.perf_counter() - started, "rows": rows, "vrgnet": vrgnet_figures()}  # fmt: skip
+    (out / "rain_memory.json").write_text(dumps(report) + "\n")
+    (out / "rain_memory.md").write_text(markdown(report))
+    print(json.dumps({"written": str(out / "rain_memory.md")}))
+    return 0
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Rain memories: distance to the dataset's rain, replay fidelity, cost", "",
+             f"Command: `{report['command']}` ({report['seconds'] / 60:.0f} min). Device: {report['device']}. "
+             f"{report['n_train']} training and {report['n_test']} test images of 256x256 per domain (data v2). "
+             "Distance: `quality/rain_similarity.py` between 256 layers of 64x64 of the memory's rain (added to the "
+             "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: two samples "
+             "of the dataset's own rain. Goal: distance <= 2 x floor.", "",
+             "VRGNet (the paper's memory): `continual_synthetic.json`, its own floor and data (same domains, 64x64).",
+             "",
+             "| dataset | floor | parametric distance (x floor) | s | bytes | paired GAN distance (x floor) | s | "
+             "critic steps | bytes | VRGNet distance (x its floor) | s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in report["rows"].items():
+        floor = row["floor"]
+        par = row["parametric"]
+        cells = [f"{name}{' (unseen)' if row['role'] == 'unseen' else ''}", f"{floor:.3f}",
+                 f"{par['distance']['distance']:.3f} ({par['distance']['distance'] / floor:.1f}x)",
+                 f"{par['seconds']:.0f}" if par["seconds"] else "-", str(par["bytes"])]  # fmt: skip
+        gan = row.get("paired_gan")
+        cells += ([f"{gan['distance']['distance']:.3f} ({gan['distance']['distance'] / floor:.1f}x)",
+                   f"{gan['seconds']:.0f}", str(gan["critic_steps"]), str(gan["bytes"])] if gan else ["-"] * 4)
+        vrgnet = report["vrgnet"].get(name)
+        if vrgnet:
+            kept, its_floor = vrgnet["kept"]["distance"], vrgnet["floor"]["distance"]
+            cells += [f"{kept:.3f} ({kept / its_floor:.0f}x)", f"{vrgnet['seconds']:.0f}"]
+        else:
+            cells += ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Replay fidelity: the realtime network, {report['fidelity_iterations']} iterations (batch 8, 64x64, "
+              "lr 5e-4), trained on the dataset's own pairs or only on a memory's rain over the dataset's clean "
+              "training images; PSNR-Y on the dataset's test pairs; fidelity = gain over the rainy input / the gain "
+              "of training on the pairs. Goal: >= 90 %.", "",
+              "| dataset | rainy input | own pairs | parametric (fidelity) | paired GAN (fidelity) |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for name, row in report["rows"].items():
+        f = row.get("fidelity")
+        if not f:
+            continue
+        lines.append(f"| {name} | {f['rainy_input_psnr_y']:.2f} | {f['own_pairs_psnr_y']:.2f} | "
+                     f"{f['parametric']['psnr_y']:.2f} ({100 * f['parametric']['fidelity']:.0f} %) | "
+                     f"{f['paired_gan']['psnr_y']:.2f} ({100 * f['paired_gan']['fidelity']:.0f} %) |")  # fmt: skip
+    lines += ["", "![dataset rain | parametric | paired GAN, per dataset](rain_memory.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Rain memories for CLGID's replay that learn from a paired dataset's exact rain at a CPU budget.
+
+A paired dataset shows its rain exactly: `rainy - clean` is the layer replay adds (made grey, as replay makes it).
+Two memories learn it, one per dataset, and stay when the pairs are gone:
+
+- **parametric** (`fit_parametric`): the built-in renderer's parameters (streak layers and their directions,
+  density, length, width, brightness, blur, direction spread, per-image variation) fitted by analysis-by-synthesis:
+  candidate rain is rendered over the dataset's own clean crops (so it saturates where the dataset's does) and
+  compared with the dataset's layers by `quality.rain_similarity`; a random start, then an evolution strategy on
+  the best candidate, with common random numbers. Stored as JSON (a few hundred bytes); replay renders from it.
+- **paired GAN** (`train_paired_generator`): a DCGAN generator of rain layers (noise in, layer out: the bank's
+  `vrgnet_generator` format, so replay draws from it as from VRGNet's) trained by WGAN-GP against the dataset's
+  layers on the one loop; no background network (~90 % of VRGNet's cost), stopped at its similarity plateau.
+
+Both are judged by the similarity distance against the dataset's own floor and by replay fidelity
+(`benchmarks/rain_memory.py`), never by their fitting objective alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from derain.data.datasets import PairedDataset, dataset_rain
+from derain.data.io import write_image
+from derain.data.rain import RainDomain, StreakLayer, render_rain_layer
+from derain.models import build_model, save_checkpoint
+from derain.models.vrgnet import RainCritic
+from derain.outputs import atomic_write_text
+from derain.quality.rain_similarity import distances, generator_rain, rain_stats
+from derain.train.loop import BEST, LAST, Plan, Plateau, Step, fit
+from derain.train.session import Session, batches, seed_everything
+from derain.train.state import load_state
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------- parametric
+
+
+@dataclass(frozen=True)
+class ParametricRain:
+    """A rain distribution in the renderer's terms: `layers` streak layers whose directions are `spacing` degrees
+    apart around a per-image direction drawn in `angle` +- `angle_spread`; per image, density, length, width and
+    brightness vary by +-`variation` of their value."""
+
+    layers: int = 1
+    spacing: float = 0.0
+    density: float = 1e-3  # drop seeds per pixel, per layer
+    length: float = 20.0  # pixels, at the datasets' scale
+    width: float = 0.6  # Gaussian sigma across a streak, pixels
+    brightness: float = 0.5
+    blur: float = 0.0
+    angle: float = 0.0  # degrees from vertical
+    angle_spread: float = 10.0
+    jitter: float = 0.0  # per-layer direction jitter, degrees
+    variation: float = 0.3
+
+    def domain(self, name: str = "memory") -> RainDomain:
+        def spread(value: float) -> tuple[float, float]:
+            return value * (1 - self.variation), value * (1 + self.variation)
+
+        layers = tuple(
+            StreakLayer(density=spread(self.density), length=spread(self.length), width=spread(self.width),
+                        brightness=spread(self.brightness), angle_jitter=self.jitter, blur=(self.blur, self.blur),
+                        angle_offset=self.spacing * (k - (self.layers - 1) / 2))  # fmt: skip
+            for k in range(self.layers)
+        )
+        return RainDomain(name, "fitted rain memory", layers, angle=(self.angle - self.angle_spread,
+                          self.angle + self.angle_spread), role="training")  # fmt: skip
+
+    def save(self, path: str | Path, **extra: Any) -> Path:
+        atomic_write_text(path, json.dumps({"parametric_rain": asdict(self), **extra}, indent=2))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ParametricRain:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or "parametric_rain" not in data:
+            raise ValueError(f"{path}: not a parametric rain memory (no 'parametric_rain')")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data["parametric_rain"].items() if k in known})
+
+
+# search space: (name, low, high, log scale)
+SPACE = (("density", 1e-4, 1.2e-2, True), ("length", 3.0, 90.0, True), ("width", 0.35, 2.0, False),
+         ("brightness", 0.1, 1.0, False), ("blur", 0.0, 2.0, False), ("angle", -30.0, 30.0, False),
+         ("angle_spread", 0.0, 40.0, False), ("spacing", 0.0, 20.0, False), ("jitter", 0.0, 8.0, False),
+         ("variation", 0.0, 0.7, False))  # fmt: skip
+LAYER_CHOICES = (1, 2, 3, 5)
+
+
+def _decode(vector: np.ndarray, layers: int) -> ParametricRain:
+    values = {}
+    for (name, low, high, log_scale), unit in zip(SPACE, np.clip(vector, 0, 1), strict=True):
+        values[name] = float(math.exp(math.log(low) + unit * (math.log(high) - math.log(low))) if log_scale else
+                             low + unit * (high - low))  # fmt: skip
+    return ParametricRain(layers=layers, **values)
+
+
+class RainTarget:
+    """What a memory must match: the dataset's rain statistics, and its clean crops to render candidates over."""
+
+    def __init__(self, train_dir: str | Path, size: int = 64, count: int = 128, seed: int = 0) -> None:
+        self.reference = rain_stats(dataset_rain(train_dir, count, size, seed=seed))
+        dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed + 1)
+        rng = np.random.default_rng(seed + 1)
+        self.clean = torch.stack([dataset[int(i)]["clean"] for i in rng.integers(0, len(dataset), count)])
+        self.size, self.seed = size, seed
+
+    def layers(self, rain: ParametricRain, seed: int | None = None) -> torch.Tensor:
+        """Grey layers of `rain` rendered over the target's clean crops, as the dataset's are measured."""
+        generator = torch.Generator().manual_seed(self.seed + 7 if seed is None else seed)
+        count = len(self.clean)
+        layer, _, _ = render_rain_layer(count, self.size, self.size, rain.domain(), generator, torch.device("cpu"))
+        return ((self.clean + layer).clamp(0, 1) - self.clean).clamp(0, 1).amax(1, keepdim=True)
+
+    def distance(self, rain: ParametricRain, seed: int | None = None) -> dict[str, float]:
+        return distances(rain_stats(self.layers(rain, seed)), self.reference)
+
+
+def fit_parametric(target: RainTarget, evaluations: int = 600, seed: int = 0) -> tuple[ParametricRain, dict]:
+    """Fit `ParametricRain` to `target`: for every layer count, random candidates then a (1 + 6) evolution strategy
+    on the best of them with a step that grows on success and shrinks on failure (common random numbers: every
+    candidate is rendered from the same draws); the best over the layer counts wins. Returns the fit and a record
+    (objective, evaluations, seconds, the best objective per layer count)."""
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    per_count = max(16, evaluations // len(LAYER_CHOICES))
+    results = {}
+    for layers in LAYER_CHOICES:
+        starts = [rng.random(len(SPACE)) for _ in range(per_count // 3)]
+        scored = [(target.distance(_decode(v, layers))["distance"], v) for v in starts]
+        best_score, best_vector = min(scored, key=lambda item: item[0])
+        used, step = len(scored), 0.15
+        while used < per_count:
+            improved = False
+            for _ in range(6):
+                vector = np.clip(best_vector + rng.normal(0, step, len(SPACE)), 0, 1)
+                score = target.distance(_decode(vector, layers))["distance"]
+                used += 1
+                if score < best_score:
+                    best_score, best_vector, improved = score, vector, True
+            step = min(0.3, step * 1.3) if improved else max(0.01, step * 0.8)
+        results[layers] = (best_score, best_vector)
+    layers = min(results, key=lambda count: results[count][0])
+    fitted = _decode(results[layers][1], layers)
+    record = {"objective": results[layers][0], "evaluations": per_count * len(LAYER_CHOICES),
+              "seconds": time.perf_counter() - started,
+              "objective_per_layer_count": {str(count): score for count, (score, _) in results.items()}}  # fmt: skip
+    return fitted, record
+
+
+# ----------------------------------------------------------------------------------------------- paired GAN
+
+
+def similarity_check(train_dir: str | Path, config: Any):  # noqa: ANN201 - a validation for `Plan`
+    """The generator's closeness to the dataset's rain (`quality/rain_similarity.py`): {"similarity": -distance,
+    distance and its terms}, so that higher is better as the loop expects."""
+    reference = rain_stats(dataset_rain(train_dir, config.similarity_samples, config.size, seed=config.seed))
+
+    def check(generator: nn.Module) -> dict[str, float]:
+        layers = generator_rain(generator, config.similarity_samples, seed=config.seed + 1)
+        scores = distances(rain_stats(layers), reference)
+        return {"similarity": -scores["distance"], **scores}
+
+    return check
+
+
+@torch.no_grad()
+def write_samples(generator: nn.Module, path: Path, count: int = 8) -> None:
+    """A strip of generated rain layers (grey, as replayed) for a quick look."""
+    generator = generator.cpu().eval()
+    rain = generator.sample(count, torch.Generator().manual_seed(0)).amax(1).clamp(0, 1)
+    strip = torch.cat(list(rain), dim=1).numpy()
+    image = np.repeat((strip * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+    write_image(path, image)
+
+
+
+
+class RainLayers(Dataset):
+    """A paired folder's rain layers: `rainy - clean` of random crops, grey (channel max) on three channels, as
+    replay adds them; no flips or rotations (they would turn the streaks)."""
+
+    def __init__(self, train_dir: str | Path, size: int, seed: int = 0, cache: bool = False) -> None:
+        self.pairs = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed, cache=cache)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.pairs.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.pairs[index]
+        grey = (item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True)
+        return {"rain": grey.expand(3, -1, -1).contiguous()}
+
+
+@dataclass(frozen=True)
+class PairedGANConfig:
+    """The paired rain GAN: generator as VRGNet's (`vrgnet_generator`), a narrower SAGAN critic, WGAN-GP."""
+
+    nz: int = 128
+    size: int = 64
+    critic_width: int = 32
+    batch_size: int = 16
+    iterations: int = 3000  # critic steps (the cap; the similarity plateau usually ends it first)
+    critic_steps: int = 2  # critic steps per generator step
+    gp_weight: float = 10.0
+    lr: float = 2e-4
+    betas: tuple[float, ...] = (0.5, 0.9)
+    similarity_every: int = 150
+    similarity_window: int = 600
+    similarity_gain: float = 0.005
+    similarity_samples: int = 256
+    max_minutes: float = 0.0
+    checkpoint_every: int = 300
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+
+
+class PairedGANStep(Step):
+    """One WGAN-GP critic step on real rain layers against generated ones, plus a generator step every
+    `critic_steps`; its result is the generator (what the bank stores)."""
+
+    def __init__(self, config: PairedGANConfig, device: torch.device) -> None:
+        self.config, self.device = config, device
+        self.generator = build_model("vrgnet_generator", nz=config.nz, size=config.size).to(device)
+        self.critic = RainCritic(config.size, config.critic_width).to(device)
+        betas = tuple(config.betas)
+        self.networks = {"generator": self.generator, "critic": self.critic}
+        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas),
+                           "critic": torch.optim.Adam(self.critic.parameters(), lr=config.lr, betas=betas)}  # fmt: skip
+
+    def __call__(self, batch: dict, step: int) -> dict[str, float]:
+        real = batch["rain"].to(self.device)
+        z = torch.randn(len(real), self.config.nz, device=self.device)
+        with torch.no_grad():
+            fake = grey(self.generator(z))
+        alpha = torch.rand(len(real), 1, 1, 1, device=self.device)
+        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        (gradient,) = torch.autograd.grad(self.critic(mixed).sum(), mixed, create_graph=True)
+        penalty = (gradient.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        critic_loss = self.critic(fake).mean() - self.critic(real).mean() + self.config.gp_weight * penalty
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizers["critic"].step()
+        row = {"critic": critic_loss.item()}
+        if step % self.config.critic_steps == 0:
+            z = torch.randn(len(real), self.config.nz, device=self.device)
+            generator_loss = -self.critic(grey(self.generator(z))).mean()
+            self.optimizers["generator"].zero_grad(set_to_none=True)
+            generator_loss.backward()
+            self.optimizers["generator"].step()
+            row["generator"] = generator_loss.item()
+        return row
+
+    def result(self) -> nn.Module:
+        return self.generator
+
+
+def grey(rain: torch.Tensor) -> torch.Tensor:
+    """Generated layers as replay adds them: clipped to [0, 1], channel max on all three channels."""
+    return rain.clamp(0, 1).amax(1, keepdim=True).expand_as(rain)
+
+
+def train_paired_generator(train_dir: str | Path, out: str | Path, config: PairedGANConfig) -> Path:
+    """Train the paired rain GAN on `train_dir`'s layers to its similarity plateau (resumable from `<out>/last.pt`);
+    the closest generator becomes `<out>/generator.pt`."""
+    out = Path(out)
+    session = Session.start(config.device, amp=False, channels_last=False)
+    seed_everything(config.seed)
+    layers = RainLayers(train_dir, config.size, seed=config.seed)
+    step = PairedGANStep(config, session.device)
+    plan = Plan(
+        total=config.iterations,
+        schedule=lambda _: 1.0,
+        data=lambda start: batches(layers, config.batch_size, config.seed, Session(session.device), start),
+        desc=f"paired GAN {out.name}",
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        validate=similarity_check(train_dir, config),
+        validate_every=config.similarity_every,
+        plateau=Plateau(config.similarity_gain, config.similarity_window, drops_allowed=0),
+        max_seconds=config.max_minutes * 60,
+        config={"paired_gan": asdict(config), "train_dir": str(train_dir)},
+    )
+    outcome = fit(step, plan, out, session, resume=out / LAST)
+    generator = step.result()
+    if (out / BEST).is_file():
+        generator.load_state_dict(load_state(out / BEST)["weights"])
+    path = save_checkpoint(out / "generator.pt", generator.cpu(), dataset=str(train_dir), steps=outcome.step,
+                           memory="paired_gan")  # fmt: skip
+    write_samples(generator, out / "samples.png")
+    summary = {"memory": "paired_gan", "train_dir": str(train_dir), "critic_steps": outcome.step,
+               "seconds": outcome.seconds, "stopped": outcome.stopped, "similarity": outcome.history,
+               "best_distance": -outcome.best["metric"], "best_similarity_step": outcome.best["step"],
+               "bytes": path.stat().st_size}  # fmt: skip
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    session.close()
+    return path
+
+
+@dataclass(frozen=True)
+class ParametricConfig:
+    """How a parametric memory is fitted: crop size, renderer evaluations, seed."""
+
+    size: int = 64
+    evaluations: int = 600
+    seed: int = 0
+
+
+def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64, evaluations: int = 600,
+                          seed: int = 0) -> Path:  # fmt: skip
+    """Fit the parametric memory of `train_dir`'s rain and keep it as `<out>/rain.json` (with its distance to a
+    fresh sample of the dataset's rain, the seconds it took, and its size)."""
+    out = Path(out)
+    target = RainTarget(train_dir, size, seed=seed)
+    fitted, record = fit_parametric(target, evaluations, seed)
+    held_out = RainTarget(train_dir, size, seed=seed + 100)  # judged on other crops and other rain draws
+    record.update(distance=held_out.distance(fitted, seed=seed + 200), train_dir=str(train_dir))
+    path = fitted.save(out / "rain.json", **record)
+    log.info("parametric rain memory %s: distance %.3f in %.0f s", out.name, record["distance"]["distance"],
+             record["seconds"])  # fmt: skip
+    return path
