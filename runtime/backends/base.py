@@ -141,7 +141,8 @@ def default_cpu_threads() -> int:
     cores this process may use, less one for the stream's capture, decoding and encoding and whatever else runs
     beside it (at least one). On a 2-core machine with
     one other busy process, 1 thread gives 217 / 224 ms p50 / p90 per 640x480 frame where 2 give 357 / 467 (PyTorch;
-    ONNX Runtime 161 / 165 against 199 / 232); idle, 2 threads are 1.7x faster (benchmarks/results/cpu_threads.md): bounded latency comes first."""
+    ONNX Runtime 161 / 165 against 199 / 232); idle, 2 threads are 1.7x faster (benchmarks/results/cpu_threads.md):
+    bounded latency comes first."""
     import os
 
     return max(1, len(os.sched_getaffinity(0)) - 1)
