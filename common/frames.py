@@ -152,8 +152,9 @@ def tile_origins(size: int, tile: int, context: int, multiple: int = 1, blend: i
 
 
 def tile_context(tile: tuple[int, int], context: int, multiple: int = 1, blend: int = BLEND) -> int:
-    """`context`, or the largest context tiles of `tile` = (th, tw) leave room for (small profiles)."""
-    room = (min(tile) - blend - multiple) // 2
+    """`context`, or for small tiles (small profiles) the most that keeps the stride at half a tile: more would
+    multiply the tiles (a 1080p frame through 192x192 tiles at the largest context that fits: thousands)."""
+    room = (min(tile) // 2 - blend) // 2
     if room < 0:
         raise ValueError(f"tiles of {tile[1]}x{tile[0]} leave no room for a blend of {blend} pixels")
     return min(context, room)

@@ -43,7 +43,8 @@ def machine() -> dict[str, Any]:
     lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
                platform.processor())  # fmt: skip
-    facts: dict[str, Any] = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    facts: dict[str, Any] = {"cpu": cpu, "cores": cores, "platform": platform.platform(),
                              "python": platform.python_version()}  # fmt: skip
     torch = _torch()
     if torch is not None:

@@ -168,15 +168,15 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
     from derain.runtime import Derainer, Stream, open_sink, side_by_side
     from derain.runtime.sources import open_source
 
-    sink = None
+    sink = source = None
     try:
         source = open_source(args.source, args.open_timeout)
         derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)  # before the sink:
-        log.info("model: %s", derainer)  # a model that cannot be loaded leaves no output behind
-        sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
+        log.info("model: %s", derainer)  # a model that cannot be loaded (or run) leaves no output behind
         if source.size is not None and not received:
             log.info("warming up at %dx%d", *source.size)
             derainer(np.zeros((source.size[1], source.size[0], 3), np.uint8))  # tiles too, as live frames will
+        sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
         stream = Stream(source, derainer, lossless=args.lossless, deadline_ms=args.deadline_ms,
                         deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames,
                         open_timeout=args.open_timeout)  # fmt: skip
@@ -194,6 +194,12 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
         derainer.close()
     except (InputError, OSError) as error:  # a camera, stream or disk that fails while running: one line
         print(f"derain-stream: error: {one_line(error)}", file=sys.stderr)
+        for opened in (sink, source):  # a video finalized, a camera released
+            if opened is not None:
+                try:
+                    opened.close()
+                except Exception as closing:  # noqa: BLE001 - already failing: say so, keep the first error
+                    log.warning("while closing %s: %s", opened, closing)
         return EXIT_INPUT
     summary = {**stats.snapshot(), "model": str(args.model), "source": str(args.source), "sink": args.sink,
                "written": sink.frames if sink is not None else 0}  # fmt: skip
@@ -211,7 +217,7 @@ def outcome(summary: dict[str, Any], lossless: bool) -> int:
     unreadable is done in part (3, as derain-eval); otherwise 0. Says which on stderr."""
     skipped = summary.get("skipped_corrupt", 0)
     if (summary.get("captured", 0) or skipped) and not summary.get("emitted", 0):
-        print(f"derain-stream: error: no frame was de-rained ({skipped} unreadable or off the frame contract; the "
+        print(f"derain-stream: error: no frame came through ({skipped} unreadable or off the frame contract; the "
               "log names them)", file=sys.stderr)  # fmt: skip
         return EXIT_INPUT
     if skipped and lossless:

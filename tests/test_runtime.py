@@ -249,7 +249,7 @@ def test_derain_stream_fails_when_it_writes_none_of_the_frames(artifacts, tmp_pa
     (folder / "b.jpg").write_bytes(b"")
     assert stream_main(["--model", str(artifacts["onnx"]), "--source", str(folder), "--sink", str(tmp_path / "o"),
                         "--quiet"]) == 2  # fmt: skip
-    assert "no frame was de-rained (2 unreadable" in capsys.readouterr().err
+    assert "no frame came through (2 unreadable" in capsys.readouterr().err
     cv2.imwrite(str(folder / "c.png"), np.zeros((32, 48, 3), np.uint8))
     assert stream_main(["--model", str(artifacts["onnx"]), "--source", str(folder), "--sink", str(tmp_path / "o2"),
                         "--quiet"]) == 3  # fmt: skip

@@ -204,6 +204,8 @@ def fit(step: Step, plan: Plan, folder: Path, session: Session, resume: Path | N
     validations = CsvLog(folder / f"{plan.prefix}validation.csv", enabled=session.main and plan.validate is not None)
     bar = progress(total=plan.total, initial=position, desc=plan.desc, enabled=session.main)
     started = time.perf_counter()
+    if stopped is None and plan.max_seconds and session.broadcast_flag(spent > plan.max_seconds):
+        stopped = "time"  # a resumed run whose budget is spent: not one more step
     while position < plan.total and stopped is None:
         step.set_rate(plan.schedule(position) * scale)
         row = {"step": position + 1, "lr": next(iter(step.optimizers.values())).param_groups[0]["lr"]}
@@ -232,7 +234,8 @@ def fit(step: Step, plan: Plan, folder: Path, session: Session, resume: Path | N
             for name, network in step.networks.items():  # validation leaves networks in eval mode: as they were
                 network.train(modes[name])
         seconds = spent + time.perf_counter() - started
-        if stopped is None and plan.max_seconds and seconds > plan.max_seconds and position < plan.total:
+        over = bool(plan.max_seconds) and position < plan.total and seconds > plan.max_seconds
+        if stopped is None and plan.max_seconds and session.broadcast_flag(over):  # rank 0's clock decides for all
             stopped = "time"
         if session.main and plan.checkpoint_every and position % plan.checkpoint_every == 0 and stopped is None \
                 and position < plan.total:  # fmt: skip

@@ -225,7 +225,7 @@ class PairedGANConfig:
     similarity_window: int = 600
     similarity_gain: float = 0.005
     similarity_samples: int = 256
-    max_minutes: float = 0.0
+    max_minutes: float = 0.0  # the time the memory may take (0: none): it ends training, the closest generator stays
     checkpoint_every: int = 300
     log_every: int = 50
     seed: int = 0
@@ -280,8 +280,10 @@ def grey(rain: torch.Tensor) -> torch.Tensor:
 def train_paired_generator(train_dir: str | Path, out: str | Path, config: PairedGANConfig) -> Path:
     """Train the paired rain GAN on `train_dir`'s layers to its similarity plateau (resumable from `<out>/last.pt`);
     the closest generator becomes `<out>/generator.pt`."""
+    from derain.models.device import resolve_device
+
     out = Path(out)
-    session = Session.start(config.device, amp=False, channels_last=False)
+    session = Session(resolve_device(config.device))  # one process (the bank trains on rank 0 under DDP)
     seed_everything(config.seed)
     layers = RainLayers(train_dir, config.size, seed=config.seed)
     step = PairedGANStep(config, session.device)
@@ -310,7 +312,6 @@ def train_paired_generator(train_dir: str | Path, out: str | Path, config: Paire
                "best_distance": -outcome.best["metric"], "best_similarity_step": outcome.best["step"],
                "bytes": path.stat().st_size}  # fmt: skip
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    session.close()
     return path
 
 

@@ -53,7 +53,7 @@ from derain.train.evaluation import evaluate_folder
 from derain.train.loop import LAST, Plan, Plateau, Schedule, Step, fit, milestones
 from derain.train.losses import channel_consistency, lsgan, psnr_loss, ssim_loss
 from derain.train.session import Session, batches, seed_everything
-from derain.train.state import load_state
+from derain.train.state import load_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +247,7 @@ def train_unpaired(config: UnpairedConfig, resume: str | None = None) -> dict:
                 net.load_state_dict(state["networks"][name])
             pool.load(state["method"]["pool"])
             dataset.rewards = pool.images
+            set_rng_state(state["rng"])  # the next stage draws on from where this one ended, as in one run
             continue
         step = RewardStep(stage, config, nets, dataset, pool, scorer, paired_clean, device, out)
         summary["stages"][stage] = _run_stage(step, config, out, resume == "auto")
@@ -291,6 +292,7 @@ class RewardStep(Step):
         }
         if self.warmup > 0:
             _freeze(derainer, True)
+        self.start_rows: list[dict] = []  # stage 2's validation of the network it starts from
 
     def schedule(self) -> Schedule:
         """Stage 1 halves at its milestones; a plug-in warm-up runs at stage 1's rate, then stage 2's."""
@@ -321,10 +323,11 @@ class RewardStep(Step):
         return self.networks["derainer"]
 
     def state(self) -> dict:
-        return {"stage": self.stage, "pool": self.pool.state()}
+        return {"stage": self.stage, "pool": self.pool.state(), "start_rows": self.start_rows}
 
     def load_state(self, state: dict) -> None:
         self.pool.load(state["pool"])
+        self.start_rows = state.get("start_rows", [])
         self.dataset.rewards = self.pool.images
         if state["step"] >= self.warmup:
             _freeze(self.networks["derainer"], False)
@@ -337,7 +340,6 @@ def _run_stage(step: RewardStep, config: UnpairedConfig, out: Path, resume: bool
     last = out / f"{step.stage}_{LAST}"
     resuming = resume and last.is_file()
     start = {"metric": float("-inf")}
-    start_rows = []
     if step.second and not resuming:
         if step.pool.history == []:  # plug-in mode: seed the pool with the pretrained network's outputs
             step.sweep(0)
@@ -346,7 +348,7 @@ def _run_stage(step: RewardStep, config: UnpairedConfig, out: Path, resume: bool
             scores = _validation(step.result(), config, step.device)
             step.result().train(training)
             start = {"metric": scores["psnr_rgb"]}
-            start_rows = [{"step": step.warmup, **scores}]
+            step.start_rows = [{"step": step.warmup, **scores}]
             save_checkpoint(out / f"{step.stage}_best.pt", step.result(), step=0, validation=scores)
     plateau = None
     if step.second and config.test_data:
@@ -373,8 +375,8 @@ def _run_stage(step: RewardStep, config: UnpairedConfig, out: Path, resume: bool
         log.info("stage 2: validation plateau after %d iterations", outcome.step)
     final = save_checkpoint(out / f"{step.stage}_final.pt", step.result(), step=outcome.step,
                             config=config_to_dict(config))  # fmt: skip
-    validation = start_rows + [{k: v for k, v in row.items() if k not in ("lr", "decision")} for row in
-                               outcome.history]  # fmt: skip
+    validation = step.start_rows + [{k: v for k, v in row.items() if k not in ("lr", "decision")} for row in
+                                    outcome.history]  # fmt: skip
     return {"validation": validation, "done": True, "iterations": outcome.step - step.warmup,
             "warmup_iterations": step.warmup, "seconds_this_run": outcome.seconds_this_run,
             "checkpoint": str(final), "stopped": outcome.stopped}  # fmt: skip

@@ -253,9 +253,8 @@ __global__ void blend_tile(const u8* tile, int rows, int cols, int top, int left
                     tile_weight(x, valid_cols, left, width, context, blend);
     const size_t pixel = static_cast<size_t>(top + y) * width + (left + x);
     const u8* value = tile + (static_cast<size_t>(y) * cols + x) * 3;
-    total[pixel * 3] += value[0] * w;
-    total[pixel * 3 + 1] += value[1] * w;
-    total[pixel * 3 + 2] += value[2] * w;
+    // multiply, then add, each rounded as numpy rounds them (no fused multiply-add: the reference has two roundings)
+    for (int c = 0; c < 3; ++c) total[pixel * 3 + c] = __fadd_rn(total[pixel * 3 + c], __fmul_rn(value[c], w));
     weight[pixel] += w;
 }
 

@@ -145,7 +145,8 @@ def default_cpu_threads() -> int:
     bounded latency comes first."""
     import os
 
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - 1)
 
 
 KERNEL_CHOICES = ("auto", "on", "off")
