@@ -51,6 +51,7 @@ STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
 UNSEEN = ("real_like", "storm")
 SIZE = 64
 LAYERS = 256
+MIN_GAIN = 0.5  # dB the dataset's own pairs must give for a fidelity ratio to mean anything
 
 
 def memory_layers(source: torch.nn.Module | ParametricRain, target: RainTarget, seed: int) -> torch.Tensor:
@@ -123,6 +124,14 @@ def vrgnet_figures() -> dict[str, dict]:
     report = json.loads(path.read_text())
     found = report.get("generators") or {}
     return found if isinstance(found, dict) else {}
+
+
+def rewrite(results: Path = RESULTS) -> None:
+    """The Markdown again from the JSON (after a change of presentation; nothing is measured)."""
+    from derain.quality.reports import revive_json
+
+    report = revive_json(json.loads((results / "rain_memory.json").read_text()))
+    (results / "rain_memory.md").write_text(markdown(report))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,9 +242,14 @@ def markdown(report: dict) -> str:
         f = row.get("fidelity")
         if not f:
             continue
-        lines.append(f"| {name} | {f['rainy_input_psnr_y']:.2f} | {f['own_pairs_psnr_y']:.2f} | "
-                     f"{f['parametric']['psnr_y']:.2f} ({100 * f['parametric']['fidelity']:.0f} %) | "
-                     f"{f['paired_gan']['psnr_y']:.2f} ({100 * f['paired_gan']['fidelity']:.0f} %) |")  # fmt: skip
+        measurable = f["own_pairs_psnr_y"] - f["rainy_input_psnr_y"] >= MIN_GAIN
+        cell = {label: f"{f[label]['psnr_y']:.2f} ({100 * f[label]['fidelity']:.0f} %)" if measurable else
+                f"{f[label]['psnr_y']:.2f} (n/a)" for label in ("parametric", "paired_gan")}  # fmt: skip
+        lines.append(f"| {name} | {f['rainy_input_psnr_y']:.2f} | {f['own_pairs_psnr_y']:.2f} | {cell['parametric']} | "
+                     f"{cell['paired_gan']} |")  # fmt: skip
+    lines += ["", f"n/a: the budget trains the network on the dataset's own pairs by less than {MIN_GAIN} dB over "
+              "its input (light rain keeps an identity-initialized network near the identity that long), so a ratio "
+              "of gains says nothing; the PSNR-Y beside it still compares memory with pairs."]  # fmt: skip
     lines += ["", "![dataset rain | parametric | paired GAN, per dataset](rain_memory.png)", ""]
     return "\n".join(lines) + "\n"
 
