@@ -286,9 +286,10 @@ def measure(network: str, variant: Variant, size: tuple[int, int], cache: Path, 
     frame = rainy_frame(*size)
     label = f"{network} {size[1]}x{size[0]} {variant.label}"
     peak_reset(cuda)
+    threads = {} if cuda else {"threads": machine()["cores"]}  # every core, for every CPU backend, as stated
     derainer = Derainer(artifact(network, variant, size, cache), backend=variant.backend,
                         **({"precision": variant.precision} if variant.backend == "pytorch" else {}),
-                        **variant.options)  # fmt: skip
+                        **{**threads, **variant.options})  # fmt: skip
     row: dict[str, Any] = {
         "network": network,
         "frame": f"{size[1]}x{size[0]}",
