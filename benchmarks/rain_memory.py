@@ -36,7 +36,7 @@ from derain.data.datasets import PairedDataset, dataset_rain
 from derain.data.synth import synthesize
 from derain.machine import device_name
 from derain.models import build_model, load_model
-from derain.quality.rain_similarity import distances, rain_stats, reference_floor
+from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
 from derain.quality.reports import dumps
 from derain.train.continual import RenderedRain
 from derain.train.evaluation import evaluate_folder
@@ -59,14 +59,15 @@ def memory_layers(source: torch.nn.Module | ParametricRain, target: RainTarget, 
     dataset's are."""
     if isinstance(source, ParametricRain):
         return target.layers(source, seed)
-    with torch.no_grad():
-        z = torch.randn(len(target.clean), source.nz, generator=torch.Generator().manual_seed(seed))
-        rain = source(z).float().clamp(0, 1).amax(1, keepdim=True)
+    rain = generator_rain(source, len(target.clean), seed)
     return ((target.clean + rain).clamp(0, 1) - target.clean).clamp(0, 1).amax(1, keepdim=True)
 
 
 def train_derainer(out: Path, train_dir: Path, rain: object | None, iterations: int, seed: int) -> Path:
-    """The realtime network on the dataset's own pairs (`rain` None) or on the memory's rain over its clean crops."""
+    """The realtime network on the dataset's own pairs (`rain` None) or on the memory's rain over its clean crops (a
+    re-run reuses `<out>/final.pt`)."""
+    if (out / "final.pt").is_file():
+        return out / "final.pt"
     session = Session.start("cpu", amp=False, channels_last=False)
     torch.manual_seed(seed)
     network = build_model("realtime")
@@ -96,6 +97,18 @@ def train_derainer(out: Path, train_dir: Path, rain: object | None, iterations: 
 
     save_checkpoint(path, network, step=iterations)
     return path
+
+
+def dry_folder(test_dir: Path, work: Path) -> Path:
+    """The test pairs' clean images as both input and target: what a network does to dry frames."""
+    folder = work / "dry" / test_dir.parent.name
+    for side in ("rain", "norain"):
+        (folder / side).mkdir(parents=True, exist_ok=True)
+        for image in sorted((test_dir / "norain").iterdir()):
+            link = folder / side / image.name
+            if not link.exists():
+                link.symlink_to(image.resolve())
+    return folder
 
 
 def psnr_y(model: torch.nn.Module | None, test_dir: Path) -> float:
@@ -177,15 +190,18 @@ def main(argv: list[str] | None = None) -> int:
                                  "seconds": summary["seconds"], "bytes": paired.path(name).stat().st_size,
                                  "critic_steps": summary["critic_steps"], "stopped": summary["stopped"]}  # fmt: skip
             sources["paired_gan"] = generator
-            rainy = psnr_y(None, test_dir)
-            own = psnr_y(load_model(train_derainer(work / "fidelity" / name / "own", train_dir, None,
-                                                   args.fidelity_iterations, 0)), test_dir)  # fmt: skip
-            row["fidelity"] = {"rainy_input_psnr_y": rainy, "own_pairs_psnr_y": own}
+            rainy, dry = psnr_y(None, test_dir), dry_folder(test_dir, work)
+            own_net = load_model(train_derainer(work / "fidelity" / name / "own", train_dir, None,
+                                                args.fidelity_iterations, 0))  # fmt: skip
+            own = psnr_y(own_net, test_dir)
+            row["fidelity"] = {"rainy_input_psnr_y": rainy, "own_pairs_psnr_y": own,
+                               "own_pairs_clean_input_psnr_y": psnr_y(own_net, dry)}  # fmt: skip
             for label, source in sources.items():
-                trained = train_derainer(work / "fidelity" / name / label, train_dir, source,
-                                         args.fidelity_iterations, 0)  # fmt: skip
-                score = psnr_y(load_model(trained), test_dir)
-                row["fidelity"][label] = {"psnr_y": score, "fidelity": (score - rainy) / max(own - rainy, 1e-6)}
+                trained = load_model(train_derainer(work / "fidelity" / name / label, train_dir, source,
+                                                    args.fidelity_iterations, 0))  # fmt: skip
+                score = psnr_y(trained, test_dir)
+                row["fidelity"][label] = {"psnr_y": score, "fidelity": (score - rainy) / max(own - rainy, 1e-6),
+                                          "clean_input_psnr_y": psnr_y(trained, dry)}  # fmt: skip
             pictures.append((f"{name}: dataset", list(dataset_rain(train_dir, 6, SIZE, seed=100))))
             pictures.append((f"{name}: parametric", list(memory_layers(fitted, judge, 7)[:6])))
             pictures.append((f"{name}: paired GAN", list(memory_layers(generator, judge, 7)[:6])))
@@ -206,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(report: dict) -> str:
     lines = ["# Rain memories: distance to the dataset's rain, replay fidelity, cost", "",
-             f"Command: `{report['command']}` ({report['seconds'] / 60:.0f} min). Device: {report['device']}. "
+             f"Command: `{report['command']}` ({report['seconds'] / 60:.0f} min; a re-run reuses the memories and "
+             "networks in its --work folder, so their seconds are those of the first run). Device: {report['device']}. "
              f"{report['n_train']} training and {report['n_test']} test images of 256x256 per domain (data v2). "
              "Distance: `quality/rain_similarity.py` between 256 layers of 64x64 of the memory's rain (added to the "
              "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: two samples "
@@ -236,8 +253,10 @@ def markdown(report: dict) -> str:
               "lr 5e-4), trained on the dataset's own pairs or only on a memory's rain over the dataset's clean "
               "training images; PSNR-Y on the dataset's test pairs; fidelity = gain over the rainy input / the gain "
               "of training on the pairs. Goal: >= 90 %.", "",
-              "| dataset | rainy input | own pairs | parametric (fidelity) | paired GAN (fidelity) |",
-              "|---|---|---|---|---|"]  # fmt: skip
+              "Clean input: the same networks fed the test pairs' clean images (PSNR-Y against them; what each "
+              "does to dry frames).", "",
+              "| dataset | rainy input | own pairs | parametric (fidelity) | paired GAN (fidelity) | clean input: own "
+              "pairs / parametric / paired GAN |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in report["rows"].items():
         f = row.get("fidelity")
         if not f:
@@ -246,7 +265,8 @@ def markdown(report: dict) -> str:
         cell = {label: f"{f[label]['psnr_y']:.2f} ({100 * f[label]['fidelity']:.0f} %)" if measurable else
                 f"{f[label]['psnr_y']:.2f} (n/a)" for label in ("parametric", "paired_gan")}  # fmt: skip
         lines.append(f"| {name} | {f['rainy_input_psnr_y']:.2f} | {f['own_pairs_psnr_y']:.2f} | {cell['parametric']} | "
-                     f"{cell['paired_gan']} |")  # fmt: skip
+                     f"{cell['paired_gan']} | {f['own_pairs_clean_input_psnr_y']:.2f} / "
+                     f"{f['parametric']['clean_input_psnr_y']:.2f} / {f['paired_gan']['clean_input_psnr_y']:.2f} |")
     lines += ["", f"n/a: the budget trains the network on the dataset's own pairs by less than {MIN_GAIN} dB over "
               "its input (light rain keeps an identity-initialized network near the identity that long), so a ratio "
               "of gains says nothing; the PSNR-Y beside it still compares memory with pairs."]  # fmt: skip

@@ -63,7 +63,7 @@ class Derainer:
         if tile_context is not None and tile_context < 0:
             raise ValueError(f"tile_context must be >= 0, got {tile_context}")
         self.tile_context = tile_context
-        self._capped: set[tuple[int, int]] = set()
+        self._warned: set[object] = set()  # what the log has said once
         if warmup is not None:
             self.backend.warmup(warmup)
 
@@ -98,14 +98,16 @@ class Derainer:
         tiles of `tile` leave room for (with a warning, as tiles then no longer give the network's own result)."""
         wanted = self.tile_context if self.tile_context is not None else self.spec.context
         if wanted is None:
-            log.warning("%s records no receptive field (exported before it was measured): tiles keep %d px of "
-                        "context", self.backend.path.name, DEFAULT_CONTEXT)  # fmt: skip
-            wanted = self.tile_context = DEFAULT_CONTEXT
+            if "context" not in self._warned:
+                self._warned.add("context")
+                log.warning("%s records no receptive field (exported before it was measured): tiles keep %d px of "
+                            "context", self.backend.path.name, DEFAULT_CONTEXT)  # fmt: skip
+            wanted = DEFAULT_CONTEXT
         if tile is None:
             return wanted
         context = tile_context(tile, wanted, self.spec.multiple)
-        if context < wanted and tile not in self._capped:
-            self._capped.add(tile)
+        if context < wanted and tile not in self._warned:
+            self._warned.add(tile)
             log.warning("tiles of %dx%d leave room for %d px of context, not the network's %d: seams may show",
                         tile[1], tile[0], context, wanted)  # fmt: skip
         return context

@@ -35,7 +35,7 @@ from derain.data.datasets import PairedDataset, dataset_rain
 from derain.data.io import write_image
 from derain.data.rain import RainDomain, StreakLayer, render_rain_layer
 from derain.models import build_model, save_checkpoint
-from derain.models.vrgnet import RainCritic
+from derain.models.vrgnet import RainCritic, grey_rain
 from derain.outputs import atomic_write_text
 from derain.quality.rain_similarity import distances, generator_rain, rain_stats
 from derain.train.loop import BEST, LAST, Plan, Plateau, Step, fit
@@ -273,8 +273,8 @@ class PairedGANStep(Step):
 
 
 def grey(rain: torch.Tensor) -> torch.Tensor:
-    """Generated layers as replay adds them: clipped to [0, 1], channel max on all three channels."""
-    return rain.clamp(0, 1).amax(1, keepdim=True).expand_as(rain)
+    """Generated layers as replay adds them (`grey_rain`: channel max on all three channels), clipped to [0, 1]."""
+    return grey_rain(rain.clamp(0, 1))
 
 
 def train_paired_generator(train_dir: str | Path, out: str | Path, config: PairedGANConfig) -> Path:
