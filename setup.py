@@ -49,6 +49,7 @@ setup(
         "derain.train": ["configs/*.yaml"],
         "derain.models": ["weights/*.pt", "weights/*.json"],
         "derain.cpp_ext": ["kernels/*.cu", "kernels/*.fatbin"],
+        "derain.runtime": ["gstplugin/python/*.py"],
     },
     install_requires=[
         "torch>=2.4",
@@ -91,6 +92,7 @@ setup(
             "derain-demo=derain.demo.cli:main",
             "derain-export=derain.export.cli:main",
             "derain-stream=derain.runtime.cli:main",
+            "derain-gst=derain.runtime.gst_cli:main",
         ]
     },
 )

@@ -25,7 +25,7 @@ from derain.machine import device_name
 from derain.models.registry import ModelSpec, load_model
 from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
 from derain.quality.reports import dumps
-from derain.train.continual import ContinualConfig, task_dir, task_names, train_stream, uses_generators
+from derain.train.continual import ContinualConfig, memory_config, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.reports import write_matrix
 from derain.train.testset import CLEAN, crop_scores, mean_ci
@@ -52,6 +52,9 @@ VARIANTS = {
     "clgid_long_2tasks": {"method": "clgid", "stream": STREAM[:2], "window_scale": 2, "cap_scale": 2},
     # the current task's term 4x heavier (2.0 vs 0.5; replay 0.5, KD 1): is the replay half drowning it?
     "clgid_current4x_2tasks": {"method": "clgid", "stream": STREAM[:2], "current_weight": 2.0},
+    # CLGID replaying from the other memories (`train/rain_memory.py`), each with the distillation sweep
+    **{f"clgid_{memory}{'' if kd == 1 else f'_kd{kd:g}'}": {"method": "clgid", "memory": memory, "kd_weight": kd}
+       for memory in ("parametric", "paired_gan") for kd in (1.0, 0.3, 0.1, 0.0)},
 }  # fmt: skip
 
 
@@ -158,9 +161,10 @@ def main() -> None:
         parser.error(f"unknown --part {args.part!r}")
     configs = {method: stream_config(method, args, data, work, gan) for method in methods}
     if args.part != "report":
-        if any(uses_generators(config) for config in configs.values()):
+        for memory in dict.fromkeys(c.memory for c in configs.values() if uses_generators(c)):  # memories first
+            config = next(c for c in configs.values() if c.memory == memory)
             for name in STREAM[:-1]:
-                bank.ensure(name, data / name / "train", gan)
+                GeneratorBank(work / "bank", memory).ensure(name, data / name / "train", memory_config(config))
         for method, config in configs.items():
             share_first_task(config, [c for m, c in configs.items() if m != method] + [
                 stream_config(m, args, data, work, gan) for m in VARIANTS if m not in configs])  # fmt: skip

@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(report: dict) -> str:
     lines = ["# Rain memories: distance to the dataset's rain, replay fidelity, cost", "",
              f"Command: `{report['command']}` ({report['seconds'] / 60:.0f} min; a re-run reuses the memories and "
-             "networks in its --work folder, so their seconds are those of the first run). Device: {report['device']}. "
+             "networks in its --work folder, so their seconds are those of the first run). "
+             f"Device: {report['device']}. "
              f"{report['n_train']} training and {report['n_test']} test images of 256x256 per domain (data v2). "
              "Distance: `quality/rain_similarity.py` between 256 layers of 64x64 of the memory's rain (added to the "
              "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: two samples "

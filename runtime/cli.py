@@ -5,6 +5,7 @@ Examples:
   derain-stream --model export_out/model_fp32.onnx --source "synthetic://rain100H?size=640x480&frames=60" \\
       --sink out.mp4 --side-by-side
   derain-stream --model final.pt --source rtsp://camera/stream --sink rtp://127.0.0.1:5000 --deadline-ms 50
+  derain-stream --model engines/ --source "gst:v4l2src ! videoconvert" --frames-log frames.jsonl --reconnect 5
 
 A status line goes to stderr once a second; the final statistics (JSON) go to stdout. Ctrl-C or SIGTERM stops the
 stream cleanly: threads joined, the video file finalized.
@@ -37,8 +38,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="builtin", help=".engine/.plan (TensorRT), .onnx (ONNX Runtime), .pt "
                    "(PyTorch), or 'builtin' (default: the shipped de-rainer, on PyTorch)")  # fmt: skip
     p.add_argument("--source", required=True, help="csi://N, v4l2:///dev/videoN, N, rtsp://..., a video file, a "
-                   "folder, a GStreamer pipeline, synthetic://DOMAIN?size=WxH&fps=F&frames=N")  # fmt: skip
-    p.add_argument("--sink", help="display://0, out.mp4/.avi/.mkv, a folder, rtp://HOST:PORT, an appsrc pipeline")
+                   "folder, gst:PIPELINE (GStreamer), synthetic://DOMAIN?size=WxH&fps=F&frames=N")  # fmt: skip
+    p.add_argument("--sink", help="display://0, out.mp4/.avi/.mkv, a folder, rtp://HOST:PORT[?codec=h264|vp8|jpeg], "
+                   "gst:appsrc ! ... (GStreamer)")  # fmt: skip
     p.add_argument("--side-by-side", action="store_true", help="write rainy | de-rained with an fps/latency overlay")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--lossless", action="store_true", default=None, help="process every frame (default for "
@@ -52,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, help="stop after this many output frames")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--backend", choices=("tensorrt", "onnxruntime", "pytorch"), help="default: from the suffix")
-    p.add_argument("--precision", choices=("fp32", "fp16"), help="PyTorch backend only (fp16 needs CUDA)")
+    p.add_argument("--precision", choices=("best", "fp32", "fp16", "int8", "fp8"), help="--model DIR: which "
+                   "artifact to pick (default best: the fastest this machine runs); a checkpoint: fp32 / fp16 (fp16 "
+                   "needs CUDA)")  # fmt: skip
     p.add_argument(
         "--kernels",
         choices=("auto", "on", "off"),
@@ -62,6 +66,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads of ONNX Runtime / PyTorch (default: the cores less one, "
                    "which bounds latency when the CPU is shared: benchmarks/results/cpu_threads.md)")  # fmt: skip
     p.add_argument("--open-timeout", type=float, default=10.0, help="seconds a source may take to open")
+    p.add_argument("--wait-for-source", type=float, default=0.0, metavar="SECONDS", help="keep trying a source that "
+                   "is not up yet (a camera still booting) this long before giving up (default 0: it must open now)")
+    p.add_argument("--reconnect", type=int, metavar="N", help="reopen a live source that fails at most N times in a "
+                   "row, then stop with an error (default: forever; 0: never)")
+    p.add_argument("--rtsp-latency", type=int, default=200, metavar="MS", help="rtsp:// jitter buffer (GStreamer "
+                   "rtspsrc latency; default 200)")
+    p.add_argument("--frames-log", metavar="PATH", help="one JSON line per frame: index, the source's timestamp and "
+                   "its clock, action (derained / dry / passthrough), rain score, latency")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing output video / write into a "
                    "non-empty folder")  # fmt: skip
     p.add_argument("--stats", help="also write the final statistics (JSON) to this file")
@@ -83,7 +95,11 @@ def check_arguments(args: argparse.Namespace) -> list[str]:
             problems.append(str(error))
     elif not Path(args.model).exists():
         problems.append(f"model not found: {args.model}")
-    for name in ("max_fps", "deadline_ms", "frames", "threads", "open_timeout"):
+    for name in ("wait_for_source", "reconnect"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            problems.append(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in ("max_fps", "deadline_ms", "frames", "threads", "open_timeout", "rtsp_latency"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             problems.append(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -94,9 +110,10 @@ def check_arguments(args: argparse.Namespace) -> list[str]:
         overlap = overlap_problem(args.sink, [args.model], flag="--sink")
         if overlap:
             problems.append(overlap)
-    if args.stats:
-        problems.extend(output_problems(args.stats, [args.source, args.model], overwrite=args.overwrite, kind="file",
-                                        flag="--stats"))  # fmt: skip
+    for flag, target in (("--stats", args.stats), ("--frames-log", args.frames_log)):
+        if target:
+            problems.extend(output_problems(target, [args.source, args.model], overwrite=args.overwrite, kind="file",
+                                            flag=flag))  # fmt: skip
     return problems
 
 
@@ -165,21 +182,22 @@ def _main(argv: list[str] | None) -> int:
 
 def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], running: list[Any]) -> int:
     """Open, load, stream, report; every expected failure is one line on stderr and exit status 2."""
-    from derain.runtime import Derainer, Stream, open_sink, side_by_side
+    from derain.runtime import Derainer, open_sink, side_by_side
     from derain.runtime.sources import open_source
 
     sink = source = None
     try:
-        source = open_source(args.source, args.open_timeout)
+        source = open_source(args.source, args.open_timeout, args.rtsp_latency, wait=args.wait_for_source)
         derainer = Derainer(args.model, backend=args.backend, device=args.device, **options)  # before the sink:
         log.info("model: %s", derainer)  # a model that cannot be loaded (or run) leaves no output behind
         if source.size is not None and not received:
             log.info("warming up at %dx%d", *source.size)
             derainer(np.zeros((source.size[1], source.size[0], 3), np.uint8))  # tiles too, as live frames will
         sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
-        stream = Stream(source, derainer, lossless=args.lossless, deadline_ms=args.deadline_ms,
-                        deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames,
-                        open_timeout=args.open_timeout)  # fmt: skip
+        stream = derainer.stream(source, open_timeout=args.open_timeout, reconnect=args.reconnect,
+                                 lossless=args.lossless, deadline_ms=args.deadline_ms,
+                                 deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames)
+        frames_log = FramesLog(args.frames_log) if args.frames_log else None
         running.append(stream)
         if received:
             stream.stop()
@@ -189,8 +207,13 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
             caption = f"{line['fps_last_second']:.0f} fps  {info.latency_ms:.0f} ms  {info.action}"
             return side_by_side(info.rainy, clean, caption)
 
-        with Reporter(stream.stats, args.quiet):
-            stats = stream.run(sink, compose if args.side_by_side else None)
+        try:
+            with Reporter(stream.stats, args.quiet):
+                stats = stream.run(sink, compose if args.side_by_side else None,
+                                   frames_log.write if frames_log else None)  # fmt: skip
+        finally:
+            if frames_log is not None:
+                frames_log.close()
         derainer.close()
     except (InputError, OSError) as error:  # a camera, stream or disk that fails while running: one line
         print(f"derain-stream: error: {one_line(error)}", file=sys.stderr)
@@ -210,6 +233,24 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
     if signal.SIGINT in received:
         return 130
     return outcome(summary, stream.lossless)
+
+
+class FramesLog:
+    """`--frames-log`: one JSON line per frame (`FrameInfo.record()`), written as frames come, flushed each second
+    (a crash loses at most a second of it)."""
+
+    def __init__(self, path: str) -> None:
+        self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.flushed = time.monotonic()
+
+    def write(self, info: Any) -> None:
+        self.handle.write(json.dumps(info.record()) + "\n")
+        if time.monotonic() - self.flushed >= 1.0:
+            self.handle.flush()
+            self.flushed = time.monotonic()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def outcome(summary: dict[str, Any], lossless: bool) -> int:

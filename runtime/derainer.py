@@ -4,8 +4,9 @@
 
     with Derainer("model_fp16_sm89.engine") as derainer:          # or .onnx / .pt, or "builtin" (the default)
         clean = derainer(frame)                                    # uint8 BGR (H, W, 3) -> same
-        for clean, info in derainer.stream("csi://0"):             # newest frame only, bounded latency
-            detections = detector(clean)                           # info: latency_ms, index, rainy, ...
+        stream = derainer.stream("csi://0")                        # newest frame only, bounded latency
+        for clean, info in stream:                                 # info: timestamp, action, rain_score, latency_ms
+            detections = detector(clean)                           # stream.stats.snapshot(): fps, drops, ...
 
 Any frame size gives the network's own result where the artifact can take it (PyTorch, dynamic ONNX graphs and
 profiles: padded only to the network's multiple). Frames larger than the artifact takes (a static engine's shape, a
@@ -16,18 +17,29 @@ repeating the frame (`derain.frames.pad_index`) and cropped back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from derain.builtin import is_builtin, resolve_weights
-from derain.frames import DEFAULT_CONTEXT, as_batch, frame_size, tile_context, tiled
+from derain.cpp_ext.reference import network_to_nv12, nv12_to_network
+from derain.frames import (
+    DEFAULT_CONTEXT,
+    FrameError,
+    as_batch,
+    frame_size,
+    from_network,
+    tile_context,
+    tiled,
+    to_network,
+)
 from derain.runtime.backends import Backend, open_backend
+from derain.runtime.choose import choose_artifact
 from derain.runtime.sources import Source, open_source
-from derain.runtime.stream import FrameInfo, Stream
+from derain.runtime.stream import Backoff, Stream
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +48,16 @@ class Derainer:
     """A de-raining model behind the frame contract.
 
     Args:
-        model: an artifact path (`.engine`/`.plan`, `.onnx`, `.pt`), a loaded `Backend`, or "builtin" / None (the
-            shipped de-rainer, on PyTorch).
+        model: an artifact path (`.engine`/`.plan`, `.onnx`, `.pt`), a folder of artifacts (the one this machine
+            runs best is picked, `derain.runtime.choose.choose_artifact`, and the log says why), a loaded `Backend`,
+            or "builtin" / None (the shipped de-rainer, on PyTorch).
         backend: force a backend by name ("tensorrt", "onnxruntime", "pytorch").
         device: "auto", "cpu", "cuda", "cuda:N".
         tile_context: pixels of context tiles keep around every pixel of frames larger than the artifact takes
             (default: the network's receptive-field radius recorded at export, else DEFAULT_CONTEXT).
         warmup: run blank frames of this (H, W) at load, so the first live frame is not the slow one.
+        precision: from a folder, which precision to pick ("best": the fastest this machine runs, else fp32, fp16,
+            int8, fp8); for a checkpoint, the PyTorch backend's fp32 / fp16.
         **options: for the backend's `load` (threads, precision, cuda_graphs, compile, runtime_cache...).
     """
 
@@ -53,11 +68,17 @@ class Derainer:
         device: str = "auto",
         tile_context: int | None = None,
         warmup: tuple[int, int] | None = None,
+        precision: str | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(model, Backend):
             if not isinstance(model, (str, Path, type(None))):
-                raise TypeError(f"model must be an artifact path, 'builtin' or a Backend, not {type(model).__name__}")
+                raise TypeError(f"model must be an artifact path, a folder of them, 'builtin' or a Backend, not "
+                                f"{type(model).__name__}")  # fmt: skip
+            if model is not None and not is_builtin(model) and Path(model).is_dir():
+                model = choose_artifact(model, precision or "best", device).path
+            elif precision not in (None, "best"):
+                options["precision"] = precision  # the PyTorch backend's fp32 / fp16
             model = open_backend(resolve_weights(model) if is_builtin(model) else model, backend, device, **options)
         self.backend = model
         if tile_context is not None and tile_context < 0:
@@ -93,6 +114,23 @@ class Derainer:
         out = np.stack([tiled(self.backend, frame, tile, context, self.spec.multiple) for frame in batch])
         return out[0] if single else out
 
+    def nv12(self, luma: np.ndarray, chroma: np.ndarray, matrix: int = 601, full_range: bool = False
+             ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """De-rain one NV12 frame: luma (H, W) and chroma (H/2, W/2, 2) uint8 planes (strided views are fine, e.g.
+        a mapped GStreamer buffer) -> new (luma, chroma) planes. The pixels are decoded (BT.601 or BT.709, limited
+        or full range: `derain.cpp_ext.reference`, the CUDA kernels' reference) to the BGR frame contract, de-rained
+        exactly as a BGR frame, and encoded back (chroma the mean of each 2x2 block)."""
+        height, width = frame_size(np.empty((*luma.shape, 3), np.uint8))
+        if luma.ndim != 2 or chroma.shape != (height // 2, width // 2, 2) or height % 2 or width % 2:
+            raise FrameError(f"NV12 needs luma (H, W) and chroma (H/2, W/2, 2) with H and W even; got {luma.shape} "
+                             f"and {chroma.shape}")  # fmt: skip
+        if luma.dtype != np.uint8 or chroma.dtype != np.uint8:
+            raise FrameError(f"NV12 planes must be uint8, got {luma.dtype} and {chroma.dtype}")
+        rgb = nv12_to_network(luma[None], chroma[None], matrix, full_range)
+        clean = self(from_network(rgb, height, width)[0])
+        out_luma, out_chroma = network_to_nv12(to_network(clean[None]), height, width, matrix, full_range)
+        return out_luma[0], out_chroma[0]
+
     def context(self, tile: tuple[int, int] | None = None) -> int:
         """The context tiles keep: `tile_context`, the artifact's recorded one, or DEFAULT_CONTEXT; capped at what
         tiles of `tile` leave room for (with a warning, as tiles then no longer give the network's own result)."""
@@ -119,12 +157,25 @@ class Derainer:
         multiple = self.spec.multiple  # tiles start and end on the multiple, padded into the artifact's size
         return largest[0] // multiple * multiple, largest[1] // multiple * multiple
 
-    def stream(self, source: str | int | Source, open_timeout: float = 10.0,
-               **options: Any) -> Iterator[tuple[np.ndarray, FrameInfo]]:  # fmt: skip
-        """(clean, info) for every frame of `source` (a URI or an opened `Source`); see `Stream` for the
-        options (lossless, deadline_ms, deadline_action, max_fps, max_frames)."""
-        opened = source if isinstance(source, Source) else open_source(source, open_timeout)
-        yield from Stream(opened, self, open_timeout=open_timeout, **options)
+    def stream(self, source: str | int | Source, open_timeout: float = 10.0, wait_for_source: float = 0.0,
+               reconnect: int | None = None, **options: Any) -> Stream:  # fmt: skip
+        """The frames of `source` (a URI or an opened `Source`) through this model: iterate it for (clean, info)
+        pairs (`FrameInfo`: index, the source's timestamp and clock, derained / dry / passthrough, rain score,
+        latency); `.stats.snapshot()` is the health the CLI prints (fps, latency percentiles, drops, pass-throughs,
+        reconnects), readable from any thread; `.stop()` ends it.
+
+        Args:
+            wait_for_source: seconds to keep trying a source that is not up yet (0: it must open now).
+            reconnect: how many times a live source that fails is reopened in a row (None: forever; 0: never).
+            **options: for `Stream` (lossless, deadline_ms, deadline_action, max_fps, max_frames).
+        """
+        if reconnect is not None and reconnect < 0:
+            raise ValueError(f"reconnect must be >= 0 or None, got {reconnect}")
+        opened = source if isinstance(source, Source) else open_source(source, open_timeout, wait=wait_for_source)
+        backoff = options.pop("backoff", None) or Backoff()
+        if reconnect is not None:
+            backoff = dataclasses.replace(backoff, attempts=reconnect)
+        return Stream(opened, self, open_timeout=open_timeout, backoff=backoff, **options)
 
     def clone(self) -> Derainer:
         """A Derainer for another thread: shares the loaded weights, owns its context, stream and buffers."""

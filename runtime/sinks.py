@@ -1,5 +1,6 @@
-"""Frame sinks by URI: `display://0`, a video file (`.mp4`, `.avi`, `.mkv`), a folder of images, `rtp://host:port`
-or a GStreamer pipeline starting with appsrc (both need OpenCV with GStreamer), or a Python callable.
+"""Frame sinks by URI: `display://0`, a video file (`.mp4`, `.avi`, `.mkv`), a folder of images,
+`rtp://host:port[?codec=h264|vp8|jpeg]` or a GStreamer pipeline starting with appsrc (`gst:appsrc ! ...`; both
+through GStreamer's Python bindings, or an OpenCV built with GStreamer), or a Python callable.
 
 Sinks never replace what is there unasked: an existing video file or a non-empty folder is an error unless
 `overwrite=True`. A video is written under a `.partial` name and renamed when closed, so a finished file is always
@@ -15,11 +16,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import cv2
 import numpy as np
 
 from derain.cli import InputError
+from derain.runtime import gst
 from derain.runtime.sources import gstreamer_available
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,10 @@ class SinkError(InputError, RuntimeError):
 
 
 class Sink:
-    """Base class: `write(frame)` (uint8 BGR (H, W, 3)), `close()`; context manager."""
+    """Base class: `write(frame)` (uint8 BGR (H, W, 3)), `close()`; context manager. Sinks that keep time
+    (`takes_timestamps`) take `write(frame, timestamp)`: the source's timestamp of the frame, in seconds."""
+
+    takes_timestamps = False
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -153,8 +159,8 @@ class GStreamerSink(Sink):
     def __init__(self, uri: str, pipeline: str, fps: float) -> None:
         super().__init__(uri)
         if not gstreamer_available():
-            raise SinkError(f"{uri} needs OpenCV built with GStreamer; this one has none (pip's opencv-python never "
-                            "has it): write to a file, or use JetPack's OpenCV")  # fmt: skip
+            raise SinkError(f"{uri} needs GStreamer: its Python bindings are not installed ({gst.INSTALL}) and this "
+                            "OpenCV has none (pip's opencv-python never has it)")  # fmt: skip
         self.pipeline, self.fps = pipeline, fps
         self.writer: Any = None
 
@@ -170,6 +176,82 @@ class GStreamerSink(Sink):
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+
+
+class GstSink(Sink):
+    """Frames pushed into a pipeline that starts with appsrc (`rest` is what follows it), with PTS = frame / fps
+    (or the frame's own timestamp when `write` is given one). Errors of the pipeline surface at the next write."""
+
+    takes_timestamps = True
+
+    def __init__(self, uri: str, rest: str, fps: float) -> None:
+        super().__init__(uri)
+        self.first_pts: float | None = None
+        try:
+            gst.gst()
+            missing = gst.missing_elements(rest)
+        except gst.GstUnavailable as error:
+            raise SinkError(str(error)) from None
+        if missing:
+            raise SinkError(f"{uri}: this GStreamer lacks {', '.join(missing)}")
+        self.rest, self.fps = rest, fps
+        self.pipeline: Any = None
+        self.appsrc: Any = None
+        self.size: tuple[int, int] | None = None
+
+    def _start(self, height: int, width: int) -> None:
+        Gst = gst.gst().Gst
+        rate = max(1, round(self.fps * 1000))
+        caps = f"video/x-raw,format=BGR,width={width},height={height},framerate={rate}/1000"
+        line = f'appsrc name=derain_src is-live=true format=time do-timestamp=false caps="{caps}" ! {self.rest}'
+        try:
+            self.pipeline = gst.launch(line, self.uri)
+        except gst.GstUnavailable as error:
+            raise SinkError(str(error)) from None
+        self.appsrc = self.pipeline.get_by_name("derain_src")
+        if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+            detail = gst.bus_error(self.pipeline) or "state change failed"
+            self.pipeline.set_state(Gst.State.NULL)
+            raise SinkError(f"cannot start {self.uri}: {detail}")
+        self.size = (height, width)
+
+    def write(self, frame: np.ndarray, pts: float | None = None) -> None:
+        Gst = gst.gst().Gst
+        height, width = frame.shape[:2]
+        if self.pipeline is None:
+            self._start(height, width)
+        elif (height, width) != self.size:
+            import cv2
+
+            frame = cv2.resize(frame, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        error = gst.bus_error(self.pipeline)
+        if error:
+            raise SinkError(f"{self.uri}: {error}")
+        buffer = Gst.Buffer.new_wrapped(np.ascontiguousarray(frame).tobytes())
+        if pts is not None and self.first_pts is None:
+            self.first_pts = pts
+        # the source's timestamps, from 0 (a camera's clock may start anywhere), else frame / fps
+        since = pts - self.first_pts if pts is not None and self.first_pts is not None else self.frames / self.fps
+        buffer.pts = int(round(max(since, 0.0) * gst.NS))
+        buffer.duration = int(gst.NS / self.fps)
+        result = self.appsrc.emit("push-buffer", buffer)
+        if result != Gst.FlowReturn.OK:
+            raise SinkError(f"{self.uri}: the pipeline refused a frame ({result.value_nick})")
+        self.frames += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End of stream, wait (at most `timeout` s) until it has gone through (a file finalized), stop."""
+        if self.pipeline is None:
+            return
+        Gst = gst.gst().Gst
+        self.appsrc.emit("end-of-stream")
+        message = self.pipeline.get_bus().timed_pop_filtered(
+            int(timeout * gst.NS), Gst.MessageType.EOS | Gst.MessageType.ERROR)
+        self.pipeline.set_state(Gst.State.NULL)
+        self.pipeline = None
+        if message is not None and message.type == Gst.MessageType.ERROR:
+            error, _ = message.parse_error()
+            raise SinkError(f"{self.uri}: {error.message}")
 
 
 class CallbackSink(Sink):
@@ -190,19 +272,36 @@ def rtp_pipeline(host: str, port: int) -> str:
 
 
 def open_sink(target: str | Callable[[np.ndarray], Any], fps: float = 30.0, overwrite: bool = False) -> Sink:
-    """The sink `target` names (see the module docstring)."""
+    """The sink `target` names (see the module docstring). `rtp://` and appsrc pipelines go through GStreamer's
+    own Python bindings where they are installed, else through an OpenCV built with GStreamer."""
     if callable(target):
         return CallbackSink(target)
     text = str(target).strip()
     if text.startswith("display://"):
         return DisplaySink(text)
     if text.startswith("rtp://"):
-        host, _, port = text[len("rtp://") :].partition(":")
-        if not port.isdigit():
-            raise SinkError(f"{text}: expected rtp://HOST:PORT")
-        return GStreamerSink(text, rtp_pipeline(host or "127.0.0.1", int(port)), fps)
-    if text.startswith("appsrc") and " ! " in text:
-        return GStreamerSink(text, text, fps)
+        parsed = urlparse(text)
+        codec = parse_qs(parsed.query).get("codec", [None])[-1]
+        try:
+            host, port = parsed.hostname or "127.0.0.1", parsed.port
+        except ValueError:
+            port = None
+        if port is None:
+            raise SinkError(f"{text}: expected rtp://HOST:PORT[?codec=h264|vp8|jpeg]")
+        if gst.available():
+            try:
+                sender, receiver = gst.rtp_sender(host, port, codec)
+            except gst.GstUnavailable as error:
+                raise SinkError(str(error)) from None
+            encoder = next(part for part in sender.split(" ! ") if "enc" in part.split()[0]).split()[0]
+            log.info("%s: sending with %s; receive with: gst-launch-1.0 %s", text, encoder, receiver)
+            return GstSink(text, sender, fps)
+        return GStreamerSink(text, rtp_pipeline(host, port), fps)
+    pipeline = text[len("gst:") :].strip() if text.startswith("gst:") else text
+    if pipeline.startswith("appsrc") and " ! " in pipeline:
+        if gst.available():
+            return GstSink(text, pipeline.split("!", 1)[1].strip(), fps)
+        return GStreamerSink(text, pipeline, fps)
     path = Path(text[len("file://") :] if text.startswith("file://") else text)
     if path.suffix:
         if path.suffix.lower() in VIDEO_CODECS:

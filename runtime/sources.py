@@ -2,16 +2,20 @@
 
 | URI | source |
 |---|---|
-| `csi://0` | Jetson CSI camera (nvarguscamerasrc; needs OpenCV with GStreamer) |
+| `csi://0` | Jetson CSI camera (nvarguscamerasrc) |
 | `v4l2:///dev/video0`, `0` | USB camera (V4L2, one-frame buffer) |
-| `rtsp://host/path` | network stream (GStreamer rtspsrc latency<=200 drop-on-latency where available, else FFmpeg) |
+| `rtsp://host/path` | network stream (rtspsrc, `rtsp_latency_ms` (200), drop-on-latency; without GStreamer FFmpeg) |
 | `file.mp4`, `file://file.mp4` | video file |
 | `folder/`, `image.png` | images, sorted by name |
-| `... ! appsink` | a raw GStreamer pipeline ending in appsink |
+| `gst:PIPELINE`, `... ! appsink` | a GStreamer pipeline; BGR appsink appended unless it ends in one |
 | `synthetic://rain100H?size=1280x720&fps=30&frames=N&seed=0` | the built-in rainy video, paced at its fps |
 
-Every source opens within a timeout (a stream that never answers is an error, not a hang), reads one frame at a
-time with a status (OK, TIMEOUT, EOS, ERROR, CORRUPT), and can be reopened after a failure.
+GStreamer pipelines (`gst:`, `csi://`, RTSP) run through GStreamer's own Python bindings where they are installed
+(`derain.runtime.gst`), else through an OpenCV built with GStreamer (pip's has none). Frames carry the source's own
+timestamp where it has one (GStreamer PTS, a file's presentation time, the V4L2 driver's capture time), with the
+clock it is on (`Captured.clock`). Every source opens within a timeout (a stream that never answers is an error,
+not a hang), reads one frame at a time with a status (OK, TIMEOUT, EOS, ERROR, CORRUPT), and can be reopened after
+a failure.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import cv2
 import numpy as np
 
 from derain.cli import InputError
+from derain.runtime import gst
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +55,26 @@ class Status(enum.Enum):
     CORRUPT = "corrupt"  # a frame that could not be decoded; skipped and counted
 
 
+CLOCKS = ("pipeline", "container", "camera", "stream", "host")
+
+
 @dataclass
 class Captured:
+    """One read: its status, the frame, when it arrived (`timestamp`, time.monotonic()), and the source's own
+    timestamp of the frame (`pts`, seconds) with the clock it is on: "pipeline" (a GStreamer buffer's PTS),
+    "container" (a video file's presentation time), "camera" (the driver's capture time), "stream" (frame index /
+    fps of the built-in video), or "host" (none: `pts` is the arrival time)."""
+
     status: Status
     frame: np.ndarray | None = None
     timestamp: float = 0.0  # time.monotonic() when the frame was taken
     detail: str = ""
+    pts: float | None = None
+    clock: str = "host"
+
+    def __post_init__(self) -> None:
+        if self.pts is None:
+            self.pts, self.clock = self.timestamp, "host"
 
 
 def gstreamer_available() -> bool:
@@ -172,6 +191,11 @@ class CaptureSource(Source):
         stamp = time.monotonic()
         if ok and frame is not None:
             self.failures = 0
+            position = self.capture.get(cv2.CAP_PROP_POS_MSEC)  # the frame's time in the file, or the driver's
+            if self.api == cv2.CAP_FFMPEG and not self.live:
+                return Captured(Status.OK, frame, stamp, pts=position / 1000, clock="container")
+            if self.api == cv2.CAP_V4L2 and position > 0:
+                return Captured(Status.OK, frame, stamp, pts=position / 1000, clock="camera")
             return Captured(Status.OK, frame, stamp)
         if not self.live:
             position = self.capture.get(cv2.CAP_PROP_POS_FRAMES)
@@ -209,6 +233,83 @@ def image_to_bgr8(image: np.ndarray) -> tuple[np.ndarray | None, str]:
     elif channels != 3:
         return None, f"{channels} channels (expected grey, BGR or BGRA)"
     return np.ascontiguousarray(image), ", ".join(notes)
+
+
+class GstSource(Source):
+    """Frames of a GStreamer pipeline from its (last) appsink; timestamps are the buffers' PTS ("pipeline" clock).
+
+    Live pipelines (cameras, network streams: their state change answers NO_PREROLL) keep the newest buffer only
+    (appsink max-buffers=1 drop=true) and are reopened after failures; others (files) end at EOS and lose no frame.
+    """
+
+    def __init__(self, uri: str, pipeline: str, live: bool | None = None) -> None:
+        super().__init__(uri)
+        self.launch_line = gst.with_appsink(pipeline)
+        self.forced_live = live
+        self.pipeline: Any = None
+        self.appsink: Any = None
+        self.live = bool(live)
+
+    def open(self, timeout: float = 10.0) -> None:
+        try:
+            Gst = gst.gst().Gst
+            pipeline = gst.launch(self.launch_line, self.uri)
+        except gst.GstUnavailable as error:
+            raise SourceError(str(error)) from None
+        sinks = [e for e in gst.elements(pipeline) if e.get_factory() and e.get_factory().get_name() == "appsink"]
+        if not sinks:
+            raise SourceError(f"{self.uri}: the pipeline has no appsink")
+        appsink = sinks[-1]
+        change = pipeline.set_state(Gst.State.PLAYING)
+        live = change == Gst.StateChangeReturn.NO_PREROLL
+        if change == Gst.StateChangeReturn.FAILURE:
+            detail = gst.bus_error(pipeline) or "state change failed"
+            pipeline.set_state(Gst.State.NULL)
+            raise SourceError(f"cannot open {self.uri}: {detail}")
+        if not live:  # wait for preroll: a pipeline that cannot start says why within the timeout
+            change, _, _ = pipeline.get_state(int(timeout * gst.NS))
+            if change == Gst.StateChangeReturn.FAILURE or change == Gst.StateChangeReturn.ASYNC:
+                detail = gst.bus_error(pipeline) or f"did not start within {timeout:.1f} s"
+                pipeline.set_state(Gst.State.NULL)
+                raise SourceError(f"cannot open {self.uri}: {detail}")
+            live = change == Gst.StateChangeReturn.NO_PREROLL
+        self.live = live if self.forced_live is None else self.forced_live
+        if self.live:
+            appsink.set_property("max-buffers", 1)
+            appsink.set_property("drop", True)
+        appsink.set_property("sync", False)
+        self.pipeline, self.appsink, self.timeout = pipeline, appsink, timeout
+        caps = appsink.get_static_pad("sink").get_current_caps()
+        if caps is not None:
+            structure = caps.get_structure(0)
+            ok_w, width = structure.get_int("width")
+            ok_h, height = structure.get_int("height")
+            self.size = (width, height) if ok_w and ok_h else None
+            ok_f, num, den = structure.get_fraction("framerate")
+            self.fps = num / den if ok_f and num > 0 and den > 0 else None
+
+    def read(self) -> Captured:
+        if self.pipeline is None:
+            return Captured(Status.ERROR, detail="not open")
+        sample = self.appsink.try_pull_sample(int(self.timeout * gst.NS))
+        stamp = time.monotonic()
+        if sample is None:
+            error = gst.bus_error(self.pipeline)
+            if error:
+                return Captured(Status.ERROR, timestamp=stamp, detail=error)
+            if self.appsink.is_eos():
+                return Captured(Status.EOS, timestamp=stamp)
+            return Captured(Status.TIMEOUT, timestamp=stamp, detail=f"no frame within {self.timeout:.1f} s")
+        frame, pts, why = gst.frame_from_sample(sample)
+        if frame is None:
+            return Captured(Status.CORRUPT, timestamp=stamp, detail=why)
+        return Captured(Status.OK, frame, stamp, pts=pts, clock="pipeline")
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_state(gst.gst().Gst.State.NULL)
+            self.pipeline = self.appsink = None
+
 
 
 class FolderSource(Source):
@@ -278,7 +379,8 @@ class SyntheticSource(Source):
         frame = self.video.frame(self.index)
         self.index += 1
         self.clean = frame.clean
-        return Captured(Status.OK, frame.rainy, time.monotonic(), detail=str(frame.index))
+        return Captured(Status.OK, frame.rainy, time.monotonic(), detail=str(frame.index), pts=frame.index / self.fps,
+                        clock="stream")  # fmt: skip
 
 
 def _synthetic(uri: str) -> SyntheticSource:
@@ -307,34 +409,66 @@ def _synthetic(uri: str) -> SyntheticSource:
     return SyntheticSource(uri, None if domain == "default" else domain, (width, height), fps, frames, seed, pace)
 
 
-def open_source(uri: str | int, timeout: float = 10.0) -> Source:
-    """Parse `uri` (see the module docstring), open it within `timeout` s, and return it."""
-    source = parse_source(uri)
-    source.open(timeout)
+def open_source(uri: str | int, timeout: float = 10.0, rtsp_latency_ms: int = RTSP_LATENCY_MS,
+                wait: float = 0.0) -> Source:  # fmt: skip
+    """Parse `uri` (see the module docstring), open it within `timeout` s, and return it. `wait` > 0: a source that
+    is not up yet (a camera still booting, a stream not yet published) is tried again, with backoff, until `wait`
+    seconds have passed (a device file or folder that does not exist yet included); the last failure is raised
+    then."""
+    deadline, delay, attempt = time.monotonic() + wait, 0.25, 1
+    while True:
+        try:
+            source = parse_source(uri, rtsp_latency_ms)
+            source.open(timeout)
+            break
+        except SourceError as error:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning("%s is not up yet (%s); trying again in %.2f s (attempt %d, %.0f s left)", uri, error,
+                        min(delay, left), attempt, left)  # fmt: skip
+            time.sleep(min(delay, left))
+            delay, attempt = min(delay * 2, 5.0), attempt + 1
     log.info("source %s: %s%s", uri, type(source).__name__, f" at {source.fps:g} fps" if source.fps else "")
     return source
 
 
-def parse_source(uri: str | int) -> Source:
-    """The source a URI names, not yet opened; a clear SourceError for URIs that cannot work here."""
+def parse_source(uri: str | int, rtsp_latency_ms: int = RTSP_LATENCY_MS) -> Source:
+    """The source a URI names, not yet opened; a clear SourceError for URIs that cannot work here. GStreamer
+    pipelines (`gst:`, `csi://`, RTSP) go through GStreamer's Python bindings where they are installed, else through
+    an OpenCV built with GStreamer."""
     text = str(uri).strip()
     if text.startswith("synthetic://"):
         return _synthetic(text)
-    if text.startswith("csi://"):
+    if text.startswith("gst:") or (" ! " in text and not Path(text).exists()):
+        pipeline = text[len("gst:") :].strip() if text.startswith("gst:") else text
+        if not pipeline:
+            raise SourceError("gst: needs a pipeline, e.g. gst:videotestsrc ! videoconvert")
+        if gst.available():
+            return GstSource(text, pipeline)
         _need_gstreamer(text)
-        return CaptureSource(text, csi_pipeline(int(text[len("csi://") :] or 0)), cv2.CAP_GSTREAMER, live=True)
+        return CaptureSource(text, gst.with_appsink(pipeline), cv2.CAP_GSTREAMER, live=True)
+    if text.startswith("csi://"):
+        sensor = text[len("csi://") :] or "0"
+        if not sensor.isdigit():
+            raise SourceError(f"{text}: expected csi://N (the sensor id)")
+        if gst.available():
+            return GstSource(text, csi_pipeline(int(sensor)), live=True)
+        _need_gstreamer(text)
+        return CaptureSource(text, csi_pipeline(int(sensor)), cv2.CAP_GSTREAMER, live=True)
     if text.isdigit() or text.startswith("v4l2://"):
         device = int(text) if text.isdigit() else text[len("v4l2://") :]
         if isinstance(device, str) and not Path(device).exists():
             raise SourceError(f"camera {device} not found (no such device; list them with v4l2-ctl --list-devices)")
         return CaptureSource(text, device, cv2.CAP_V4L2, live=True, buffer_size=1)
     if text.startswith(("rtsp://", "rtsps://")):
+        if gst.available():
+            return GstSource(text, rtsp_pipeline(text, rtsp_latency_ms), live=True)
         if gstreamer_available():
-            return CaptureSource(text, rtsp_pipeline(text), cv2.CAP_GSTREAMER, live=True)
+            return CaptureSource(text, rtsp_pipeline(text, rtsp_latency_ms), cv2.CAP_GSTREAMER, live=True)
+        log.info("%s: no GStreamer here, reading through FFmpeg (its own buffering; --rtsp-latency does not apply)",
+                 text)  # fmt: skip
         return CaptureSource(text, text, cv2.CAP_FFMPEG, live=True, buffer_size=1)
-    if " ! " in text:
-        _need_gstreamer("a GStreamer pipeline")
-        return CaptureSource(text, text, cv2.CAP_GSTREAMER, live=True)
     if re.match(r"^[a-z][a-z0-9+.-]*://", text) and not text.startswith("file://"):
         raise SourceError(
             f"unknown source scheme in {text!r}; known: csi://, v4l2://, rtsp://, file://, synthetic://, a camera "

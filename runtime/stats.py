@@ -24,14 +24,15 @@ def percentiles(values: Any, points: tuple[int, ...] = (50, 90, 99)) -> dict[str
 class StreamStats:
     """Counters and timings of one stream.
 
-    Counters: captured (frames read), processed (frames through the network), emitted (frames handed out),
+    Counters: captured (frames read), processed (frames through the network; of them `rainy` had rain removed and
+    `dry` were left unchanged by the network's dry bypass), emitted (frames handed out),
     dropped_stale (replaced in the latest-frame slot before processing), skipped_corrupt (undecodable or
     off-contract frames), deadline_passthrough / deadline_dropped (frames that would have missed the deadline),
     sink_dropped (frames the sink could not keep up with), reconnects (source reopened).
     """
 
-    COUNTERS = ("captured", "processed", "emitted", "dropped_stale", "skipped_corrupt", "deadline_passthrough",
-                "deadline_dropped", "sink_dropped", "reconnects")  # fmt: skip
+    COUNTERS = ("captured", "processed", "emitted", "rainy", "dry", "dropped_stale", "skipped_corrupt",
+                "deadline_passthrough", "deadline_dropped", "sink_dropped", "reconnects")  # fmt: skip
     # milliseconds: latency = capture -> result handed out; written_latency = capture -> written by the sink;
     # infer = the network (with pre/post); read = blocked in the source's read; sink = one write
     SERIES = ("latency", "written_latency", "infer", "read", "sink")

@@ -86,13 +86,35 @@ class Packet:
     index: int
     frame: np.ndarray
     captured_at: float  # time.monotonic()
+    pts: float | None = None
+    clock: str = "host"
+
+
+RAIN_GRID = 4  # the rain score reads one pixel in RAIN_GRID x RAIN_GRID (1080p: ~0.5 ms instead of ~8)
+
+
+def rain_score(rainy: np.ndarray, clean: np.ndarray) -> tuple[float, bool]:
+    """How much rain the network took out of a frame: the mean brightness it removed (grey levels, on a 1-in-16
+    pixel grid; the quantity the shipped network's dry bypass thresholds), and whether it changed the frame at all
+    (False: the network found it dry and passed it through unchanged)."""
+    before = rainy[::RAIN_GRID, ::RAIN_GRID].astype(np.int16)
+    after = clean[::RAIN_GRID, ::RAIN_GRID].astype(np.int16)
+    removed = np.maximum(before - after, 0)
+    return float(removed.mean()), bool(np.any(before != after))
 
 
 @dataclass
 class FrameInfo:
-    """What happened to one frame: its index in the source, capture time, capture-to-output latency (ms), the
-    network's time (ms, 0 when passed through), "derained" or "passthrough" (missed the deadline), and the
-    rainy input frame itself (for side-by-side views and measuring)."""
+    """What happened to one frame.
+
+    index: its position in the source; captured_at: time.monotonic() when it was read; timestamp: the source's own
+    time of the frame in seconds (GStreamer PTS, a file's presentation time, the camera driver's time; the host's
+    monotonic time when the source has none), on `clock` ("pipeline", "container", "camera", "stream" or "host");
+    latency_ms: capture to output; infer_ms: the network's time (0 when passed through); action: "derained" (the
+    network changed it), "dry" (the network found no rain and left it unchanged) or "passthrough" (it would have
+    missed the deadline, so the network did not see it); rain_score: mean brightness removed (grey levels; 0 for
+    dry and passed-through frames); rainy: the input frame itself (for side-by-side views and measuring).
+    """
 
     index: int
     captured_at: float
@@ -100,6 +122,24 @@ class FrameInfo:
     infer_ms: float
     action: str
     rainy: np.ndarray | None = None
+    timestamp: float | None = None
+    clock: str = "host"
+    rain_score: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.timestamp is None:
+            self.timestamp = self.captured_at
+
+    @property
+    def is_rainy(self) -> bool:
+        """Whether the network removed rain from this frame (False for dry and passed-through frames)."""
+        return self.action == "derained"
+
+    def record(self) -> dict:
+        """Everything but the frame, as plain types (a JSON line of `derain-stream --frames-log`)."""
+        return {"index": self.index, "timestamp": round(self.timestamp, 6), "clock": self.clock,
+                "action": self.action, "rain_score": round(self.rain_score, 3), "latency_ms": round(self.latency_ms, 3),
+                "infer_ms": round(self.infer_ms, 3)}  # fmt: skip
 
 
 @dataclass
@@ -189,7 +229,8 @@ class Stream:
                 self.stats.record("read", (time.monotonic() - started) * 1000)
                 if captured.status is Status.OK:
                     self.stats.add("captured")
-                    self.stats.add("dropped_stale", self.slot.put(Packet(index, captured.frame, captured.timestamp)))
+                    packet = Packet(index, captured.frame, captured.timestamp, captured.pts, captured.clock)
+                    self.stats.add("dropped_stale", self.slot.put(packet))
                     index += 1
                 elif captured.status is Status.CORRUPT:
                     self.stats.add("skipped_corrupt")
@@ -226,7 +267,8 @@ class Stream:
                 return None
             self.stats.add("deadline_passthrough")
             latency = (time.monotonic() - packet.captured_at) * 1000
-            return packet.frame, FrameInfo(packet.index, packet.captured_at, latency, 0.0, "passthrough", packet.frame)
+            return packet.frame, FrameInfo(packet.index, packet.captured_at, latency, 0.0, "passthrough", packet.frame,
+                                           packet.pts, packet.clock)  # fmt: skip
         started = time.monotonic()
         out = self.process(packet.frame)
         self.last_inferred = time.monotonic()
@@ -236,8 +278,11 @@ class Stream:
         self.infer_recent.append(infer_ms)
         self.stats.record("infer", infer_ms)
         self.stats.add("processed")
+        score, changed = rain_score(packet.frame, out) if out.shape == packet.frame.shape else (0.0, True)
+        self.stats.add("rainy" if changed else "dry")
         latency = (time.monotonic() - packet.captured_at) * 1000
-        return out, FrameInfo(packet.index, packet.captured_at, latency, infer_ms, "derained", packet.frame)
+        return out, FrameInfo(packet.index, packet.captured_at, latency, infer_ms, "derained" if changed else "dry",
+                              packet.frame, packet.pts, packet.clock, score)  # fmt: skip
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, FrameInfo]]:
         capture = threading.Thread(target=self._capture, name="derain-capture", daemon=True)
@@ -289,7 +334,7 @@ class Stream:
         try:
             for clean, info in self:
                 if writer is not None:
-                    writer.put(compose(clean, info) if compose else clean, info.captured_at)
+                    writer.put(compose(clean, info) if compose else clean, info.captured_at, info.timestamp)
                 if on_frame is not None:
                     on_frame(info)
         finally:
@@ -314,10 +359,13 @@ class SinkWriter:
             item = self.slot.get()
             if item is None:
                 return
-            frame, captured_at = item
+            frame, captured_at, timestamp = item
             started = time.monotonic()
             try:
-                self.sink.write(frame)
+                if self.sink.takes_timestamps:  # the frame leaves with its source's timestamp
+                    self.sink.write(frame, timestamp)
+                else:
+                    self.sink.write(frame)
             except BaseException as error:
                 self.error = error
                 self.slot.close()
@@ -326,10 +374,10 @@ class SinkWriter:
             self.stats.record("sink", (done - started) * 1000)
             self.stats.record("written_latency", (done - captured_at) * 1000)
 
-    def put(self, frame: np.ndarray, captured_at: float) -> None:
+    def put(self, frame: np.ndarray, captured_at: float, timestamp: float | None = None) -> None:
         if self.error is not None:
             raise self.error
-        self.stats.add("sink_dropped", self.slot.put((frame, captured_at)))
+        self.stats.add("sink_dropped", self.slot.put((frame, captured_at, timestamp)))
 
     def close(self) -> None:
         """Write what is queued, join the thread, close the sink."""

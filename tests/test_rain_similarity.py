@@ -6,11 +6,12 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from derain.data.datasets import dataset_rain
 from derain.data.synth import synthesize_split
 from derain.models import load_model
-from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
+from derain.quality.rain_similarity import TERMS, distances, generator_rain, rain_stats, reference_floor
 from derain.train.generator_bank import GeneratorConfig, train_rain_generator
 
 
@@ -31,11 +32,18 @@ def test_the_reference_is_close_to_itself_and_far_from_other_rain(folders):
     # the same streaks turned by 90 degrees: same coverage and intensities, another orientation spectrum
     turned = distances(rain_stats(dataset_rain(folders / "rain100L", 128, 64, seed=0).transpose(-1, -2)), light)
     assert turned["coverage"] == pytest.approx(0, abs=1e-9) and turned["intensity"] == pytest.approx(0, abs=1e-9)
+    assert turned["scale"] == pytest.approx(0, abs=1e-5)  # the radial spectrum does not turn
     assert turned["orientation"] > 0.3
-    # the distance is the mean of its three terms: a memory that only gets coverage and brightness right is not close
-    assert turned["distance"] == pytest.approx(turned["orientation"] / 3) and turned["distance"] > 3 * floor["distance"]
+    # the distance is the mean of its four terms: a memory that only gets coverage and brightness right is not close
+    assert turned["distance"] == pytest.approx(turned["orientation"] / 4) and turned["distance"] > 3 * floor["distance"]
+    # the same streaks twice as wide and long (a crop upsampled 2x): the scale term sees it, orientation hardly
+    layers = dataset_rain(folders / "rain100L", 128, 64, seed=0)
+    wide = distances(rain_stats(F.interpolate(layers[..., :32, :32], scale_factor=2, mode="bilinear")), light)
+    assert wide["scale"] > 10 * floor["scale"] and wide["scale"] > 0.3 and wide["orientation"] < wide["scale"] / 2
+    assert wide["distance"] == pytest.approx(sum(wide[t] for t in TERMS) / 4)
+    assert wide["distance"] > 3 * floor["distance"]
     blank = distances(rain_stats(torch.zeros(8, 1, 64, 64)), light)
-    assert blank == {"coverage": 1.0, "intensity": 1.0, "orientation": 1.0, "distance": 1.0}
+    assert blank == {"coverage": 1.0, "intensity": 1.0, "orientation": 1.0, "scale": 1.0, "distance": 1.0}
 
 
 def test_generator_training_stops_at_its_similarity_plateau_and_keeps_the_closest(folders, tmp_path):

@@ -317,7 +317,7 @@ def test_the_shipped_model_is_the_default_of_the_embedding_api():
         derainer = Derainer(model, device="cpu")
         assert derainer.backend.name == "pytorch" and derainer.backend.path == builtin_weights()
     assert Derainer(device="cpu").backend.path == builtin_weights()
-    with pytest.raises(TypeError, match="artifact path, 'builtin' or a Backend"):
+    with pytest.raises(TypeError, match="artifact path, a folder of them, 'builtin' or a Backend"):
         Derainer(3)
 
 

@@ -98,6 +98,8 @@ SPACE = (("density", 1e-4, 1.2e-2, True), ("length", 3.0, 90.0, True), ("width",
          ("angle_spread", 0.0, 40.0, False), ("spacing", 0.0, 20.0, False), ("jitter", 0.0, 8.0, False),
          ("variation", 0.0, 0.7, False))  # fmt: skip
 LAYER_CHOICES = (1, 2, 3, 5)
+REFINED = 4  # screened candidates a fit refines (fit_parametric)
+CANVAS = 2  # candidates are drawn on a canvas this many times the crop's side (RainTarget.layers)
 
 
 def _decode(vector: np.ndarray, layers: int) -> ParametricRain:
@@ -111,7 +113,7 @@ def _decode(vector: np.ndarray, layers: int) -> ParametricRain:
 class RainTarget:
     """What a memory must match: the dataset's rain statistics, and its clean crops to render candidates over."""
 
-    def __init__(self, train_dir: str | Path, size: int = 64, count: int = 128, seed: int = 0) -> None:
+    def __init__(self, train_dir: str | Path, size: int = 64, count: int = 256, seed: int = 0) -> None:
         self.reference = rain_stats(dataset_rain(train_dir, count, size, seed=seed))
         dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed + 1)
         rng = np.random.default_rng(seed + 1)
@@ -119,10 +121,14 @@ class RainTarget:
         self.size, self.seed = size, seed
 
     def layers(self, rain: ParametricRain, seed: int | None = None) -> torch.Tensor:
-        """Grey layers of `rain` rendered over the target's clean crops, as the dataset's are measured."""
+        """Grey layers of `rain` rendered over the target's clean crops, as the dataset's are measured: drawn on a
+        canvas twice the crop's side and cropped at its centre, as the dataset's crops come out of larger images
+        (on a canvas of the crop's own size, streaks that start outside it would be missing, and a fit would
+        make up for them with longer, denser streaks than replay then draws)."""
         generator = torch.Generator().manual_seed(self.seed + 7 if seed is None else seed)
-        count = len(self.clean)
-        layer, _, _ = render_rain_layer(count, self.size, self.size, rain.domain(), generator, torch.device("cpu"))
+        count, canvas, margin = len(self.clean), CANVAS * self.size, (CANVAS - 1) * self.size // 2
+        layer, _, _ = render_rain_layer(count, canvas, canvas, rain.domain(), generator, torch.device("cpu"))
+        layer = layer[..., margin : margin + self.size, margin : margin + self.size]
         return ((self.clean + layer).clamp(0, 1) - self.clean).clamp(0, 1).amax(1, keepdim=True)
 
     def distance(self, rain: ParametricRain, seed: int | None = None) -> dict[str, float]:
@@ -130,33 +136,46 @@ class RainTarget:
 
 
 def fit_parametric(target: RainTarget, evaluations: int = 600, seed: int = 0) -> tuple[ParametricRain, dict]:
-    """Fit `ParametricRain` to `target`: for every layer count, random candidates then a (1 + 6) evolution strategy
-    on the best of them with a step that grows on success and shrinks on failure (common random numbers: every
-    candidate is rendered from the same draws); the best over the layer counts wins. Returns the fit and a record
-    (objective, evaluations, seconds, the best objective per layer count)."""
+    """Fit `ParametricRain` to `target` by analysis-by-synthesis (common random numbers: every candidate is rendered
+    from the same draws, so the objective is deterministic):
+
+    1. screening, a quarter of the budget: random candidates spread over the layer counts;
+    2. refinement, the rest: the REFINED best screened candidates (several layer counts compete, a rugged objective
+       has several basins: a single descent settles for sparse long streaks where dense short ones fit better)
+       each improved by a (1 + 6) evolution strategy whose step grows on success and shrinks on failure.
+
+    Returns the best fit and a record (objective, evaluations, seconds, the best objective per layer count)."""
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    per_count = max(16, evaluations // len(LAYER_CHOICES))
-    results = {}
+    per_count = max(4, evaluations // 4 // len(LAYER_CHOICES))
+    screened = []
     for layers in LAYER_CHOICES:
-        starts = [rng.random(len(SPACE)) for _ in range(per_count // 3)]
-        scored = [(target.distance(_decode(v, layers))["distance"], v) for v in starts]
-        best_score, best_vector = min(scored, key=lambda item: item[0])
-        used, step = len(scored), 0.15
-        while used < per_count:
+        for _ in range(per_count):
+            vector = rng.random(len(SPACE))
+            screened.append((target.distance(_decode(vector, layers))["distance"], layers, vector))
+    screened.sort(key=lambda item: item[0])
+    used = len(screened)
+    per_run = max(12, (evaluations - used) // REFINED)
+    results: dict[int, tuple[float, np.ndarray]] = {}
+    for layers in LAYER_CHOICES:  # screening's best per layer count, for the record
+        results[layers] = min(((s, v) for s, n, v in screened if n == layers), key=lambda item: item[0])
+    for best_score, layers, best_vector in screened[:REFINED]:
+        step, spent = 0.12, 0
+        while spent < per_run:
             improved = False
             for _ in range(6):
                 vector = np.clip(best_vector + rng.normal(0, step, len(SPACE)), 0, 1)
                 score = target.distance(_decode(vector, layers))["distance"]
-                used += 1
+                spent += 1
                 if score < best_score:
                     best_score, best_vector, improved = score, vector, True
-            step = min(0.3, step * 1.3) if improved else max(0.01, step * 0.8)
-        results[layers] = (best_score, best_vector)
+            step = min(0.3, step * 1.3) if improved else max(0.01, step * 0.75)
+        used += spent
+        if best_score < results[layers][0]:
+            results[layers] = (best_score, best_vector)
     layers = min(results, key=lambda count: results[count][0])
     fitted = _decode(results[layers][1], layers)
-    record = {"objective": results[layers][0], "evaluations": per_count * len(LAYER_CHOICES),
-              "seconds": time.perf_counter() - started,
+    record = {"objective": results[layers][0], "evaluations": used, "seconds": time.perf_counter() - started,
               "objective_per_layer_count": {str(count): score for count, (score, _) in results.items()}}  # fmt: skip
     return fitted, record
 

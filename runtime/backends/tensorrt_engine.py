@@ -47,7 +47,7 @@ from derain.runtime.backends.base import (
     check_kernel_choice,
     frame_kernels,
 )
-from derain.runtime.card import can_run, read_card
+from derain.runtime.card import can_run, current_compute_capability, read_card
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +117,30 @@ class _Engine:
     kernels: Any = None  # derain.cpp_ext.device.FrameKernels around a float engine, or None: the host NumPy path
 
 
-def _load_engine(path: Path, runtime_cache: bool) -> _Engine:
-    verdict = can_run(path)
-    if not verdict:
-        raise BackendError(verdict.reason)
-    card = read_card(path)
+def cardless(path: Path) -> dict[str, Any]:
+    """What a card would say of an engine built without derain-export (trtexec): the TensorRT library installed
+    here deserializes it (TensorRT first, then TensorRT-RTX), its precision and pad multiple are read from the
+    engine when it loads; a warning says so once."""
+    for library in ("tensorrt", "tensorrt_rtx"):
+        try:
+            module = importlib.import_module(library)
+        except ImportError:
+            continue
+        log.warning("%s has no engine card (built with trtexec?): reading its tensors from the engine itself with "
+                    "%s %s; the GPU and version checks are left to the library", path.name, library,
+                    getattr(module, "__version__", "?"))  # fmt: skip
+        return {"builder": {"library": library, "version": getattr(module, "__version__", "?"),
+                            "rtx": library == "tensorrt_rtx"}, "cardless": True}  # fmt: skip
+    raise BackendError(f"{path.name} is a TensorRT engine, and neither tensorrt nor tensorrt_rtx is installed here")
+
+
+def _load_engine(path: Path, runtime_cache: bool, card: dict[str, Any]) -> _Engine:
+    if not card.get("cardless"):
+        verdict = can_run(path)
+        if not verdict:
+            raise BackendError(verdict.reason)
+    elif current_compute_capability() is None:
+        raise BackendError(f"{path.name} is a TensorRT engine: it needs a CUDA GPU and none is visible here")
     trt = importlib.import_module(card["builder"]["library"])
     logger = _logger(trt)
     runtime = trt.Runtime(logger)
@@ -153,6 +172,21 @@ def _load_engine(path: Path, runtime_cache: bool) -> _Engine:
             config.set_runtime_cache(cache)
         loaded.runtime_config = config
     return loaded
+
+
+def _profile_multiple(loaded: _Engine) -> int:
+    """A card-less engine's pad multiple: static profiles take any frame padded into them (1); a dynamic profile's
+    bounds are multiples of the network's (the largest power of two up to 32 dividing both, at least 8: the
+    shipped networks')."""
+    axes = (1, 2) if loaded.layout == "frame" else (2, 3)
+    bounds = [side for low, high in loaded.profiles if low != high for shape in (low, high) for side in
+              (shape[axes[0]], shape[axes[1]])]  # fmt: skip
+    if not bounds:
+        return 1
+    multiple = 32
+    while multiple > 8 and any(side % multiple for side in bounds):
+        multiple //= 2
+    return multiple
 
 
 def _save_runtime_cache(loaded: _Engine) -> None:
@@ -234,9 +268,13 @@ class TensorRTBackend(Backend):
         index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
         try:
             card = read_card(path)
-        except FileNotFoundError as error:
-            raise BackendError(str(error)) from None
-        loaded = _load_engine(path, runtime_cache)
+        except FileNotFoundError:
+            card = cardless(path)
+        loaded = _load_engine(path, runtime_cache, card)
+        if card.get("cardless"):  # what the card would have said, from the engine's own tensors
+            half = np.dtype(np.float16) in (loaded.input_dtype, loaded.output_dtype)
+            card["precision"] = "fp16" if half else "fp32"
+            card["pad_multiple"] = _profile_multiple(loaded)
         if loaded.layout == "tensor":
             loaded.kernels = frame_kernels(kernels, index, "tensorrt", "host NumPy")
         else:
