@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--part",
         default="all",
         help="all | data | generator:NAME | streams | report: one independent part, so that parts can run as "
-        "parallel processes (render `data` first); `report` scores every finished network of --methods; `all` "
-        "runs everything and writes the report",
+        "parallel processes (render `data` first); `generator:NAME` learns NAME's memory for every method of "
+        "--methods that replays one (processes sharing a bank learn each memory once); `report` scores every "
+        "finished network of --methods; `all` runs everything and writes the report",
     )
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
@@ -150,12 +151,14 @@ def main() -> None:
         return
 
     gan = gan_config(args)
-    bank = GeneratorBank(work / "bank")
-    if args.part.startswith("generator:"):
+    if args.part.startswith("generator:"):  # the memory of NAME for every method of --methods that replays one
         name = args.part.split(":", 1)[1]
         if name not in STREAM[:-1]:
             parser.error(f"--part generator:NAME takes one of {STREAM[:-1]}")
-        bank.ensure(name, data / name / "train", gan)
+        replaying = [stream_config(m, args, data, work, gan) for m in methods]
+        for memory in dict.fromkeys(c.memory for c in replaying if uses_generators(c)):
+            config = next(c for c in replaying if c.memory == memory)
+            GeneratorBank(work / "bank", memory).ensure(name, data / name / "train", memory_config(config))
         return
     if args.part not in ("all", "streams", "report"):
         parser.error(f"unknown --part {args.part!r}")

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="runs/rain_memory")
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=16)
-    parser.add_argument("--evaluations", type=int, default=600, help="renderer evaluations of a parametric fit")
+    parser.add_argument("--evaluations", type=int, default=400, help="renderer evaluations of a parametric fit")
     parser.add_argument("--gan-minutes", type=float, default=4.0, help="time budget of a paired GAN")
     parser.add_argument("--fidelity-iterations", type=int, default=600)
     parser.add_argument("--quick", action="store_true", help="two datasets, small budgets (a smoke run)")

@@ -21,6 +21,7 @@ from derain.models import build_model, save_checkpoint
 from derain.models.registry import CheckpointError
 from derain.runtime import BackendError, Derainer
 from derain.runtime.card import can_run, read_card
+from derain.runtime.choose import choose_artifact
 from derain.train.state import load_state
 
 onnx = pytest.importorskip("onnx", reason="the [dev] extra installs onnx")
@@ -189,6 +190,13 @@ def test_engine_card_of_another_library_version_is_refused(trt, checkpoint, tmp_
         card_file.write_text(json.dumps(card))
         verdict = can_run(engine)
         assert not verdict and "needs a CUDA GPU" in verdict.reason
+        # a folder of what export wrote: the engine is passed over with the card's reason, the graph is chosen
+        choice = choose_artifact(tmp_path)
+        assert choice.path.suffix == ".onnx" and any("needs a CUDA GPU" in why for why in choice.passed_over)
+        card_file.unlink()  # built with trtexec: no card; read from the engine itself, on a GPU only
+        assert any("none is visible" in why for why in choose_artifact(tmp_path).passed_over)
+        with pytest.raises(BackendError, match="needs a CUDA GPU"):
+            Derainer(engine)
 
 
 def test_fp16_graph_keeps_layernorm_reductions_in_fp32(tmp_path):

@@ -78,7 +78,8 @@ def test_the_element_in_a_real_pipeline_gives_derainers_pixels_and_keeps_timesta
         f"pngdec ! videoconvert ! video/x-raw,format={fmt} ! tee name=t ! queue ! appsink name=raw sync=false "
         "t. ! queue ! derain name=d threads=1 ! tee name=o ! queue ! appsink name=out sync=false "
         "o. ! queue ! videoconvert ! video/x-raw,format=BGR ! appsink name=shown sync=false "
-        f"o. ! queue ! videoconvert ! video/x-raw,format=BGR ! jpegenc quality=95 ! avimux ! filesink location={encoded}"
+        "o. ! queue ! videoconvert ! video/x-raw,format=BGR ! jpegenc quality=95 ! avimux ! "
+        f"filesink location={encoded}"
     )  # fmt: skip
     element = pipeline.get_by_name("d")
     events = []
@@ -91,6 +92,11 @@ def test_the_element_in_a_real_pipeline_gives_derainers_pixels_and_keeps_timesta
 
     element.get_static_pad("src").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, probe)
     assert pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+    assert pipeline.get_state(int(30e9))[0] == Gst.StateChangeReturn.SUCCESS
+    latency = Gst.Query.new_latency()
+    assert element.get_static_pad("src").query(latency)
+    _, minimum, _ = latency.parse_latency()
+    assert minimum > 0  # the element adds what it measured when it warmed up at the negotiated size
     raw, out = pull_all(pipeline.get_by_name("raw")), pull_all(pipeline.get_by_name("out"))
     shown = [sample_bytes(s).reshape(height, width, 3) for s in pull_all(pipeline.get_by_name("shown"))]
     bus, messages = pipeline.get_bus(), []
@@ -251,7 +257,7 @@ def test_nv12_through_derainer_is_the_bgr_contract_between_the_reference_convers
     assert not np.array_equal(bt709[0], out_luma)
 
 
-def test_a_folder_of_artifacts_gives_the_best_this_machine_runs_and_says_why(artifacts, tmp_path, caplog):
+def test_a_folder_of_artifacts_gives_the_best_this_machine_runs_and_says_why(artifacts, tmp_path, caplog):  # noqa: F811
     import shutil
 
     folder = tmp_path / "deploy"

@@ -12,8 +12,10 @@ A generator trained once serves every stream that contains its dataset.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,13 +184,31 @@ class GeneratorBank:
             train_rain_generator(train_dir, self.folder(name), config, session)
         elif missing:
             if session is None or session.main:
-                if self.memory == "paired_gan":
-                    train_paired_generator(train_dir, self.folder(name), config)
-                else:
-                    fit_parametric_memory(train_dir, self.folder(name), config.size, config.evaluations, config.seed)
+                with self._lock(name):  # another process learning the same memory: wait for it, then use it
+                    if not self.has(name):
+                        if self.memory == "paired_gan":
+                            train_paired_generator(train_dir, self.folder(name), config)
+                        else:
+                            fit_parametric_memory(train_dir, self.folder(name), config.size, config.evaluations,
+                                                  config.seed)  # fmt: skip
             if session is not None:
                 session.barrier()
         return self.path(name)
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock on learning `name` (`<folder>.lock`, released when the process ends however it ends),
+        so that processes sharing a bank learn each memory once."""
+        import fcntl
+
+        folder = self.folder(name)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class GeneratorStep(Step):

@@ -135,7 +135,7 @@ class RainTarget:
         return distances(rain_stats(self.layers(rain, seed)), self.reference)
 
 
-def fit_parametric(target: RainTarget, evaluations: int = 600, seed: int = 0) -> tuple[ParametricRain, dict]:
+def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) -> tuple[ParametricRain, dict]:
     """Fit `ParametricRain` to `target` by analysis-by-synthesis (common random numbers: every candidate is rendered
     from the same draws, so the objective is deterministic):
 
@@ -339,11 +339,11 @@ class ParametricConfig:
     """How a parametric memory is fitted: crop size, renderer evaluations, seed."""
 
     size: int = 64
-    evaluations: int = 600
+    evaluations: int = 400
     seed: int = 0
 
 
-def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64, evaluations: int = 600,
+def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64, evaluations: int = 400,
                           seed: int = 0) -> Path:  # fmt: skip
     """Fit the parametric memory of `train_dir`'s rain and keep it as `<out>/rain.json` (with its distance to a
     fresh sample of the dataset's rain, the seconds it took, and its size)."""
