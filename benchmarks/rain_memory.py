@@ -38,7 +38,7 @@ from derain.machine import device_name
 from derain.models import build_model, load_model
 from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
 from derain.quality.reports import dumps
-from derain.train.continual import RenderedRain
+from derain.train.continual import RenderedRain, memory_replay
 from derain.train.evaluation import evaluate_folder
 from derain.train.generator_bank import GeneratorBank
 from derain.train.loop import Plan, fit, warmup_constant
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         row["parametric"] = {"distance": distances(rain_stats(memory_layers(fitted, judge, 7)), judge.reference),
                              "seconds": saved["seconds"], "bytes": parametric.path(name).stat().st_size,
                              "fit": saved["parametric_rain"]}  # fmt: skip
-        sources = {"parametric": RenderedRain(fitted.domain(name), 256)}
+        sources = {"parametric": memory_replay(fitted.domain(name), SIZE)}  # as CLGID replays it
         if name in stream:
             paired.ensure(name, train_dir, gan_config)
             generator = paired.load(name)
