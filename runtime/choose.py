@@ -52,19 +52,27 @@ def _gpu_here(device: str) -> bool:
     return current_compute_capability() is not None
 
 
-def choose_artifact(folder: str | Path, precision: str = "best", device: str = "auto") -> Choice:
-    """The artifact of `folder` to load here (see the module docstring); BackendError when none can run."""
+def choose_artifact(folder: str | Path, precision: str = "best", device: str = "auto", backend: str | None = None
+                    ) -> Choice:  # fmt: skip
+    """The artifact of `folder` to load here (see the module docstring), among those `backend` (a name) loads if
+    given; BackendError when none can run."""
     folder = Path(folder)
     if precision not in PRECISIONS:
         raise BackendError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if not folder.is_dir():
         raise BackendError(f"not a folder of artifacts: {folder}")
     files = sorted(p for p in folder.iterdir() if p.is_file())
+    if backend is not None:
+        from derain.runtime.backends import BACKENDS
+
+        suffixes = BACKENDS.get(backend).suffixes
+        files = [p for p in files if p.suffix.lower() in suffixes]
     engines = [p for p in files if p.suffix.lower() in (".engine", ".plan")]
     graphs = [p for p in files if p.suffix.lower() == ".onnx"]
     checkpoints = [p for p in files if p.suffix.lower() == ".pt"]
     if not engines + graphs + checkpoints:
-        raise BackendError(f"{folder} holds no artifact (.engine, .plan, .onnx, .pt)")
+        which = f" that the {backend} backend loads" if backend else ""
+        raise BackendError(f"{folder} holds no artifact{which} (.engine, .plan, .onnx, .pt)")
     gpu = _gpu_here(device)
     passed: list[str] = []
 
@@ -111,8 +119,9 @@ def choose_artifact(folder: str | Path, precision: str = "best", device: str = "
             continue
         return _chosen(path, found, passed, f"ONNX Runtime on the {'GPU' if gpu else 'CPU'}")
     for path in checkpoints:
-        if precision not in ("best", "fp32", "fp16"):
-            passed.append(f"{path.name}: a checkpoint runs in fp32 or fp16, not {precision}")
+        if precision not in ("best", "fp32", "fp16") or (precision == "fp16" and not gpu):
+            passed.append(f"{path.name}: a checkpoint runs in fp32{' or fp16 (on a GPU)' if gpu else ' on a CPU'}, "
+                          f"not {precision}")  # fmt: skip
             continue
         return _chosen(path, "fp32" if precision == "best" else precision, passed, "PyTorch")
     raise BackendError(f"no artifact of {folder} runs here: " + "; ".join(passed))

@@ -76,9 +76,16 @@ class Derainer:
                 raise TypeError(f"model must be an artifact path, a folder of them, 'builtin' or a Backend, not "
                                 f"{type(model).__name__}")  # fmt: skip
             if model is not None and not is_builtin(model) and Path(model).is_dir():
-                model = choose_artifact(model, precision or "best", device).path
+                choice = choose_artifact(model, precision or "best", device, backend)
+                model = choice.path
+                if choice.path.suffix == ".pt" and choice.precision == "fp16":
+                    options["precision"] = "fp16"
             elif precision not in (None, "best"):
-                options["precision"] = precision  # the PyTorch backend's fp32 / fp16
+                if is_builtin(model) or Path(str(model)).suffix.lower() == ".pt":
+                    options["precision"] = precision  # the PyTorch backend's fp32 / fp16
+                else:
+                    log.warning("precision=%s picks among the artifacts of a folder; %s computes in the precision "
+                                "it was exported in", precision, Path(str(model)).name)  # fmt: skip
             model = open_backend(resolve_weights(model) if is_builtin(model) else model, backend, device, **options)
         self.backend = model
         if tile_context is not None and tile_context < 0:
@@ -171,11 +178,16 @@ class Derainer:
         """
         if reconnect is not None and reconnect < 0:
             raise ValueError(f"reconnect must be >= 0 or None, got {reconnect}")
-        opened = source if isinstance(source, Source) else open_source(source, open_timeout, wait=wait_for_source)
         backoff = options.pop("backoff", None) or Backoff()
         if reconnect is not None:
             backoff = dataclasses.replace(backoff, attempts=reconnect)
-        return Stream(opened, self, open_timeout=open_timeout, backoff=backoff, **options)
+        opened = source if isinstance(source, Source) else open_source(source, open_timeout, wait=wait_for_source)
+        try:
+            return Stream(opened, self, open_timeout=open_timeout, backoff=backoff, **options)
+        except Exception:
+            if opened is not source:  # opened here: a camera is not left held by a stream that never was
+                opened.close()
+            raise
 
     def clone(self) -> Derainer:
         """A Derainer for another thread: shares the loaded weights, owns its context, stream and buffers."""

@@ -130,6 +130,19 @@ def bus_error(pipeline: Any) -> str | None:
         return f"{origin}: {error.message}" + (f" ({debug.splitlines()[0]})" if debug else "")
 
 
+def drain_bus(pipeline: Any) -> str | None:
+    """Empty a pipeline's bus (messages nobody reads would pile up: an element may post one a frame); the first
+    error on it, as one line, or None."""
+    Gst = gst().Gst
+    bus, first = pipeline.get_bus(), None
+    while (message := bus.pop()) is not None:
+        if message.type == Gst.MessageType.ERROR and first is None:
+            error, debug = message.parse_error()
+            origin = message.src.get_name() if message.src is not None else "pipeline"
+            first = f"{origin}: {error.message}" + (f" ({debug.splitlines()[0]})" if debug else "")
+    return first
+
+
 def frame_from_sample(sample: Any) -> tuple[np.ndarray | None, float | None, str]:
     """A BGR appsink sample as a contiguous (H, W, 3) uint8 copy (the buffer goes back to its pool), its PTS in
     seconds (None when the buffer has none), and why not when it is no BGR frame."""

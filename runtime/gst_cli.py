@@ -32,6 +32,15 @@ def environment() -> dict[str, str]:
     return {"GST_PLUGIN_PATH": plugin_path, "DERAIN_SITE": os.pathsep.join(folders)}
 
 
+def plugin_loader() -> Path | None:
+    """GStreamer's Python plugin loader (libgstpython.so) where Debian, Ubuntu and JetPack install it, or None."""
+    import glob
+
+    found = glob.glob("/usr/lib/*-linux-gnu/gstreamer-1.0/libgstpython.so") + glob.glob(
+        "/usr/lib/gstreamer-1.0/libgstpython.so")  # fmt: skip
+    return Path(found[0]) if found else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help"):
@@ -50,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which(tool) is None:
         print(f"derain-gst: error: {tool} is not installed (gstreamer1.0-tools)", file=sys.stderr)
         return EXIT_INPUT
-    if not any(Path(d, "libgstpython.so").is_file() for d in ("/usr/lib/x86_64-linux-gnu/gstreamer-1.0",
-                                                             "/usr/lib/aarch64-linux-gnu/gstreamer-1.0")):  # fmt: skip
+    if plugin_loader() is None:
         print(f"derain-gst: warning: GStreamer's Python plugin loader was not found ({LOADER}); the derain "
               "element will be missing", file=sys.stderr)  # fmt: skip
     try:

@@ -12,10 +12,11 @@ de-rained to re-measure), `post-messages`; read-only counters `processed`, `dry`
 
 Per frame it says what it did, for a downstream element (a custom downstream event, serialized just before the
 buffer, so it arrives with its frame) and for the application (an element message on the bus), both the
-structure `derain-frame`: pts, index, action (derained / dry / passthrough), rain-score (mean brightness removed,
-grey levels), infer-ms. It answers latency queries with what it adds (upstream's latency plus its measured p90;
-plus the deadline in the maximum) and takes part in QoS (BaseTransform's: frames already too late downstream are
-dropped before the network sees them).
+structure `derain-frame`: pts (and its clock, "pipeline"), index, action (derained / dry / passthrough), rainy
+(whether rain was removed), rain-score (mean brightness removed, grey levels), infer-ms. NV12 is decoded and encoded
+with the caps' colorimetry (BT.601 / BT.709, limited or full range). It answers latency queries with what it adds
+(upstream's latency plus its measured p90; plus the deadline in the maximum) and takes part in QoS
+(BaseTransform's: frames already too late downstream are dropped before the network sees them).
 
 In Python: `derain.runtime.gst_element.register()` then `Gst.parse_launch("... ! derain ! ...")`. From
 `gst-launch-1.0`: `eval "$(derain-gst env)"` (GStreamer's Python plugin loader, `gstreamer1.0-python3-plugin-loader`
@@ -85,6 +86,7 @@ def _element_class() -> type:
             self.counts = {"processed": 0, "dry": 0, "passed-through": 0}
             self.derainer: Any = None
             self.info: Any = None
+            self.yuv: dict[str, Any] = {}
             self.index = 0
             self.infer_recent: deque[float] = deque(maxlen=32)
             self.last_inferred = 0.0
@@ -125,6 +127,7 @@ def _element_class() -> type:
                 self._error(f"cannot load the model {self.settings['model']!r}: {error}")
                 return False
             log.info("derain element: %s", self.derainer)
+            self.index, self.counts = 0, dict.fromkeys(self.counts, 0)
             return True
 
         def do_stop(self) -> bool:
@@ -142,12 +145,18 @@ def _element_class() -> type:
                 self._error(f"NV12 frames must have an even size, got {info.width}x{info.height}")
                 return False
             self.info = info
+            colorimetry = info.colorimetry  # NV12: decoded and encoded with the stream's own matrix and range
+            self.yuv = {"matrix": 709 if colorimetry.matrix == GstVideo.VideoColorMatrix.BT709 else 601,
+                        "full_range": colorimetry.range == getattr(GstVideo.VideoColorRange, "0_255")}  # fmt: skip
             started = time.monotonic()  # warm up at the negotiated size: the first live frame is not the slow one
-            blank = np.zeros((info.height, info.width, 3), np.uint8)
-            self.derainer(blank)
-            self.infer_recent.clear()
-            self.infer_recent.append((time.monotonic() - started) * 1000)
-            self.post_message(Gst.Message.new_latency(self))  # our latency is known now
+            try:
+                self.derainer(np.zeros((info.height, info.width, 3), np.uint8))
+            except Exception as error:  # noqa: BLE001 - the pipeline gets an error message, not a traceback
+                self._error(f"the model cannot run {info.width}x{info.height} frames: {type(error).__name__}: "
+                            f"{error}")  # fmt: skip
+                return False
+            self.infer_recent = deque([(time.monotonic() - started) * 1000], maxlen=32)  # swapped, not mutated:
+            self.post_message(Gst.Message.new_latency(self))  # our latency is known now  (latency queries read it)
             return True
 
         def _error(self, text: str) -> None:
@@ -183,7 +192,8 @@ def _element_class() -> type:
             if self.derainer is None or self.info is None:
                 return Gst.FlowReturn.NOT_NEGOTIATED
             deadline = self.settings["deadline-ms"]
-            expected = float(np.percentile(self.infer_recent, 90)) if self.infer_recent else 0.0
+            recent = tuple(self.infer_recent)  # a snapshot: the latency query reads it from another thread
+            expected = float(np.percentile(recent, 90)) if recent else 0.0
             late = deadline > 0 and self._age_ms(buffer) + expected > deadline
             index, self.index = self.index, self.index + 1
             if late and time.monotonic() - self.last_inferred < DEADLINE_PROBE_S:
@@ -205,7 +215,7 @@ def _element_class() -> type:
                     frame[...] = out
                 else:
                     luma, chroma = planes
-                    out_luma, out_chroma = self.derainer.nv12(luma, chroma)
+                    out_luma, out_chroma = self.derainer.nv12(luma, chroma, **self.yuv)
                     score, changed = rain_score(luma[..., None], out_luma[..., None])
                     luma[...], chroma[...] = out_luma, out_chroma
                 self.last_inferred = time.monotonic()
@@ -215,9 +225,10 @@ def _element_class() -> type:
             finally:
                 buffer.unmap(mapped)
             infer_ms = (self.last_inferred - started) * 1000
-            if late:
-                self.infer_recent.clear()
-            self.infer_recent.append(infer_ms)
+            if late:  # a probe: measured afresh (swapped in whole, never seen empty by the latency query)
+                self.infer_recent = deque([infer_ms], maxlen=32)
+            else:
+                self.infer_recent.append(infer_ms)
             with self.counts_lock:
                 self.counts["processed"] += 1
                 self.counts["dry"] += 0 if changed else 1
@@ -226,8 +237,10 @@ def _element_class() -> type:
 
         def _tell(self, buffer: Any, index: int, action: str, score: float, infer_ms: float) -> None:
             pts = buffer.pts if buffer.pts != Gst.CLOCK_TIME_NONE else -1
-            text = (f"{MESSAGE}, pts=(gint64){pts}, index=(guint64){index}, action=(string){action}, "
-                    f"rain-score=(double){score:.4f}, infer-ms=(double){infer_ms:.3f}")  # fmt: skip
+            rainy = "true" if action == "derained" else "false"
+            text = (f"{MESSAGE}, pts=(gint64){pts}, clock=(string)pipeline, index=(guint64){index}, "
+                    f"action=(string){action}, rainy=(boolean){rainy}, rain-score=(double){score:.4f}, "
+                    f"infer-ms=(double){infer_ms:.3f}")  # fmt: skip
             structure = Gst.Structure.from_string(text)[0]
             self.get_static_pad("src").push_event(Gst.Event.new_custom(Gst.EventType.CUSTOM_DOWNSTREAM,
                                                                        structure.copy()))  # fmt: skip
@@ -242,7 +255,8 @@ def _element_class() -> type:
             answered = GstBase.BaseTransform.do_query(self, direction, query)
             if answered and query.type == Gst.QueryType.LATENCY:
                 live, minimum, maximum = query.parse_latency()
-                ours = int((float(np.percentile(self.infer_recent, 90)) if self.infer_recent else 0.0) * 1e6)
+                recent = tuple(self.infer_recent)
+                ours = int((float(np.percentile(recent, 90)) if recent else 0.0) * 1e6)
                 deadline = int(self.settings["deadline-ms"] * 1e6)
                 minimum += ours
                 if maximum != Gst.CLOCK_TIME_NONE:

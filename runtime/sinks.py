@@ -187,6 +187,8 @@ class GstSink(Sink):
     def __init__(self, uri: str, rest: str, fps: float) -> None:
         super().__init__(uri)
         self.first_pts: float | None = None
+        self.last_since: float | None = None
+        self.failed = False
         try:
             gst.gst()
             missing = gst.missing_elements(rest)
@@ -224,18 +226,27 @@ class GstSink(Sink):
             import cv2
 
             frame = cv2.resize(frame, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
-        error = gst.bus_error(self.pipeline)
+        error = gst.drain_bus(self.pipeline)
         if error:
+            self.failed = True
             raise SinkError(f"{self.uri}: {error}")
         buffer = Gst.Buffer.new_wrapped(np.ascontiguousarray(frame).tobytes())
         if pts is not None and self.first_pts is None:
             self.first_pts = pts
-        # the source's timestamps, from 0 (a camera's clock may start anywhere), else frame / fps
+        # the source's timestamps, from 0 (a camera's clock may start anywhere), else frame / fps; a source that
+        # starts its clock again (reopened) is rebased, so that what leaves keeps increasing
         since = pts - self.first_pts if pts is not None and self.first_pts is not None else self.frames / self.fps
+        if self.last_since is not None and since <= self.last_since:
+            step = 1.0 / self.fps
+            if pts is not None:
+                self.first_pts = pts - (self.last_since + step)
+            since = self.last_since + step
+        self.last_since = since
         buffer.pts = int(round(max(since, 0.0) * gst.NS))
         buffer.duration = int(gst.NS / self.fps)
         result = self.appsrc.emit("push-buffer", buffer)
         if result != Gst.FlowReturn.OK:
+            self.failed = True
             raise SinkError(f"{self.uri}: the pipeline refused a frame ({result.value_nick})")
         self.frames += 1
 
@@ -244,6 +255,10 @@ class GstSink(Sink):
         if self.pipeline is None:
             return
         Gst = gst.gst().Gst
+        if self.failed:  # nothing to finish: the error was said when it came
+            self.pipeline.set_state(Gst.State.NULL)
+            self.pipeline = None
+            return
         self.appsrc.emit("end-of-stream")
         message = self.pipeline.get_bus().timed_pop_filtered(
             int(timeout * gst.NS), Gst.MessageType.EOS | Gst.MessageType.ERROR)

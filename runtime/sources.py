@@ -47,6 +47,11 @@ class SourceError(InputError, RuntimeError):
     """A source that cannot be opened or read: missing file, no such camera, unreachable stream, no GStreamer."""
 
 
+class SourceRefused(SourceError):
+    """A source that can never open here, however long one waits (an unknown scheme, a missing GStreamer element,
+    bad options): `open_source(wait=...)` does not retry it."""
+
+
 class Status(enum.Enum):
     OK = "ok"
     TIMEOUT = "timeout"  # no frame in time; a live source is reopened
@@ -85,10 +90,9 @@ def gstreamer_available() -> bool:
 
 def _need_gstreamer(uri: str) -> None:
     if not gstreamer_available():
-        raise SourceError(
-            f"{uri} needs OpenCV built with GStreamer, and this one has none (cv2.getBuildInformation() says "
-            "GStreamer: NO; pip's opencv-python never has it). On a Jetson use JetPack's OpenCV (python3-opencv) in "
-            "a venv with --system-site-packages; elsewhere build OpenCV with -DWITH_GSTREAMER=ON"
+        raise SourceRefused(
+            f"{uri} needs GStreamer: its Python bindings are not installed ({gst.INSTALL}) and this OpenCV has none "
+            "(pip's opencv-python never has it; JetPack's python3-opencv does, in a venv with --system-site-packages)"
         )
 
 
@@ -248,6 +252,7 @@ class GstSource(Source):
         self.forced_live = live
         self.pipeline: Any = None
         self.appsink: Any = None
+        self.pending: Any = None  # a live pipeline's first sample, pulled when it opened
         self.live = bool(live)
 
     def open(self, timeout: float = 10.0) -> None:
@@ -255,10 +260,10 @@ class GstSource(Source):
             Gst = gst.gst().Gst
             pipeline = gst.launch(self.launch_line, self.uri)
         except gst.GstUnavailable as error:
-            raise SourceError(str(error)) from None
+            raise SourceRefused(str(error)) from None
         sinks = [e for e in gst.elements(pipeline) if e.get_factory() and e.get_factory().get_name() == "appsink"]
         if not sinks:
-            raise SourceError(f"{self.uri}: the pipeline has no appsink")
+            raise SourceRefused(f"{self.uri}: the pipeline has no appsink")
         appsink = sinks[-1]
         change = pipeline.set_state(Gst.State.PLAYING)
         live = change == Gst.StateChangeReturn.NO_PREROLL
@@ -272,14 +277,22 @@ class GstSource(Source):
                 detail = gst.bus_error(pipeline) or f"did not start within {timeout:.1f} s"
                 pipeline.set_state(Gst.State.NULL)
                 raise SourceError(f"cannot open {self.uri}: {detail}")
-            live = change == Gst.StateChangeReturn.NO_PREROLL
+            live = change == Gst.StateChangeReturn.NO_PREROLL or _has_live_source(pipeline)
         self.live = live if self.forced_live is None else self.forced_live
         if self.live:
             appsink.set_property("max-buffers", 1)
             appsink.set_property("drop", True)
         appsink.set_property("sync", False)
+        self.pending = None
+        if live:  # a live pipeline "starts" before its device answers: it is open when its first frame is here
+            self.pending = appsink.try_pull_sample(int(timeout * gst.NS))
+            if self.pending is None:
+                detail = gst.drain_bus(pipeline) or f"no frame within {timeout:.1f} s"
+                pipeline.set_state(Gst.State.NULL)
+                raise SourceError(f"cannot open {self.uri}: {detail}")
         self.pipeline, self.appsink, self.timeout = pipeline, appsink, timeout
-        caps = appsink.get_static_pad("sink").get_current_caps()
+        pad = appsink.get_static_pad("sink")
+        caps = self.pending.get_caps() if self.pending is not None else pad.get_current_caps()
         if caps is not None:
             structure = caps.get_structure(0)
             ok_w, width = structure.get_int("width")
@@ -291,12 +304,12 @@ class GstSource(Source):
     def read(self) -> Captured:
         if self.pipeline is None:
             return Captured(Status.ERROR, detail="not open")
-        sample = self.appsink.try_pull_sample(int(self.timeout * gst.NS))
+        sample, self.pending = self.pending or self.appsink.try_pull_sample(int(self.timeout * gst.NS)), None
         stamp = time.monotonic()
+        error = gst.drain_bus(self.pipeline)  # every read: nothing piles up, and an error is seen when it comes
+        if error:
+            return Captured(Status.ERROR, timestamp=stamp, detail=error)
         if sample is None:
-            error = gst.bus_error(self.pipeline)
-            if error:
-                return Captured(Status.ERROR, timestamp=stamp, detail=error)
             if self.appsink.is_eos():
                 return Captured(Status.EOS, timestamp=stamp)
             return Captured(Status.TIMEOUT, timestamp=stamp, detail=f"no frame within {self.timeout:.1f} s")
@@ -308,8 +321,16 @@ class GstSource(Source):
     def close(self) -> None:
         if self.pipeline is not None:
             self.pipeline.set_state(gst.gst().Gst.State.NULL)
-            self.pipeline = self.appsink = None
+            self.pipeline = self.appsink = self.pending = None
 
+
+
+def _has_live_source(pipeline: Any) -> bool:
+    """Whether a pipeline holds a live source element (a camera, a network source; inside bins too): a state change
+    that has already completed no longer answers NO_PREROLL, and a pipeline's latency query says live whenever its
+    sink syncs."""
+    GstBase = gst.gst().GstBase
+    return any(isinstance(e, GstBase.BaseSrc) and bool(e.is_live) for e in gst.elements(pipeline))  # its field
 
 
 class FolderSource(Source):
@@ -389,7 +410,7 @@ def _synthetic(uri: str) -> SyntheticSource:
     known = {"size", "fps", "frames", "seed", "pace"}
     unknown = sorted(set(query) - known)
     if unknown:
-        raise SourceError(f"{uri}: unknown option(s) {unknown}; known: {sorted(known)}")
+        raise SourceRefused(f"{uri}: unknown option(s) {unknown}; known: {sorted(known)}")
     try:
         width, height = (int(side) for side in query.get("size", "1280x720").lower().split("x"))
         fps = float(query.get("fps", 30))
@@ -423,7 +444,7 @@ def open_source(uri: str | int, timeout: float = 10.0, rtsp_latency_ms: int = RT
             break
         except SourceError as error:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or isinstance(error, SourceRefused):
                 raise
             log.warning("%s is not up yet (%s); trying again in %.2f s (attempt %d, %.0f s left)", uri, error,
                         min(delay, left), attempt, left)  # fmt: skip
@@ -443,7 +464,7 @@ def parse_source(uri: str | int, rtsp_latency_ms: int = RTSP_LATENCY_MS) -> Sour
     if text.startswith("gst:") or (" ! " in text and not Path(text).exists()):
         pipeline = text[len("gst:") :].strip() if text.startswith("gst:") else text
         if not pipeline:
-            raise SourceError("gst: needs a pipeline, e.g. gst:videotestsrc ! videoconvert")
+            raise SourceRefused("gst: needs a pipeline, e.g. gst:videotestsrc ! videoconvert")
         if gst.available():
             return GstSource(text, pipeline)
         _need_gstreamer(text)
@@ -451,7 +472,7 @@ def parse_source(uri: str | int, rtsp_latency_ms: int = RTSP_LATENCY_MS) -> Sour
     if text.startswith("csi://"):
         sensor = text[len("csi://") :] or "0"
         if not sensor.isdigit():
-            raise SourceError(f"{text}: expected csi://N (the sensor id)")
+            raise SourceRefused(f"{text}: expected csi://N (the sensor id)")
         if gst.available():
             return GstSource(text, csi_pipeline(int(sensor)), live=True)
         _need_gstreamer(text)
@@ -470,7 +491,7 @@ def parse_source(uri: str | int, rtsp_latency_ms: int = RTSP_LATENCY_MS) -> Sour
                  text)  # fmt: skip
         return CaptureSource(text, text, cv2.CAP_FFMPEG, live=True, buffer_size=1)
     if re.match(r"^[a-z][a-z0-9+.-]*://", text) and not text.startswith("file://"):
-        raise SourceError(
+        raise SourceRefused(
             f"unknown source scheme in {text!r}; known: csi://, v4l2://, rtsp://, file://, synthetic://, a camera "
             "index, a file, a folder, or a GStreamer pipeline"
         )

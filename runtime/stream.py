@@ -194,6 +194,7 @@ class Stream:
         self.error: BaseException | None = None
         self.infer_recent: deque[float] = deque(maxlen=32)
         self.last_inferred = 0.0  # time.monotonic() of the last frame through the network
+        self.iterated = False
 
     # ------------------------------------------------------------------------------------------ capture side
 
@@ -285,6 +286,7 @@ class Stream:
                               packet.frame, packet.pts, packet.clock, score)  # fmt: skip
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, FrameInfo]]:
+        self.iterated = True
         capture = threading.Thread(target=self._capture, name="derain-capture", daemon=True)
         self.stats.set_status("ok")
         capture.start()
@@ -325,6 +327,18 @@ class Stream:
         """End the stream from any thread (or a signal handler); iteration finishes within half a second."""
         self.stopping.set()
         self.slot.close()
+
+    def close(self) -> None:
+        """Stop, and release the source if the stream was never iterated (iteration releases it when it ends)."""
+        self.stop()
+        if not self.iterated:
+            self.source.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, sink: Sink | None = None, compose: Callable[[np.ndarray, FrameInfo], np.ndarray] | None = None,
             on_frame: Callable[[FrameInfo], Any] | None = None) -> StreamStats:  # fmt: skip

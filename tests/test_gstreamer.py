@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -158,8 +157,9 @@ def test_a_model_that_cannot_load_is_a_pipeline_error_in_one_line(tmp_path):
 @needs_gst
 def test_gst_launch_finds_the_element_through_derain_gst_env(rainy_folder, tmp_path):
     """The one line of the README: gst-launch-1.0 with the environment `derain-gst env` prints."""
-    loader = Path("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpython.so")
-    if not loader.is_file():
+    from derain.runtime.gst_cli import plugin_loader
+
+    if plugin_loader() is None:
         pytest.skip("GStreamer's Python plugin loader is not installed (gstreamer1.0-python3-plugin-loader)")
     from derain.runtime.gst_cli import environment
 
@@ -196,6 +196,57 @@ def test_a_gst_source_gives_frames_with_their_pipeline_timestamps(derainer):
     assert all(i.action in ("derained", "dry") for i in infos)
     snapshot = stream.stats.snapshot()
     assert snapshot["emitted"] == 4 and snapshot["rainy"] + snapshot["dry"] == 4 and snapshot["status"] == "eos"
+
+
+@needs_gst
+def test_a_live_pipeline_is_open_when_its_first_frame_is_here(derainer):
+    """A live source that never sends (a UDP port nobody streams to) does not open; --wait-for-source and
+    --reconnect then have something to count."""
+    port = 40000 + (int(time.time() * 1000) % 10000)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"cannot open gst:udpsrc.*within 1.0 s"):
+        open_source(f'gst:udpsrc port={port} caps="application/x-rtp,media=video,encoding-name=VP8,payload=96,'
+                    'clock-rate=90000" ! rtpvp8depay ! vp8dec', timeout=1.0)  # fmt: skip
+    assert time.monotonic() - started < 5
+    live = open_source("gst:videotestsrc is-live=true ! video/x-raw,width=32,height=32,framerate=50/1", timeout=5)
+    assert live.live and live.size == (32, 32) and live.fps == 50
+    assert live.read().clock == "pipeline"
+    live.close()
+
+
+@needs_gst
+def test_the_element_passes_frames_through_to_keep_its_deadline_and_counts_them(derainer, rainy_folder):
+    """deadline-ms below the network's time: the first frame is de-rained (a probe), the next ones within the second
+    are passed on unchanged, counted, and said to be so."""
+    from derain.runtime.gst_element import register
+
+    register()
+    Gst = gst.gst().Gst
+    height, width = SIZE
+    pipeline = Gst.parse_launch(
+        f'appsrc name=src format=time caps="video/x-raw,format=BGR,width={width},height={height},framerate=30/1" ! '
+        "derain name=d threads=1 deadline-ms=0.001 ! appsink name=out sync=false"
+    )  # fmt: skip
+    src, out = pipeline.get_by_name("src"), pipeline.get_by_name("out")
+    pipeline.set_state(Gst.State.PLAYING)
+    frames = [cv2.imread(str(rainy_folder / f"frame_{i:06d}.png")) for i in range(4)]
+    results = []
+    for index, frame in enumerate(frames):
+        buffer = Gst.Buffer.new_wrapped(frame.tobytes())
+        buffer.pts = int(index * 1e9 / 30)
+        src.emit("push-buffer", buffer)
+        results.append(sample_bytes(out.try_pull_sample(int(60e9))).reshape(height, width, 3))
+    actions = []
+    while (message := pipeline.get_bus().pop_filtered(Gst.MessageType.ELEMENT)) is not None:
+        if message.get_structure().get_name() == "derain-frame":
+            actions.append((message.get_structure().get_value("action"), message.get_structure().get_value("rainy")))
+    counts = {name: pipeline.get_by_name("d").get_property(name) for name in ("processed", "passed-through")}
+    pipeline.set_state(Gst.State.NULL)
+    assert actions[0] == ("derained", True) and np.array_equal(results[0], derainer(frames[0]))
+    passed = [i for i, (action, _) in enumerate(actions) if action == "passthrough"]
+    assert passed and counts == {"processed": 4 - len(passed), "passed-through": len(passed)}
+    for i in passed:
+        assert np.array_equal(results[i], frames[i]) and actions[i][1] is False
 
 
 @needs_gst
@@ -268,9 +319,11 @@ def test_a_folder_of_artifacts_gives_the_best_this_machine_runs_and_says_why(art
     choice = choose_artifact(folder, device="cpu")
     assert choice.path.name == "model_fp32.onnx" and choice.precision == "fp32"
     assert "chose model_fp32.onnx" in caplog.text
-    assert choose_artifact(folder, "fp16", device="cpu").path.name == "model.pt"  # the checkpoint runs in fp16
     with pytest.raises(BackendError, match="model_fp32.onnx: fp32, not int8"):
         choose_artifact(folder, "int8", device="cpu")
+    with pytest.raises(BackendError, match="model.pt: a checkpoint runs in fp32 on a CPU, not fp16"):
+        choose_artifact(folder, "fp16", device="cpu")
+    assert choose_artifact(folder, device="cpu", backend="pytorch").path.name == "model.pt"
     derainer = Derainer(folder, device="cpu", threads=1)
     assert derainer.backend.name == "onnxruntime"
     empty = tmp_path / "empty"
