@@ -150,6 +150,9 @@ def rewrite(results: Path = RESULTS) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="runs/rain_memory")
+    parser.add_argument("--data", help="a data root to use where it holds a dataset's train and test pairs (e.g. "
+                        "the continual benchmark's, whose memories --bank then shares); the rest is rendered")
+    parser.add_argument("--bank", help="memory bank (default <work>/bank); may be shared with running streams")
     parser.add_argument("--n-train", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=16)
     parser.add_argument("--evaluations", type=int, default=400, help="renderer evaluations of a parametric fit")
@@ -162,17 +165,23 @@ def main(argv: list[str] | None = None) -> int:
     stream = STREAM[:2] if args.quick else STREAM
     unseen = UNSEEN[:1] if args.quick else UNSEEN
     work = Path(args.work)
-    data = work / "data"
     started = time.perf_counter()
-    if not all((data / name / "test").is_dir() for name in (*stream, *unseen)):
-        synthesize(list(dict.fromkeys((*stream, *unseen))), data, args.n_train, args.n_test, size=(256, 256), seed=0)
-    parametric = GeneratorBank(work / "bank", "parametric")
-    paired = GeneratorBank(work / "bank", "paired_gan")
+    roots = {}  # dataset -> its folder: --data where it holds train and test pairs, else rendered under --work
+    for name in (*stream, *unseen):
+        shared = Path(args.data) / name if args.data else None
+        roots[name] = shared if shared and (shared / "train").is_dir() and (shared / "test").is_dir() else (
+            work / "data" / name)  # fmt: skip
+    render = [name for name in (*stream, *unseen) if not (roots[name] / "test").is_dir()]
+    if render:
+        synthesize(render, work / "data", args.n_train, args.n_test, size=(256, 256), seed=0)
+    bank = Path(args.bank) if args.bank else work / "bank"
+    parametric = GeneratorBank(bank, "parametric")
+    paired = GeneratorBank(bank, "paired_gan")
     gan_config = PairedGANConfig(max_minutes=args.gan_minutes, iterations=100_000, device="cpu",
                                  similarity_every=100 if args.quick else 150)  # fmt: skip
     rows, pictures = {}, []
     for name in (*stream, *unseen):
-        train_dir, test_dir = data / name / "train", data / name / "test"
+        train_dir, test_dir = roots[name] / "train", roots[name] / "test"
         judge = RainTarget(train_dir, SIZE, count=LAYERS, seed=100)  # crops and draws no memory was fitted on
         floor = reference_floor(*(dataset_rain(train_dir, LAYERS, SIZE, seed=seed) for seed in (1, 2)))["distance"]
         row: dict = {"floor": floor, "role": "stream" if name in stream else "unseen"}
@@ -210,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS if args.results else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     figure(pictures, out / "rain_memory.png")
-    report = {"command": "python benchmarks/rain_memory.py" + (" --quick" if args.quick else "")
+    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("quick", "results",
+                      "out") and v is not None and v != parser.get_default(k))  # fmt: skip
+    report = {"command": "python benchmarks/rain_memory.py" + options + (" --quick" if args.quick else "")
               + (" --results" if args.results else ""), "device": device_name(), "n_train": args.n_train,
+              "test_images": {name: len(list((roots[name] / "test" / "rain").iterdir())) for name in stream},
               "n_test": args.n_test, "fidelity_iterations": args.fidelity_iterations, "gan_minutes": args.gan_minutes,
               "seconds": time.perf_counter() - started, "rows": rows, "vrgnet": vrgnet_figures()}  # fmt: skip
     (out / "rain_memory.json").write_text(dumps(report) + "\n")
@@ -225,7 +237,8 @@ def markdown(report: dict) -> str:
              f"Command: `{report['command']}` ({report['seconds'] / 60:.0f} min; a re-run reuses the memories and "
              "networks in its --work folder, so their seconds are those of the first run). "
              f"Device: {report['device']}. "
-             f"{report['n_train']} training and {report['n_test']} test images of 256x256 per domain (data v2). "
+             f"{report['n_train']} training images of 256x256 per domain (data v2); test images: "
+             + ", ".join(f"{k} {v}" for k, v in report.get("test_images", {}).items()) + ". "
              "Distance: `quality/rain_similarity.py` between 256 layers of 64x64 of the memory's rain (added to the "
              "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: two samples "
              "of the dataset's own rain. Goal: distance <= 2 x floor.", "",

@@ -138,7 +138,8 @@ def _continual(demo: Demo, record: dict) -> list[Block]:
             "p",
             f"Stream {' -> '.join(STREAM)}; both methods start from {config['init']} and train "
             f"{config['iterations_per_task']} iterations per task (batch {config['batch']}, lr {config['lr']}); "
-            f"CLGID's rain generators trained {config['gan_steps']} critic steps each. Scores: PSNR-Y on each "
+            f"CLGID replays from its {config.get('memory', 'vrgnet')} rain memory ({_memory_budget(config)}), "
+            f"distillation weight {config.get('kd_weight', 1.0):g}. Scores: PSNR-Y on each "
             "dataset's rendered test images after the last task; BWT: change on earlier tasks since each was "
             "learned. A demo budget: the full comparison on data v2 is `benchmarks/results/continual_synthetic.md`.",
         ),
@@ -147,18 +148,23 @@ def _continual(demo: Demo, record: dict) -> list[Block]:
     for method, path in record["heatmaps"].items():
         blocks.append(("img", path, f"{method}: PSNR after each task (rows) on every test set (columns)"))
     for name, path in record["generators"].items():
-        blocks.append(
-            (
-                "img",
-                path,
-                f"rain generator of {name}: samples (grey, as replayed) after "
-                f"{config['gan_steps']} critic steps; at a demo budget they draw little or no rain, "
-                "so replay is weak here (generators trained to their plateau: "
-                "benchmarks/results/continual_synthetic.md)",
-            )
-        )
+        if config.get("memory", "vrgnet") == "parametric":
+            caption = (f"rain memory of {name}: the dataset's rain layers (top) and the memory's (bottom), grey as "
+                       f"replayed, after {config['memory_evaluations']} renderer evaluations (memories fitted at "
+                       "full budget: benchmarks/results/rain_memory.md)")  # fmt: skip
+        else:
+            caption = (f"rain generator of {name}: samples (grey, as replayed) after {config['gan_steps']} critic "
+                       "steps; at a demo budget they draw little or no rain, so replay is weak here (generators "
+                       "trained to their plateau: benchmarks/results/continual_synthetic.md)")  # fmt: skip
+        blocks.append(("img", path, caption))
     blocks.append(_how(demo, record, "derain.train.continual.train_stream, method sequential and clgid"))
     return blocks
+
+
+def _memory_budget(config: dict) -> str:
+    if config.get("memory", "vrgnet") == "parametric":
+        return f"the renderer's parameters fitted in {config['memory_evaluations']} evaluations"
+    return f"generators trained {config['gan_steps']} critic steps each"
 
 
 def _reward(demo: Demo, record: dict) -> list[Block]:

@@ -19,6 +19,10 @@ from derain.registry import Registry
 
 log = logging.getLogger("derain.demo")
 METHODS = ("sequential", "clgid")
+# CLGID's rain memory and distillation weight in the demo: what benchmarks/results/rain_memory.md and
+# continual_synthetic.md pick (the parametric memory replays rain; VRGNet at a demo budget draws none)
+MEMORY = "parametric"
+KD_WEIGHT = 1.0
 STAGES: Registry[Callable[[Demo], dict]] = Registry("demo stage")
 
 
@@ -59,9 +63,11 @@ def stage_continual(demo: Demo) -> dict:
     """Sequential fine-tuning and CLGID over the stream from the shipped de-rainer; the better one goes on."""
     from derain.train.continual import ContinualConfig, task_dir, train_stream
     from derain.train.generator_bank import GeneratorConfig
+    from derain.train.rain_memory import ParametricConfig
 
     weights, spec = shipped_spec()
     size = demo.size
+    parametric = ParametricConfig(evaluations=max(8, size.gan_steps), count=64)  # a demo's budget
     gan = GeneratorConfig(
         iterations=size.gan_steps,
         batch_size=4,
@@ -85,6 +91,9 @@ def stage_continual(demo: Demo) -> dict:
             out=str(demo.path("continual", method)),
             bank=str(demo.path("continual", "bank")),
             generator=gan,
+            memory=MEMORY,
+            parametric=parametric,
+            kd_weight=KD_WEIGHT,
             iterations=size.iterations,
             warmup_epochs=0.05 * 250,
             batch_size=8,
@@ -100,7 +109,7 @@ def stage_continual(demo: Demo) -> dict:
         configs[method] = config
     best = max(METHODS, key=lambda m: summaries[m]["avg_seen_psnr_y"])
     final = {m: str(task_dir(c, len(STREAM) - 1) / "final.pt") for m, c in configs.items()}
-    bank = demo.path("continual", "bank")
+    bank = demo.path("continual", "bank", MEMORY)
     generators = {p.parent.name: str(p) for p in sorted(bank.glob("*/samples.png"))}
     return {
         "summaries": summaries,
@@ -112,6 +121,9 @@ def stage_continual(demo: Demo) -> dict:
         "config": {
             "iterations_per_task": size.iterations,
             "gan_steps": size.gan_steps,
+            "memory": MEMORY,
+            "memory_evaluations": parametric.evaluations,
+            "kd_weight": KD_WEIGHT,
             "lr": 1e-4,
             "batch": 8,
             "init": "the shipped de-rainer",

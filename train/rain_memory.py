@@ -336,22 +336,29 @@ def train_paired_generator(train_dir: str | Path, out: str | Path, config: Paire
 
 @dataclass(frozen=True)
 class ParametricConfig:
-    """How a parametric memory is fitted: crop size, renderer evaluations, seed."""
+    """How a parametric memory is fitted: crop size, renderer evaluations, rain layers per evaluation (the
+    objective's sample: fewer is faster and noisier), seed."""
 
     size: int = 64
     evaluations: int = 400
     seed: int = 0
+    count: int = 256
 
 
 def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64, evaluations: int = 400,
-                          seed: int = 0) -> Path:  # fmt: skip
+                          seed: int = 0, count: int = 256) -> Path:  # fmt: skip
     """Fit the parametric memory of `train_dir`'s rain and keep it as `<out>/rain.json` (with its distance to a
-    fresh sample of the dataset's rain, the seconds it took, and its size)."""
+    fresh sample of the dataset's rain, the seconds it took, and its size), and `<out>/samples.png`: the dataset's
+    rain layers above the memory's (grey, as replayed)."""
     out = Path(out)
-    target = RainTarget(train_dir, size, seed=seed)
+    target = RainTarget(train_dir, size, count=count, seed=seed)
     fitted, record = fit_parametric(target, evaluations, seed)
-    held_out = RainTarget(train_dir, size, seed=seed + 100)  # judged on other crops and other rain draws
+    held_out = RainTarget(train_dir, size, count=count, seed=seed + 100)  # other crops and other rain draws
     record.update(distance=held_out.distance(fitted, seed=seed + 200), train_dir=str(train_dir))
+    rows = [dataset_rain(train_dir, 8, size, seed=seed + 300), held_out.layers(fitted, seed=seed + 400)[:8]]
+    strips = [torch.cat(list(row[:, 0]), dim=1) for row in rows]
+    image = (torch.cat(strips, dim=0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    write_image(out / "samples.png", np.repeat(image[..., None], 3, axis=2))
     path = fitted.save(out / "rain.json", **record)
     log.info("parametric rain memory %s: distance %.3f in %.0f s", out.name, record["distance"]["distance"],
              record["seconds"])  # fmt: skip
