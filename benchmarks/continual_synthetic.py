@@ -24,7 +24,7 @@ from derain.data.synth import synthesize, synthesize_split
 from derain.machine import device_name
 from derain.models.registry import ModelSpec, load_model
 from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
-from derain.quality.reports import dumps
+from derain.quality.reports import dumps, revive_json
 from derain.train.continual import ContinualConfig, memory_config, task_dir, task_names, train_stream, uses_generators
 from derain.train.generator_bank import GeneratorBank, GeneratorConfig
 from derain.train.reports import write_matrix
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--results", action="store_true", help="write to benchmarks/results/ (committed), not runs/benchmarks/"
     )
+    parser.add_argument("--reuse", help="an earlier run's JSON: methods of --methods with no networks under --work "
+                        "take their scores from it (marked `*`)")  # fmt: skip
     return parser
 
 
@@ -234,7 +236,7 @@ def final_scores(method: str, scores: dict[str, dict]) -> dict[str, list[float]]
     domain by its own network and every other column by the mean over the networks' outputs' scores."""
     if not scores:
         return None
-    if VARIANTS[method]["method"] != "individual":
+    if VARIANTS[base_name(method)]["method"] != "individual":
         last = list(scores)[-1]
         if method != "joint" and last != STREAM[-1]:
             return None  # unfinished stream
@@ -251,7 +253,7 @@ def derived(method: str, scores: dict[str, dict], final: dict[str, list[float]])
     """Per-crop columns of the summary: average over the seen domains and backward transfer (final minus right
     after its own task, averaged over the first T-1 domains; streams only)."""
     out = {"avg seen": np.mean([final[d] for d in STREAM], axis=0)}
-    if VARIANTS[method]["method"] in ("sequential", "clgid"):
+    if VARIANTS[base_name(method)]["method"] in ("sequential", "clgid"):
         out["BWT"] = np.mean([np.subtract(final[d], scores[d][d]["psnr_y"]) for d in STREAM[:-1]], axis=0)
     return out
 
@@ -294,9 +296,10 @@ def gates(results: dict) -> list[dict]:
         f"{STREAM[0]} PSNR-Y right after task 1 minus after the last task (dB), sequential fine-tuning",
     )
     joint = results.get("joint", {}).get("final")
+    against = baseline(results, results.get("joint", {}))  # a reused joint stream against its own run's
     margin = None
-    if joint and sequential.get("final"):
-        margin = float(np.mean([np.mean(joint[d]) - np.mean(sequential["final"][d]) for d in STREAM]))
+    if joint and against.get("final"):
+        margin = float(np.mean([np.mean(joint[d]) - np.mean(against["final"][d]) for d in STREAM]))
     gate(
         "joint >= sequential (seen average)",
         margin,
@@ -312,16 +315,30 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     out.parent.mkdir(parents=True, exist_ok=True)
     inputs = crop_scores(None, [*STREAM, *UNSEEN_DOMAINS])
     results: dict = {"rainy input": inputs}
+    earlier = reused_results(args.reuse) if args.reuse else {}
+    if earlier.get("sequential") and any(m in earlier and m != "sequential" for m in configs):
+        results[EARLIER] = {**earlier["sequential"], "reused": True}
+        results[EARLIER]["derived"] = derived("sequential", earlier["sequential"]["scores"],
+                                              earlier["sequential"]["final"])  # fmt: skip
     for method, config in configs.items():
         scores = network_scores(config)
         final = final_scores(method, scores)
+        if final is None and method in earlier:  # not trained here: the earlier run's scores of the same recipe
+            results[method] = {**earlier[method], "reused": True}
+            results[method]["derived"] = derived(method, results[method]["scores"], results[method]["final"])
+            continue
         results[method] = {
             "scores": scores,
             "final": final,
             "tasks": task_records(config),
             "derived": derived(method, scores, final) if final else None,
+            "task2_terms": _loss_terms(task_dir(config, 1) / "log.csv"),
         }
     generators = generator_report(work, out)
+    if not generators and args.reuse:  # the VRGNet bank was not trained here: its earlier figures, said so
+        generators = {name: {**entry, "reused": True} for name, entry in
+                      revive_json(json.loads(Path(args.reuse).read_text())).get("generators", {}).items()}  # fmt: skip
+    memories = memory_report(work)
     checks = gates(results)
     lines = [*header_lines(args), *gate_lines(checks)]
     if all(row["passed"] for row in checks):
@@ -333,13 +350,15 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
             "",
             *matrix_lines_v2(results),
         ]
-    lines += [*stop_lines(results), *generator_lines(generators, out), f"Wall time of this invocation: {wall:.0f} s."]
+    lines += [*stop_lines(results), *generator_lines(generators, out), *memory_lines(memories),
+              f"Wall time of this invocation: {wall:.0f} s."]  # fmt: skip
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     report = {
         "command": command_line(args),
         "device": device_name(),
         "gates": checks,
         "generators": generators,
+        "memories": memories,
         "results": {
             m: {k: v for k, v in r.items() if k != "derived"} if isinstance(r, dict) and "scores" in r else r
             for m, r in results.items()
@@ -358,7 +377,8 @@ def command_line(args: argparse.Namespace) -> str:
         f"{args.validate_every} --batch-size {args.batch_size} --lr {args.lr} --gan-iterations {args.gan_iterations} "
         f"--gan-check-every {args.gan_check_every} --gan-window {args.gan_window} --gan-background "
         f"{args.gan_background} --n-train {args.n_train} --n-val {args.n_val} --methods {args.methods} "
-        f"--work {args.work}" + (" --results" if args.results else f" --out {args.out}")
+        f"--work {args.work}" + (f" --reuse {args.reuse}" if args.reuse else "")
+        + (" --results" if args.results else f" --out {args.out}")
     )
 
 
@@ -389,7 +409,16 @@ def header_lines(args: argparse.Namespace) -> list[str]:
         "`clgid_oracle` replays the renderer's own rain of the earlier domains (a perfect generator). Task 1 is "
         "trained once and shared by every method but `joint` (the same network, seed and schedule). The `_2tasks` "
         "streams stop after task 2 (diagnostics: `clgid_oracle_kd0_2tasks` perfect replay without distillation, "
-        "`clgid_long_2tasks` window and cap x2, `clgid_current4x_2tasks` the current task's term 4x heavier).",
+        "`clgid_long_2tasks` window and cap x2, `clgid_current4x_2tasks` the current task's term 4x heavier). "
+        "`clgid_parametric[_kdW]`: CLGID replaying from the parametric rain memory (the renderer's parameters "
+        "fitted to each dataset's rain layers, `train/rain_memory.py`; replayed as fitted, on a canvas twice the "
+        "patch) with KD weight W (1 when not given); `clgid_paired_gan[_kdW]` likewise from the paired rain GAN.",
+        "",
+        *([f"`*`: not trained by this invocation: the scores of the same recipe's networks from `{args.reuse}` "
+           "(data v2, seeds, schedule and test crops are the same, but two trainings of one recipe are not the same "
+           "networks: the training loop's random stream changed since, so the sequential stream trained again "
+           "here is another draw of it). Rows marked `*` are compared with their own run's sequential stream, "
+           "`sequential *`; the others with this run's."] if args.reuse else []),
         "",
     ]
 
@@ -427,31 +456,67 @@ def table_lines_v2(results: dict) -> list[str]:
         cells = [mean_ci(final[d]) for d in STREAM] + [mean_ci(extra["avg seen"])]
         cells += [mean_ci(extra["BWT"]) if "BWT" in extra else "-"]
         cells += [mean_ci(final[d]) for d in (*UNSEEN_DOMAINS, CLEAN)]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    base = results.get("sequential", {})
-    if base.get("final"):
+        lines.append(f"| {label(method, result)} | " + " | ".join(cells) + " |")
+    if results.get("sequential", {}).get("final"):
         lines += [
             "",
-            "Difference from sequential fine-tuning, paired per crop (dB, [95 % CI]):",
+            "Difference from sequential fine-tuning, paired per crop (dB, [95 % CI]; rows marked `*` against the "
+            "earlier run's sequential stream, `sequential *`):",
             "",
             "| method | avg seen | BWT | " + " | ".join(UNSEEN_DOMAINS) + " |",
             "|---" * (len(UNSEEN_DOMAINS) + 3) + "|",
         ]
         for method, result in results.items():
-            if method in ("rainy input", "sequential") or not result["final"]:
+            base = baseline(results, result)
+            if method in ("rainy input", "sequential", EARLIER) or not result["final"] or not base.get("final"):
                 continue
             cells = [mean_ci(result["derived"]["avg seen"] - base["derived"]["avg seen"])]
             cells += [mean_ci(result["derived"]["BWT"] - base["derived"]["BWT"]) if "BWT" in result["derived"] else "-"]
             cells += [mean_ci(np.subtract(result["final"][d], base["final"][d])) for d in UNSEEN_DOMAINS]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label(method, result)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+EARLIER = "sequential *"  # the earlier run's sequential stream: the baseline of its reused rows
+
+
+def base_name(method: str) -> str:
+    return method.removesuffix(" *")
+
+
+def baseline(results: dict, result: dict) -> dict:
+    """What a row's paired differences are taken against: this invocation's sequential stream, or for rows reused
+    from an earlier run, that run's own (two trainings of one recipe are not the same networks)."""
+    return results.get(EARLIER, {}) if result.get("reused") else results.get("sequential", {})
+
+
+def label(method: str, result: dict) -> str:
+    """A method's name in the tables; `*`: its networks were not trained by this invocation (--reuse)."""
+    return method if method.endswith(" *") or not result.get("reused") else f"{method} *"
+
+
+def reused_results(path: str) -> dict[str, dict]:
+    """Per method, the scores, final columns, task records and task-2 loss terms of an earlier run's JSON (loss
+    terms from its Markdown's task-2 table where the JSON predates them)."""
+    from derain.quality.reports import revive_json
+
+    report = revive_json(json.loads(Path(path).read_text()))
+    found = {m: {k: r.get(k) for k in ("scores", "final", "tasks", "task2_terms")} for m, r in
+             report.get("results", {}).items() if isinstance(r, dict) and r.get("final")}  # fmt: skip
+    markdown = Path(path).with_suffix(".md")
+    if markdown.is_file():
+        for line in markdown.read_text().splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 9 and cells[0] in found and not found[cells[0]].get("task2_terms"):
+                terms = dict(zip(("loss_real", "loss_replay", "kd"), cells[6:9], strict=True))
+                found[cells[0]]["task2_terms"] = {k: v for k, v in terms.items() if v not in ("", "-")}
+    return found
 
 
 def diagnosis_lines(results: dict, configs: dict[str, ContinualConfig]) -> list[str]:
     """Why CLGID trails: after task 2 (the first replayed task), each stream's network on the two domains it has
     seen, paired against sequential fine-tuning, where task 2 stopped, and its loss terms at the end of task 2."""
     first, second = STREAM[:2]
-    base = results.get("sequential", {}).get("scores", {}).get(second)
     lines = [
         f"## Why CLGID trails: after task 2 ({first} -> {second})",
         "",
@@ -467,18 +532,20 @@ def diagnosis_lines(results: dict, configs: dict[str, ContinualConfig]) -> list[
     lines.append(f"| rainy input | {mean_ci(inputs[first]['psnr_y'])} | {mean_ci(inputs[second]['psnr_y'])} "
                  "| | | | | | |")  # fmt: skip
     for method, result in results.items():
-        if method == "rainy input" or VARIANTS[method]["method"] not in ("sequential", "clgid"):
+        if method == "rainy input" or VARIANTS[base_name(method)]["method"] not in ("sequential", "clgid"):
             continue
         scores = result["scores"].get(second)
         if scores is None:
             continue
+        base = baseline(results, result).get("scores", {}).get(second)
         versus = mean_ci(np.subtract(scores[second]["psnr_y"], base[second]["psnr_y"])) if base else ""
         record = result["tasks"].get(second, {})
         stop = f"{record.get('iterations', '?')} of {record.get('cap', '?')}, {record.get('stopped', '?')}"
         best = f"{record['best_val_psnr']:.2f}" if "best_val_psnr" in record else "-"
-        terms = _loss_terms(task_dir(configs[method], 1) / "log.csv")
+        terms = result.get("task2_terms") or _loss_terms(task_dir(configs[method], 1) / "log.csv")
         lines.append(
-            f"| {method} | {mean_ci(scores[first]['psnr_y'])} | {mean_ci(scores[second]['psnr_y'])} | {versus} | "
+            f"| {label(method, result)} | {mean_ci(scores[first]['psnr_y'])} | {mean_ci(scores[second]['psnr_y'])} | "
+            f"{versus} | "
             f"{stop} | {best} | " + " | ".join(terms.get(k, "-") for k in ("loss_real", "loss_replay", "kd")) + " |"
         )
     return [*lines, ""]
@@ -588,14 +655,18 @@ def generator_figure(strips: list[tuple[str, torch.Tensor, torch.Tensor]]) -> np
 def generator_lines(report: dict, out: Path) -> list[str]:
     if not report:
         return []
+    reused = any(entry.get("reused") for entry in report.values())
     lines = [
-        "## Generators: how close their rain comes to the dataset's",
+        "## VRGNet generators: how close their rain comes to the dataset's",
         "",
         "Distances in [0, 1] (0 = the same statistics) between 256 generator samples and 256 rain layers "
         "(rainy - clean) of the dataset's training pairs, grey as replayed: coverage (share of rain pixels, "
         "|log ratio| / log 4), intensity histogram and orientation spectrum (total variation), and their mean; "
         "`floor`: two independent samples of the dataset's own rain (what a perfect generator scores).",
         "",
+        *(["The generators were not trained by this invocation: the earlier run's figures, measured then with the "
+           "three-term distance (before the scale term); the parametric memories below use all four terms.", ""]
+          if reused else []),
         "| dataset | critic steps | stopped | seconds | coverage | intensity | orientation | distance | floor | "
         "distance at each check |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -608,6 +679,36 @@ def generator_lines(report: dict, out: Path) -> list[str]:
             f"**{kept['distance']:.3f}** | {entry['floor']['distance']:.3f} | {history} |"
         )
     return [*lines, "", f"![generator samples above the dataset's rain layers]({out.name}_generators.png)", ""]
+
+
+def memory_report(work: Path) -> dict:
+    """Per parametric memory in the bank: its fitted parameters, its distance (held-out crops and draws) against
+    the dataset's floor, seconds and bytes (rain_memory.md judges every memory in full)."""
+    report = {}
+    for path in sorted((work / "bank" / "parametric").glob("*/rain.json")):
+        saved = json.loads(path.read_text())
+        train = Path(saved.get("train_dir", work / "data" / path.parent.name / "train"))
+        floor = reference_floor(*(dataset_rain(train, 256, 64, seed=seed) for seed in (1, 2)))
+        report[path.parent.name] = {"distance": saved["distance"], "floor": floor, "seconds": saved["seconds"],
+                                    "bytes": path.stat().st_size, "fit": saved["parametric_rain"]}  # fmt: skip
+    return report
+
+
+def memory_lines(report: dict) -> list[str]:
+    if not report:
+        return []
+    lines = ["## Parametric memories replayed by `clgid_parametric*`", "",
+             "Distance (`quality/rain_similarity.py`, four terms) between 256 layers of the memory's rain and of the "
+             "dataset's, on crops and draws the fit did not use; floor: two samples of the dataset's own rain. "
+             "Replay fidelity and the figure: [rain_memory.md](rain_memory.md).", "",
+             "| dataset | coverage | intensity | orientation | scale | distance | floor | x floor | seconds | bytes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, entry in report.items():
+        d, floor = entry["distance"], entry["floor"]["distance"]
+        lines.append(f"| {name} | {d['coverage']:.3f} | {d['intensity']:.3f} | {d['orientation']:.3f} | "
+                     f"{d.get('scale', float('nan')):.3f} | **{d['distance']:.3f}** | {floor:.3f} | "
+                     f"{d['distance'] / floor:.1f} | {entry['seconds']:.0f} | {entry['bytes']} |")  # fmt: skip
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

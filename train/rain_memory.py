@@ -102,6 +102,24 @@ REFINED = 4  # screened candidates a fit refines (fit_parametric)
 CANVAS = 2  # candidates are drawn on a canvas this many times the crop's side (RainTarget.layers)
 
 
+NAMES = [name for name, *_ in SPACE]
+
+
+def _orientation_start(histogram: np.ndarray) -> dict[str, float]:
+    """The streaks' mean direction and spread from a reference's orientation spectrum (gradient directions mod 180
+    degrees, weighted by magnitude: a streak at angle a from vertical has its gradients at a from horizontal), as
+    units of SPACE's `angle` and `angle_spread` (circular statistics of the doubled angles)."""
+    centres = np.deg2rad((np.arange(len(histogram)) + 0.5) * 180.0 / len(histogram))
+    resultant = np.sum(histogram * np.exp(2j * centres))
+    mean = float(np.rad2deg(np.angle(resultant) / 2))
+    mean = (mean + 90.0) % 180.0 - 90.0
+    length = min(max(float(np.abs(resultant)), 1e-6), 1.0)
+    spread = float(np.rad2deg(np.sqrt(-2.0 * np.log(length)) / 2))
+    bounds = {name: (low, high) for name, low, high, _ in SPACE}
+    return {name: float(np.clip((value - bounds[name][0]) / (bounds[name][1] - bounds[name][0]), 0, 1))
+            for name, value in (("angle", mean), ("angle_spread", spread))}  # fmt: skip
+
+
 def _decode(vector: np.ndarray, layers: int) -> ParametricRain:
     values = {}
     for (name, low, high, log_scale), unit in zip(SPACE, np.clip(vector, 0, 1), strict=True):
@@ -148,10 +166,14 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
     per_count = max(4, evaluations // 4 // len(LAYER_CHOICES))
+    informed = _orientation_start(target.reference.orientation)
     screened = []
     for layers in LAYER_CHOICES:
-        for _ in range(per_count):
+        for index in range(per_count):
             vector = rng.random(len(SPACE))
+            if index % 2 == 0:  # half the candidates start from the streaks' measured direction and spread
+                for name, unit in informed.items():
+                    vector[NAMES.index(name)] = unit
             screened.append((target.distance(_decode(vector, layers))["distance"], layers, vector))
     screened.sort(key=lambda item: item[0])
     used = len(screened)
