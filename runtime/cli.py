@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rtsp-latency", type=int, default=200, metavar="MS", help="rtsp:// jitter buffer (GStreamer "
                    "rtspsrc latency; default 200)")
     p.add_argument("--frames-log", metavar="PATH", help="one JSON line per frame: index, the source's timestamp and "
-                   "its clock, action (derained / dry / passthrough), rain score, latency")  # fmt: skip
+                   "its clock, action (derained / dry / passthrough / dropped), rain score, latency")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing output video / write into a "
                    "non-empty folder")  # fmt: skip
     p.add_argument("--stats", help="also write the final statistics (JSON) to this file")
@@ -194,10 +194,11 @@ def run(args: argparse.Namespace, options: dict[str, Any], received: list[int], 
             log.info("warming up at %dx%d", *source.size)
             derainer(np.zeros((source.size[1], source.size[0], 3), np.uint8))  # tiles too, as live frames will
         sink = open_sink(args.sink, fps=source.fps or 30.0, overwrite=args.overwrite) if args.sink else None
+        frames_log = FramesLog(args.frames_log) if args.frames_log else None
         stream = derainer.stream(source, open_timeout=args.open_timeout, reconnect=args.reconnect,
                                  lossless=args.lossless, deadline_ms=args.deadline_ms,
-                                 deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames)
-        frames_log = FramesLog(args.frames_log) if args.frames_log else None
+                                 deadline_action=args.deadline_action, max_fps=args.max_fps, max_frames=args.frames,
+                                 on_drop=frames_log.write if frames_log else None)  # fmt: skip
         running.append(stream)
         if received:
             stream.stop()
@@ -242,15 +243,21 @@ class FramesLog:
     def __init__(self, path: str) -> None:
         self.handle = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.flushed = time.monotonic()
+        self.lock = threading.Lock()  # dropped frames are told from the capture thread
 
     def write(self, info: Any) -> None:
-        self.handle.write(json.dumps(info.record()) + "\n")
-        if time.monotonic() - self.flushed >= 1.0:
-            self.handle.flush()
-            self.flushed = time.monotonic()
+        line = json.dumps(info.record()) + "\n"
+        with self.lock:
+            if self.handle.closed:
+                return
+            self.handle.write(line)
+            if time.monotonic() - self.flushed >= 1.0:
+                self.handle.flush()
+                self.flushed = time.monotonic()
 
     def close(self) -> None:
-        self.handle.close()
+        with self.lock:
+            self.handle.close()
 
 
 def outcome(summary: dict[str, Any], lossless: bool) -> int:

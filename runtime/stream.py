@@ -50,14 +50,17 @@ class FrameSlot:
         self.condition = threading.Condition()
         self.closed = False
 
-    def put(self, item: Any) -> int:
-        """Hand `item` over; returns how many older items were dropped to make room (0 when lossless)."""
+    def put(self, item: Any, on_drop: Callable[[Any], Any] | None = None) -> int:
+        """Hand `item` over; returns how many older items were dropped to make room (0 when lossless), each
+        handed to `on_drop` first."""
         with self.condition:
             dropped = 0
             if self.drop_oldest:
                 while len(self.items) >= self.capacity:
-                    self.items.popleft()
+                    old = self.items.popleft()
                     dropped += 1
+                    if on_drop is not None:
+                        on_drop(old)
             else:
                 self.condition.wait_for(lambda: len(self.items) < self.capacity or self.closed)
             if not self.closed:
@@ -111,8 +114,9 @@ class FrameInfo:
     time of the frame in seconds (GStreamer PTS, a file's presentation time, the camera driver's time; the host's
     monotonic time when the source has none), on `clock` ("pipeline", "container", "camera", "stream" or "host");
     latency_ms: capture to output; infer_ms: the network's time (0 when passed through); action: "derained" (the
-    network changed it), "dry" (the network found no rain and left it unchanged) or "passthrough" (it would have
-    missed the deadline, so the network did not see it); rain_score: mean brightness removed (grey levels; 0 for
+    network changed it), "dry" (the network found no rain and left it unchanged), "passthrough" (it would have
+    missed the deadline, so the network did not see it) or "dropped" (told to `Stream(on_drop=...)` only: replaced
+    by a newer frame, or dropped to keep the deadline); rain_score: mean brightness removed (grey levels; 0 for
     dry and passed-through frames); rainy: the input frame itself (for side-by-side views and measuring).
     """
 
@@ -162,6 +166,8 @@ class Stream:
         max_fps: process at most this many frames a second (live frames in between are dropped).
         max_frames: stop after this many output frames.
         open_timeout: seconds a (re)open may take.
+        on_drop: called with a FrameInfo (action "dropped") for every frame that will not come out: replaced in
+            the latest-frame slot (from the capture thread: keep it short) or dropped to keep the deadline.
     """
 
     def __init__(
@@ -176,13 +182,14 @@ class Stream:
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
         stats: StreamStats | None = None,
+        on_drop: Callable[[FrameInfo], Any] | None = None,
     ) -> None:
         if deadline_action not in DEADLINE_ACTIONS:
             raise ValueError(f"deadline action must be one of {DEADLINE_ACTIONS}, got {deadline_action!r}")
         for name, value in (("deadline_ms", deadline_ms), ("max_fps", max_fps), ("max_frames", max_frames)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        self.source, self.process = source, process
+        self.source, self.process, self.on_drop = source, process, on_drop
         self.lossless = (not source.live) if lossless is None else lossless
         self.deadline_ms, self.deadline_action = deadline_ms, deadline_action
         self.max_fps, self.max_frames = max_fps, max_frames
@@ -231,7 +238,7 @@ class Stream:
                 if captured.status is Status.OK:
                     self.stats.add("captured")
                     packet = Packet(index, captured.frame, captured.timestamp, captured.pts, captured.clock)
-                    self.stats.add("dropped_stale", self.slot.put(packet))
+                    self.stats.add("dropped_stale", self.slot.put(packet, self._dropped))
                     index += 1
                 elif captured.status is Status.CORRUPT:
                     self.stats.add("skipped_corrupt")
@@ -250,6 +257,14 @@ class Stream:
 
     # --------------------------------------------------------------------------------------- processing side
 
+    def _dropped(self, packet: Packet) -> None:
+        """A frame that will never come out (replaced in the latest-frame slot, or dropped to keep the deadline):
+        said to `on_drop` as a FrameInfo with action "dropped" (from the capture thread for stale frames)."""
+        if self.on_drop is not None:
+            latency = (time.monotonic() - packet.captured_at) * 1000
+            self.on_drop(FrameInfo(packet.index, packet.captured_at, latency, 0.0, "dropped", None, packet.pts,
+                                   packet.clock))  # fmt: skip
+
     def _expected_infer_ms(self) -> float:
         return float(np.percentile(self.infer_recent, 90)) if self.infer_recent else 0.0
 
@@ -265,6 +280,7 @@ class Stream:
         if late and time.monotonic() - self.last_inferred < DEADLINE_PROBE_S:
             if self.deadline_action == "drop":
                 self.stats.add("deadline_dropped")
+                self._dropped(packet)
                 return None
             self.stats.add("deadline_passthrough")
             latency = (time.monotonic() - packet.captured_at) * 1000

@@ -382,3 +382,24 @@ def test_reconnect_bounds_the_reopen_attempts_of_a_failing_live_source(derainer)
     assert len(frames) == 2 and camera.opens == 3 and stream.stats.snapshot()["status"] == "error"
     with pytest.raises(ValueError, match="reconnect"):
         derainer.stream(DeadCamera(), reconnect=-1)
+
+
+def test_every_frame_that_will_not_come_out_is_told_as_dropped():
+    """A live 100 fps source and a 40 ms network: frames replaced in the latest-frame slot reach on_drop, with
+    their own index and timestamp; together with the emitted ones they are every frame read."""
+    from derain.runtime import Stream
+
+    def slow(frame: np.ndarray) -> np.ndarray:
+        time.sleep(0.04)
+        return frame
+
+    dropped = []
+    source = open_source("synthetic://default?size=32x32&fps=100&frames=60")
+    stream = Stream(source, slow, on_drop=dropped.append)
+    emitted = [info for _, info in stream]
+    snapshot = stream.stats.snapshot()
+    assert dropped and all(info.action == "dropped" and info.clock == "stream" for info in dropped)
+    assert len(dropped) == snapshot["dropped_stale"] and len(emitted) == snapshot["emitted"]
+    indices = sorted([i.index for i in dropped] + [i.index for i in emitted])
+    assert indices == list(range(snapshot["captured"]))
+    assert all(i.timestamp == pytest.approx(i.index / 100) for i in dropped)
