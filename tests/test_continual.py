@@ -466,3 +466,24 @@ def test_clgid_replays_from_the_new_rain_memories(stream_root, tmp_path, memory)
     entry = tmp_path / "bank" / memory / "rain100H"
     assert (entry / ("rain.json" if memory == "parametric" else "generator.pt")).is_file()
     assert not (tmp_path / "bank" / "rain100L").exists()  # only earlier datasets are memorised
+
+
+def test_derain_train_fits_each_parametric_memory_from_the_pairs_on_disk(tmp_path):
+    """The real-data path: `derain-data synth` writes the seeds' layout, `derain-train` with a continual config
+    replaying from the parametric memory fits one memory per earlier dataset from its pairs (JSON + samples)."""
+    from derain.data.cli import main as data_main
+    from derain.train.cli import main as train_main
+
+    root = tmp_path / "Derain"
+    assert data_main(["synth", "--domains", "rain100H,rain100L", "--out", str(root), "--n-train", "6",
+                      "--n-test", "2", "--size", "64x64"]) == 0  # fmt: skip
+    raw = tiny_stream(root, tmp_path, stream=["rain100H", "rain100L"], unseen=[], iterations=4, memory="parametric",
+                      parametric={"evaluations": 12, "count": 16}, kd_weight=0.0)  # fmt: skip
+    path = tmp_path / "clgid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert train_main(["--yaml", str(path)]) == 0
+    memory = tmp_path / "bank" / "parametric" / "rain100H"
+    saved = json.loads((memory / "rain.json").read_text())
+    assert saved["parametric_rain"]["layers"] >= 1 and saved["train_dir"].endswith("rain100H/train")
+    assert (memory / "samples.png").is_file() and not (tmp_path / "bank" / "parametric" / "rain100L").exists()
+    assert (tmp_path / "run" / "task2_rain100L" / "final.pt").is_file()

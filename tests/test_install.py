@@ -53,3 +53,9 @@ def test_wheel_installs_imports_and_runs_scripts_in_a_fresh_venv(tmp_path):
         result = subprocess.run([str(env / "bin" / script), "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "usage:" in result.stdout
+    # the GStreamer element's plugin file travels too, and `derain-gst env` points GStreamer at the installed copy
+    result = subprocess.run([str(env / "bin" / "derain-gst"), "env"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plugin_path = result.stdout.split("GST_PLUGIN_PATH=", 1)[1].split()[0].strip("'").split(":")[0]
+    assert (Path(plugin_path) / "python" / "derain_gst.py").is_file()
+    assert Path(plugin_path).resolve().is_relative_to(env.resolve()), plugin_path
