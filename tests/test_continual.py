@@ -459,8 +459,9 @@ def test_a_fresh_network_trains_its_minimum_before_the_plateau_may_stop_it(tmp_p
 @pytest.mark.parametrize("memory", ["parametric", "paired_gan"])
 def test_clgid_replays_from_the_new_rain_memories(stream_root, tmp_path, memory):
     raw = tiny_stream(stream_root, tmp_path, stream=["rain100H", "rain100L"], unseen=[], iterations=4, memory=memory,
-                      parametric={"evaluations": 16}, paired_gan={"iterations": 4, "batch_size": 4, "critic_width": 8,
-                      "similarity_every": 2, "similarity_samples": 8, "device": "cpu"})  # fmt: skip
+                      parametric={"evaluations": 16, "count": 16},
+                      paired_gan={"iterations": 4, "batch_size": 4, "critic_width": 8, "similarity_every": 2,
+                                  "similarity_samples": 8, "device": "cpu"})  # fmt: skip
     summary = train_stream(as_config(raw))
     assert summary["tasks_done"] == 2
     entry = tmp_path / "bank" / memory / "rain100H"

@@ -76,7 +76,7 @@ def test_a_parametric_memory_fits_the_rain_it_was_made_from_and_replays_it(folde
     assert record["objective"] < min(0.25, start["distance"] / 2), (record, start)
     assert target.distance(fitted)["distance"] == pytest.approx(record["objective"])  # common random numbers
     bank = GeneratorBank(tmp_path / "bank", memory="parametric")
-    bank.ensure("rain100L", folders / "rain100L", ParametricConfig(evaluations=40))
+    bank.ensure("rain100L", folders / "rain100L", ParametricConfig(evaluations=40, count=32))
     saved = json.loads(bank.path("rain100L").read_text())
     assert saved["distance"]["distance"] <= 1 and bank.path("rain100L").stat().st_size < 2000
     domain = bank.load("rain100L")
