@@ -117,19 +117,6 @@ def launch(pipeline: str, what: str) -> Any:
         raise GstUnavailable(f"{what}: GStreamer refused the pipeline {pipeline!r}: {error.message}") from None
 
 
-def bus_error(pipeline: Any) -> str | None:
-    """The first error waiting on a pipeline's bus, as one line (None: no error)."""
-    Gst = gst().Gst
-    bus = pipeline.get_bus()
-    while True:
-        message = bus.pop_filtered(Gst.MessageType.ERROR)
-        if message is None:
-            return None
-        error, debug = message.parse_error()
-        origin = message.src.get_name() if message.src is not None else "pipeline"
-        return f"{origin}: {error.message}" + (f" ({debug.splitlines()[0]})" if debug else "")
-
-
 def drain_bus(pipeline: Any) -> str | None:
     """Empty a pipeline's bus (messages nobody reads would pile up: an element may post one a frame); the first
     error on it, as one line, or None."""

@@ -296,11 +296,3 @@ def register() -> None:
         raise gst.GstUnavailable("GStreamer refused to register the derain element")
     quiet_floating_warning()
     _registered["factory"] = True
-
-
-def frame_records(structure: Any) -> dict[str, Any]:
-    """A `derain-frame` structure (from the bus message or the downstream event) as a dict."""
-    out = {}
-    for field in ("pts", "index", "action", "rain-score", "infer-ms"):
-        out[field] = structure.get_value(field)
-    return out

@@ -212,7 +212,7 @@ class GstSink(Sink):
             raise SinkError(str(error)) from None
         self.appsrc = self.pipeline.get_by_name("derain_src")
         if self.pipeline.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
-            detail = gst.bus_error(self.pipeline) or "state change failed"
+            detail = gst.drain_bus(self.pipeline) or "state change failed"
             self.pipeline.set_state(Gst.State.NULL)
             raise SinkError(f"cannot start {self.uri}: {detail}")
         self.size = (height, width)

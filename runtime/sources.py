@@ -268,13 +268,13 @@ class GstSource(Source):
         change = pipeline.set_state(Gst.State.PLAYING)
         live = change == Gst.StateChangeReturn.NO_PREROLL
         if change == Gst.StateChangeReturn.FAILURE:
-            detail = gst.bus_error(pipeline) or "state change failed"
+            detail = gst.drain_bus(pipeline) or "state change failed"
             pipeline.set_state(Gst.State.NULL)
             raise SourceError(f"cannot open {self.uri}: {detail}")
         if not live:  # wait for preroll: a pipeline that cannot start says why within the timeout
             change, _, _ = pipeline.get_state(int(timeout * gst.NS))
             if change == Gst.StateChangeReturn.FAILURE or change == Gst.StateChangeReturn.ASYNC:
-                detail = gst.bus_error(pipeline) or f"did not start within {timeout:.1f} s"
+                detail = gst.drain_bus(pipeline) or f"did not start within {timeout:.1f} s"
                 pipeline.set_state(Gst.State.NULL)
                 raise SourceError(f"cannot open {self.uri}: {detail}")
             live = change == Gst.StateChangeReturn.NO_PREROLL or _has_live_source(pipeline)
