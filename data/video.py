@@ -8,15 +8,23 @@ frame to frame. The clean frame is available beside every rainy frame, for measu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from derain.data.photos import clean_photos
-from derain.data.rain import REFERENCE_SIDE, StreakLayer, get_domain, rotate_onto, streak_canvas
+from derain.data.photos import clean_photos, random_background
+from derain.data.rain import (
+    AIRLIGHT,
+    REFERENCE_SIDE,
+    StreakLayer,
+    domain_seed,
+    get_domain,
+    rotate_onto,
+    streak_canvas,
+)
 
 # Far drizzle, mid streaks, near defocused streaks: speeds in pixels per frame at a 320-pixel short side.
 VIDEO_LAYERS = (
@@ -143,3 +151,222 @@ class SyntheticRainVideo:
         while self.frames is None or index < self.frames:
             yield self.frame(index)
             index += 1
+
+
+# ----------------------------------------------------------------------------------------------- video clips
+# Rendered rainy clips for training and scoring a video de-rainer (data v2's scenes and rain domains, in time): a
+# camera that pans, zooms or moves forward over a scene, shots separated by cuts, rain that falls coherently from
+# frame to frame and may stop or start within a shot. Deterministic by seed.
+
+MOTIONS = ("static", "pan", "zoom", "forward")
+CANVAS = 1.6  # a shot's scene is this many frames wide and high: the camera moves over it
+RAMP = 6  # frames over which rain stops or starts
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """How clips are drawn.
+
+    Attributes:
+        frames, height, width: clip length and frame size.
+        shots: (min, max) shots per clip; a cut separates two shots (a new scene, camera path and rain draw).
+        dry_prob: probability that a shot's rain stops, starts, or is absent (dry weather) within it.
+        motions: the camera motions a shot draws from (`MOTIONS`).
+        scale: (min, max) streak scale (1: the public sets' pixels at a 320-pixel short side), one draw per clip.
+        photo_fraction: for the training split, the share of shots over training photos (else dead-leaves scenes).
+    """
+
+    frames: int = 32
+    height: int = 192
+    width: int = 320
+    shots: tuple[int, int] = (1, 2)
+    dry_prob: float = 0.2
+    motions: tuple[str, ...] = MOTIONS
+    scale: tuple[float, float] = (1.0, 1.0)
+    photo_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.motions) - set(MOTIONS))
+        if unknown or not self.motions:
+            raise ValueError(f"unknown camera motions {unknown}; known: {', '.join(MOTIONS)}")
+        if self.frames < 1 or self.height < 16 or self.width < 16:
+            raise ValueError(f"a clip needs >= 1 frame of at least 16x16, got {self.frames} of "
+                             f"{self.width}x{self.height}")  # fmt: skip
+        if not 1 <= self.shots[0] <= self.shots[1]:
+            raise ValueError(f"shots must be (min, max) with 1 <= min <= max, got {self.shots}")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A rendered clip: uint8 RGB frames (T, H, W, 3), rainy and clean; where shots start (`cuts`, frame 0 included),
+    each frame's rain amount (0 dry .. 1 full) and each shot's camera motion; `flow[t]` maps frame t's pixel grid
+    to frame t-1's (exact, from the camera path; NaN at a cut and at frame 0), (T, H, W, 2) in pixels."""
+
+    rainy: np.ndarray
+    clean: np.ndarray
+    cuts: tuple[int, ...]
+    rain: np.ndarray
+    motions: tuple[str, ...]
+    domain: str
+    flow: np.ndarray
+
+
+def _camera_path(motion: str, length: int, height: int, width: int, canvas: tuple[int, int],
+                 rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """(length, 3) views (centre x, centre y, k: canvas pixels per frame pixel) of one shot, inside the canvas."""
+    canvas_h, canvas_w = canvas
+    t = np.arange(length, dtype=np.float64)
+    if motion == "zoom":
+        ends = rng.uniform(0.9, 1.5, 2)
+        k = ends[0] * (ends[1] / ends[0]) ** (t / max(1, length - 1))
+        centre = np.array([canvas_w / 2, canvas_h / 2]) + rng.uniform(-0.1, 0.1, 2) * (canvas_w, canvas_h)
+        cx, cy = np.full(length, centre[0]), np.full(length, centre[1])
+    elif motion == "forward":  # towards a vanishing point a little above the centre, accelerating, a slight bob
+        k = 1.5 * np.exp(-rng.uniform(0.006, 0.02) * t * (1 + 0.01 * t))
+        cx = np.full(length, canvas_w / 2 + rng.uniform(-0.08, 0.08) * canvas_w)
+        cy = canvas_h * (0.45 + rng.uniform(-0.05, 0.05)) + 0.6 * np.sin(2 * math.pi * t / rng.uniform(8, 16))
+    else:
+        k = np.full(length, rng.uniform(1.0, 1.4))
+        speed = rng.uniform(0.5, 3.0) if motion == "pan" else 0.0  # frame pixels per frame
+        direction = rng.uniform(0, 2 * math.pi)
+        cx = canvas_w / 2 + speed * k * (t - length / 2) * math.cos(direction)
+        cy = canvas_h / 2 + 0.5 * speed * k * (t - length / 2) * math.sin(direction)
+        cx, cy = cx + rng.uniform(-0.1, 0.1) * canvas_w, cy + rng.uniform(-0.1, 0.1) * canvas_h
+    k = np.minimum(k, min(canvas_w / width, canvas_h / height) * 0.999)
+    cx = np.clip(cx, k * width / 2, canvas_w - k * width / 2)
+    cy = np.clip(cy, k * height / 2, canvas_h - k * height / 2)
+    return np.stack([cx, cy, k], axis=1)
+
+
+def _view_matrix(view: np.ndarray, height: int, width: int) -> np.ndarray:
+    """2x3 map from frame pixel (x, y) to canvas pixel (pixel centres at integers)."""
+    cx, cy, k = view
+    return np.array([[k, 0, cx + k * (0.5 - width / 2) - 0.5], [0, k, cy + k * (0.5 - height / 2) - 0.5]])
+
+
+def _flow(previous: np.ndarray, current: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, 2) displacement taking frame t's pixels to where the same scene point is in frame t-1."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    a, b = _view_matrix(current, height, width), _view_matrix(previous, height, width)
+    canvas_x = a[0, 0] * xs + a[0, 2]
+    canvas_y = a[1, 1] * ys + a[1, 2]
+    prev_x = (canvas_x - b[0, 2]) / b[0, 0]
+    prev_y = (canvas_y - b[1, 2]) / b[1, 1]
+    return np.stack([prev_x - xs, prev_y - ys], axis=-1).astype(np.float32)
+
+
+def _rain_amount(length: int, dry_prob: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-frame rain of one shot: 1 throughout, or stopping / starting within it, or none (dry)."""
+    amount = np.ones(length)
+    if rng.random() < dry_prob:
+        event = ("stops", "starts", "dry")[int(rng.integers(3))]
+        at = int(rng.integers(0, max(1, length - RAMP)))
+        ramp = np.clip((np.arange(length) - at) / RAMP, 0, 1)
+        amount = {"stops": 1 - ramp, "starts": ramp, "dry": np.zeros(length)}[event]
+    return amount
+
+
+class _ShotRain:
+    """One shot's falling rain of a domain: circular streak sheets shifted along their fall each frame, composed
+    over the background as the domain composes (veil, additive or screen blending, tint), one parameter draw."""
+
+    def __init__(self, domain: str, height: int, width: int, scale: float, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng([seed, 3])
+        spec = get_domain(domain)
+        layers, self.angle, haze = domain_layers(domain, rng)
+        self.height, self.width = height, width
+        self.side = int(math.ceil(math.hypot(height, width))) + 4
+        self.sheets = [streak_canvas(1, self.side, layer, scale, generator, torch.device("cpu"), circular=True)
+                       for layer, _ in layers]  # fmt: skip
+        self.speeds = [speed * scale for _, speed in layers]
+        self.offsets = [layer.angle_offset + rng.uniform(-layer.angle_jitter, layer.angle_jitter) for layer, _ in
+                        layers]  # fmt: skip
+        has_haze = rng.random() < spec.haze_prob
+        depth = torch.linspace(0, 1, height).view(1, 1, height, 1)
+        self.haze = (haze if has_haze else 0.0) * (1 - spec.haze_depth * depth)
+        self.airlight = float(rng.uniform(*AIRLIGHT))
+        self.screen = bool(rng.random() < spec.screen)
+        self.colour = torch.from_numpy(1 + spec.tint * (2 * rng.random(3) - 1)).float().view(1, 3, 1, 1)
+
+    def streaks(self, index: int) -> torch.Tensor:
+        rain = torch.zeros(1, 1, self.height, self.width)
+        for sheet, speed, offset in zip(self.sheets, self.speeds, self.offsets, strict=True):
+            moved = torch.roll(sheet, shifts=int(round(speed * index)) % self.side, dims=2)
+            rain = rain + rotate_onto(moved, torch.tensor([self.angle + offset]), self.height, self.width)
+        return rain
+
+    def over(self, clean: torch.Tensor, index: int, amount: float) -> torch.Tensor:
+        """(1, 3, H, W) clean in [0, 1] -> rainy at frame `index` with `amount` of the rain (0: unchanged)."""
+        if amount <= 0:
+            return clean
+        haze = self.haze * amount
+        hazy = clean * (1 - haze) + self.airlight * haze
+        streaks = self.streaks(index) * amount * self.colour
+        if self.screen:
+            return (1 - (1 - hazy.clamp(0, 1)) * (1 - streaks.clamp(0, 1))).clamp(0, 1)
+        return (hazy + streaks).clamp(0, 1)
+
+
+def _scene(split: str, height: int, width: int, rng: np.random.Generator, sampler: object | None,
+           scenes: Sequence[np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+    """A shot's RGB uint8 canvas: one of `scenes` whole (scaled to fit the canvas, mirrored beyond its edges), a
+    crop of a test photo, or a training scene (photo crop or dead leaves)."""
+    if scenes is not None:
+        image = scenes[int(rng.integers(len(scenes)))]
+        scale = min(height / image.shape[0], width / image.shape[1])
+        size = (min(width, round(image.shape[1] * scale)), min(height, round(image.shape[0] * scale)))
+        fit = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+        top, left = (height - size[1]) // 2, (width - size[0]) // 2
+        return cv2.copyMakeBorder(fit, top, height - size[1] - top, left, width - size[0] - left,
+                                  cv2.BORDER_REFLECT)  # fmt: skip
+    if split == "test":
+        photos = clean_photos("test")
+        return random_background(photos[int(rng.integers(len(photos)))], height, width, rng)
+    return sampler.sample(height, rng, width=width)[0]
+
+
+def render_clip(domain: str, seed: int, config: ClipConfig = ClipConfig(), split: str = "test",
+                sampler: object | None = None, scenes: Sequence[np.ndarray] | None = None) -> Clip:  # fmt: skip
+    """One clip with `domain`'s rain over `split`'s scenes ("test": the test-only photos; "train": `sampler`, a
+    `derain.data.scenes.SceneSampler`, or one built from `config.photo_fraction`), or over crops of `scenes` (RGB
+    uint8 images) when given."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    get_domain(domain)
+    if split == "train" and sampler is None:
+        from derain.data.scenes import SceneSampler
+
+        sampler = SceneSampler(config.photo_fraction, pool=64, seed=seed)
+    rng = np.random.default_rng([seed, domain_seed("clip", domain)])
+    height, width, frames = config.height, config.width, config.frames
+    scale = float(rng.uniform(*config.scale))
+    count = int(rng.integers(config.shots[0], config.shots[1] + 1))
+    count = min(count, frames)
+    cuts = sorted(rng.choice(np.arange(1, frames), size=count - 1, replace=False).tolist()) if count > 1 else []
+    starts = [0, *cuts]
+    ends = [*cuts, frames]
+    canvas = (int(math.ceil(CANVAS * height)), int(math.ceil(CANVAS * width)))
+    rainy = np.empty((frames, height, width, 3), np.uint8)
+    clean = np.empty_like(rainy)
+    flow = np.full((frames, height, width, 2), np.nan, np.float32)
+    amounts, motions = np.empty(frames), []
+    for shot, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        scene = _scene(split, *canvas, rng, sampler, scenes)
+        motion = config.motions[int(rng.integers(len(config.motions)))]
+        motions.append(motion)
+        path = _camera_path(motion, end - start, height, width, canvas, rng)
+        rain = _ShotRain(domain, height, width, scale, domain_seed(seed, domain, shot))
+        amounts[start:end] = _rain_amount(end - start, config.dry_prob, rng)
+        for offset, view in enumerate(path):
+            index = start + offset
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            frame = cv2.warpAffine(scene, _view_matrix(view, height, width), (width, height), flags=flags,
+                                   borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+            clean[index] = frame
+            background = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255.0
+            wet = rain.over(background, index, float(amounts[index]))
+            rainy[index] = wet[0].mul(255).round().byte().permute(1, 2, 0).numpy()
+            if offset > 0:
+                flow[index] = _flow(path[offset - 1], view, height, width)
+    return Clip(rainy, clean, tuple(starts), amounts, tuple(motions), domain, flow)

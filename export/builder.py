@@ -196,14 +196,16 @@ def build_engine(
         cache_path = Path(settings.timing_cache)
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
-    if network.num_inputs != 1:
-        raise BuilderError(f"expected one input, {onnx_path} has {network.num_inputs}")
-    name = network.get_input(0).name
+    if network.num_inputs not in (1, 3):
+        raise BuilderError(f"expected one input (or a temporal network's three), {onnx_path} has "
+                           f"{network.num_inputs}")  # fmt: skip
+    names = [network.get_input(i).name for i in range(network.num_inputs)]  # a temporal graph's state: same shape
     for shape in profiles:
         profile = builder.create_optimization_profile()
-        profile.set_shape(name, shape.minimum, shape.optimum, shape.maximum)
+        for name in names:
+            profile.set_shape(name, shape.minimum, shape.optimum, shape.maximum)
         if config.add_optimization_profile(profile) < 0:
-            raise BuilderError(f"invalid optimization profile {shape} for input {name!r}")
+            raise BuilderError(f"invalid optimization profile {shape} for inputs {names}")
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - started

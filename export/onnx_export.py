@@ -6,6 +6,9 @@
   The graph is `derain.models.frame_io.FrameIO`, the frame contract of `derain.frames` (cast, RGB, pad bottom/right
   to the network's multiple by edge replication, network, crop, clamp, x255, round half to even), so any H x W in
   the allowed range works.
+- a temporal network (`derain.models.temporal`) takes its state as two more inputs of the same layout,
+  `previous_frame` and `previous_output` (float I/O: `previous_image`, `previous_output`); its output is the next
+  call's `previous_output`. The frame itself as both is a reset.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from torch import nn
 
 from derain.frames import MAX_SIDE, MIN_SIDE
-from derain.models.frame_io import FrameIO, PredictionOnly
+from derain.models.frame_io import FrameIO, PredictionOnly, TemporalFrameIO, TemporalPredictionOnly, is_temporal
 from derain.models.padding import pad_multiple
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
 IO_MODES = ("float", "uint8")
 INPUT_NAMES = {"float": "image", "uint8": "frame"}
+STATE_NAMES = {"float": ("previous_image", "previous_output"), "uint8": ("previous_frame", "previous_output")}
 OUTPUT_NAME = "derained"
 
 
@@ -74,12 +78,16 @@ def export_onnx(
     multiple = pad_multiple(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = (FrameIO(model, multiple) if io == "uint8" else PredictionOnly(model)).eval()
-    name = INPUT_NAMES[io]
-    if io == "uint8":
-        example = torch.randint(0, 256, input_shape(io, 1, height, width), dtype=torch.uint8)
+    temporal = is_temporal(model)
+    if temporal:
+        wrapped = (TemporalFrameIO(model, multiple) if io == "uint8" else TemporalPredictionOnly(model)).eval()
     else:
-        example = torch.rand(input_shape(io, 1, height, width))
+        wrapped = (FrameIO(model, multiple) if io == "uint8" else PredictionOnly(model)).eval()
+    names = [INPUT_NAMES[io], *(STATE_NAMES[io] if temporal else ())]
+    if io == "uint8":
+        examples = tuple(torch.randint(0, 256, input_shape(io, 1, height, width), dtype=torch.uint8) for _ in names)
+    else:
+        examples = tuple(torch.rand(input_shape(io, 1, height, width)) for _ in names)
     dynamic_shapes = None
     if dynamic:
         # frame graphs take one camera frame per call (the padding arithmetic ties the batch dim in MPRNet's trace)
@@ -90,13 +98,13 @@ def export_onnx(
             h = torch.export.Dim("h", min=1, max=MAX_SIDE // multiple) * multiple
             w = torch.export.Dim("w", min=1, max=MAX_SIDE // multiple) * multiple
         axes = {1: h, 2: w} if io == "uint8" else {0: batch, 2: h, 3: w}
-        dynamic_shapes = {"frame" if io == "uint8" else "image": axes}
+        dynamic_shapes = {name: dict(axes) for name in names}  # keyed by the forward arguments, named as the inputs
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             wrapped,
-            (example,),
-            input_names=[name],
+            examples,
+            input_names=names,
             output_names=[OUTPUT_NAME],
             opset_version=opset,
             dynamo=True,

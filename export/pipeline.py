@@ -110,6 +110,9 @@ def request_problems(request: ExportRequest, model: Any, overwrite: bool = False
         problems.attempt(lambda group=group: check_precision(request.precision, group))
     if request.builder == "tensorrt_rtx" and request.precision == "fp8" and () in request.targets:
         problems.add("FP8 engines need explicit targets of SM89 or newer (e.g. --cc 89,120)")
+    if getattr(model, "temporal", False) and request.precision != "fp32":
+        problems.add(f"{request.weights} is a temporal de-rainer: it exports in FP32 for now (the {request.precision} "
+                     "stage calibrates and converts one-input graphs)")  # fmt: skip
     if not request.shapes:
         problems.add("give at least one --shape")
     sizes = [*request.shapes, *([request.sample_size] if request.sample_size else []), *(request.dynamic or ())]

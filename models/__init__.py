@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from derain.models import mprnet, nafnet, prenet, realtime, rgsud, vrgnet  # noqa: F401  (registration)
+from derain.models import mprnet, nafnet, prenet, realtime, rgsud, temporal, vrgnet  # noqa: F401  (registration)
 from derain.models.padding import crop_to, pad_multiple, pad_to_multiple, prediction, run_padded, stage_outputs
 from derain.models.registry import (
     NETWORKS,

@@ -85,3 +85,34 @@ class FrameIO(nn.Module):
         # the permuted frame is NHWC-strided already: make the layout explicit either way (no-op in ONNX)
         image = image.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return tensor_to_frames(prediction(self.network(image)), height, width)
+
+
+def is_temporal(network: nn.Module) -> bool:
+    """Whether a network takes its past (the previous frame and output) beside the frame (`models.temporal`)."""
+    return bool(getattr(network, "temporal", False))
+
+
+class TemporalFrameIO(FrameIO):
+    """`FrameIO` for a temporal network: uint8 BGR frame, previous frame and previous output (B, H, W, 3) in, the
+    de-rained frame out (the next call's previous output). Passing the frame itself as both previous images is a
+    reset (no past)."""
+
+    def forward(self, frame: torch.Tensor, previous_frame: torch.Tensor, previous_output: torch.Tensor
+                ) -> torch.Tensor:  # fmt: skip
+        height, width = frame.shape[1:3]
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        image, before, made = (frames_to_tensor(x, self.multiple, self.dtype).contiguous(memory_format=layout) for x in
+                               (frame, previous_frame, previous_output))  # fmt: skip
+        return tensor_to_frames(prediction(self.network(image, before, made)), height, width)
+
+
+class TemporalPredictionOnly(nn.Module):
+    """A temporal network on float tensors (image, previous image, previous output), its prediction only."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, image: torch.Tensor, previous_image: torch.Tensor, previous_output: torch.Tensor
+                ) -> torch.Tensor:  # fmt: skip
+        return prediction(self.network(image, previous_image, previous_output))

@@ -121,7 +121,10 @@ class RealtimeDerainNet(nn.Module):
         x3 = self.bottleneck(self.down2(x2))
         y2 = self.decoder2(act(self.up2(x3) + x2))
         y1 = self.decoder1(act(self.up1(y2) + x1))
-        correction = F.pixel_shuffle(self.tail(y1), 2)
+        return self.finish(F.pixel_shuffle(self.tail(y1), 2), image)
+
+    def finish(self, correction: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The restored image from the predicted correction: soft-thresholded and bypassed as configured."""
         if self.shrink > 0:  # soft-threshold: small edits (dry texture) vanish, streak removals stay
             correction = torch.sign(correction) * F.relu(correction.abs() - self.shrink)
         if self.bypass > 0:  # a frame (or tile) with less than `bypass` of streaks removed on average is dry

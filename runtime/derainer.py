@@ -13,6 +13,10 @@ profiles: padded only to the network's multiple). Frames larger than the artifac
 dynamic profile's maximum) are de-rained in tiles that keep the network's measured context around every pixel they
 give (`derain.frames.tiled`), which gives its own result too; smaller frames are padded into a static shape by
 repeating the frame (`derain.frames.pad_index`) and cropped back.
+
+A temporal de-rainer (`derain.models.temporal`: a checkpoint or ONNX graph that takes the previous frame and output)
+carries that state from call to call: one `Derainer` is one stream (`clone()` for another), frames are consecutive,
+and the state resets on a cut, a new frame size, a timestamp gap or `reset()` (`derain.runtime.temporal`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from derain.runtime.backends import Backend, open_backend
 from derain.runtime.choose import choose_artifact
 from derain.runtime.sources import Source, open_source
 from derain.runtime.stream import Backoff, Stream
+from derain.runtime.temporal import TemporalState
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ class Derainer:
         warmup: run blank frames of this (H, W) at load, so the first live frame is not the slow one.
         precision: from a folder, which precision to pick ("best": the fastest this machine runs, else fp32, fp16,
             int8, fp8); for a checkpoint, the PyTorch backend's fp32 / fp16.
+        state: for a temporal model, the state this stream starts with (default: a fresh `TemporalState` with
+            its cut and gap thresholds).
         **options: for the backend's `load` (threads, precision, cuda_graphs, compile, runtime_cache...).
     """
 
@@ -69,6 +76,7 @@ class Derainer:
         tile_context: int | None = None,
         warmup: tuple[int, int] | None = None,
         precision: str | None = None,
+        state: TemporalState | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(model, Backend):
@@ -92,17 +100,33 @@ class Derainer:
             raise ValueError(f"tile_context must be >= 0, got {tile_context}")
         self.tile_context = tile_context
         self._warned: set[object] = set()  # what the log has said once
+        self.state = (state or TemporalState()) if self.spec.temporal else None
         if warmup is not None:
             self.backend.warmup(warmup)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the model takes its past: frames given to one Derainer are one stream, in order."""
+        return self.state is not None
+
+    def reset(self) -> None:
+        """Forget the past (a temporal model's next frame is de-rained as the per-frame network would); no-op for
+        per-frame models. Call it on a seek or a flush; cuts, size changes and timestamp gaps reset by themselves."""
+        if self.state is not None:
+            self.state.reset()
 
     @property
     def spec(self) -> Any:
         return self.backend.spec
 
-    def __call__(self, frames: Any) -> Any:
+    def __call__(self, frames: Any, timestamp: float | None = None) -> Any:
         """De-rain one uint8 BGR frame (H, W, 3) or a batch (N, H, W, 3). Host arrays come back as numpy; device
-        arrays (torch CUDA tensors, `__cuda_array_interface__` objects) come back on the device."""
+        arrays (torch CUDA tensors, `__cuda_array_interface__` objects) come back on the device. A temporal model
+        takes the frames of one stream in order (a batch: consecutive frames), `timestamp` in seconds (optional:
+        a gap resets its past)."""
         height, width = frame_size(frames)
+        if self.state is not None:
+            return self._temporal(frames, height, width, timestamp)
         if len(getattr(frames, "shape", ())) == 4 and frames.shape[0] == 0:  # an empty batch: nothing to de-rain
             return frames[:0] if not isinstance(frames, np.ndarray) else np.empty_like(frames)
         if not isinstance(frames, np.ndarray) and self.spec.device_frames:
@@ -120,6 +144,24 @@ class Derainer:
         context = self.context(tile)
         out = np.stack([tiled(self.backend, frame, tile, context, self.spec.multiple) for frame in batch])
         return out[0] if single else out
+
+    def _temporal(self, frames: Any, height: int, width: int, timestamp: float | None) -> np.ndarray:
+        """Frames of one stream through a temporal model, each with the past the state keeps for it."""
+        if not isinstance(frames, np.ndarray):
+            raise FrameError("a temporal model takes host (numpy) frames")
+        if self.spec.fitting_size(height, width) is None:
+            largest = self.spec.largest()
+            raise FrameError(f"{width}x{height} frames are larger than {self.backend.path.name} takes "
+                             f"({largest[1]}x{largest[0]}); temporal models are not tiled: export them for the "
+                             "camera's size")  # fmt: skip
+        batch, single = as_batch(frames)
+        outputs = []
+        for frame in batch:
+            previous = self.state.previous(frame, timestamp if single else None)
+            out = self.backend(frame, previous)
+            self.state.update(frame.copy(), out, timestamp if single else None)  # the caller may reuse its buffer
+            outputs.append(out)
+        return outputs[0] if single else np.stack(outputs)
 
     def nv12(self, luma: np.ndarray, chroma: np.ndarray, matrix: int = 601, full_range: bool = False
              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -190,8 +232,10 @@ class Derainer:
             raise
 
     def clone(self) -> Derainer:
-        """A Derainer for another thread: shares the loaded weights, owns its context, stream and buffers."""
-        return Derainer(self.backend.clone(), tile_context=self.tile_context)
+        """A Derainer for another thread or stream: shares the loaded weights, owns its context, stream, buffers and
+        (temporal models) its past."""
+        state = TemporalState(self.state.cut_levels, self.state.max_gap_s) if self.state is not None else None
+        return Derainer(self.backend.clone(), tile_context=self.tile_context, state=state)
 
     def close(self) -> None:
         self.backend.close()

@@ -151,6 +151,7 @@ def _element_class() -> type:
             started = time.monotonic()  # warm up at the negotiated size: the first live frame is not the slow one
             try:
                 self.derainer(np.zeros((info.height, info.width, 3), np.uint8))
+                self.derainer.reset()  # a temporal model's past starts with the first real frame
             except Exception as error:  # noqa: BLE001 - the pipeline gets an error message, not a traceback
                 self._error(f"the model cannot run {info.width}x{info.height} frames: {type(error).__name__}: "
                             f"{error}")  # fmt: skip
@@ -210,7 +211,10 @@ def _element_class() -> type:
                 started = time.monotonic()
                 if len(planes) == 1:
                     frame = planes[0]
-                    out = self.derainer(frame)
+                    if self.derainer.temporal and buffer.pts != Gst.CLOCK_TIME_NONE:
+                        out = self.derainer(frame, timestamp=buffer.pts / Gst.SECOND)
+                    else:
+                        out = self.derainer(frame)
                     score, changed = rain_score(frame, out)
                     frame[...] = out
                 else:

@@ -224,6 +224,8 @@ class Stream:
                 delay = min(delay * 2, self.backoff.maximum)
                 continue
             self.stats.add("reconnects")
+            if callable(getattr(self.process, "reset", None)):  # a temporal model's past ends with the old stream
+                self.process.reset()
             self.stats.set_status("ok")
             return True
         return False
@@ -287,7 +289,10 @@ class Stream:
             return packet.frame, FrameInfo(packet.index, packet.captured_at, latency, 0.0, "passthrough", packet.frame,
                                            packet.pts, packet.clock)  # fmt: skip
         started = time.monotonic()
-        out = self.process(packet.frame)
+        if getattr(self.process, "temporal", False):  # its past: the frames in order, a gap in time resets it
+            out = self.process(packet.frame, timestamp=packet.captured_at if packet.pts is None else packet.pts)
+        else:
+            out = self.process(packet.frame)
         self.last_inferred = time.monotonic()
         infer_ms = (self.last_inferred - started) * 1000
         if late:  # a probe: the network is measured afresh, one old outlier (a JIT, a graph capture) is forgotten

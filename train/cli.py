@@ -3,7 +3,8 @@
 The YAML's top-level `trainer:` key (or `--trainer`) picks the recipe from the trainer registry:
 `supervised` (default), `continual` (CLGID and its baselines), `generator` (one VRGNet rain
 generator), `unpaired` (RGSUD: reward-guided unpaired de-raining), `shipped` (the shipped default de-rainer:
-data v2 rendered on the fly, trained to a plateau).
+data v2 rendered on the fly, trained to a plateau), `temporal` (the video de-rainer: the shipped network given its
+previous frame and output, trained on rendered rainy clips).
 Multi-GPU / multi-process: `torchrun --nproc_per_node N -m derain.train.cli --yaml ...`.
 """
 
@@ -67,18 +68,26 @@ def _shipped(config: Any, resume: str | None) -> Any:
     return train_shipped(config, resume=resume)
 
 
+def _temporal(config: Any, resume: str | None) -> Any:
+    from derain.train.temporal import train_temporal
+
+    return train_temporal(config, resume=resume)
+
+
 def _register() -> None:
     from derain.train.continual import ContinualConfig
     from derain.train.generator_bank import GeneratorRunConfig
     from derain.train.rgsud import UnpairedConfig
     from derain.train.shipped import ShippedConfig
     from derain.train.supervised import SupervisedConfig
+    from derain.train.temporal import TemporalConfig
 
     TRAINERS.add("supervised", Trainer(SupervisedConfig, _supervised))
     TRAINERS.add("continual", Trainer(ContinualConfig, _continual))
     TRAINERS.add("generator", Trainer(GeneratorRunConfig, _generator))
     TRAINERS.add("unpaired", Trainer(UnpairedConfig, _unpaired))
     TRAINERS.add("shipped", Trainer(ShippedConfig, _shipped))
+    TRAINERS.add("temporal", Trainer(TemporalConfig, _temporal))
 
 
 INPUT_FIELDS = ("train_data", "test_data", "rain_data", "clean_data", "data_root", "init", "scorer_path")
@@ -90,7 +99,7 @@ def input_paths(config: Any) -> list[tuple[str, str]]:
     for name in INPUT_FIELDS:
         value = getattr(config, name, None)
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, str) and item and item != "synthetic":
+            if isinstance(item, str) and item and item not in ("synthetic", "builtin"):
                 found.append((name, item))
     return found
 
@@ -140,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--yaml", required=False, help="experiment file (YAML)")
     parser.add_argument(
-        "--trainer", default=None, help="recipe: supervised, continual, generator, unpaired, shipped (default: YAML)"
+        "--trainer",
+        default=None,
+        help="recipe: supervised, continual, generator, unpaired, shipped, temporal (default: YAML)",
     )
     parser.add_argument(
         "--resume", default=None, help="'auto' (continue from the run folder's last checkpoint) or a checkpoint path"

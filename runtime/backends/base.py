@@ -37,6 +37,8 @@ class InputSpec:
         device_frames: whether device arrays are taken and returned without a host copy.
         context: the network's receptive-field radius in pixels (from the artifact's metadata; None: not recorded),
             which tiles of larger frames keep around each pixel.
+        temporal: the network takes its past (the previous frame and output) beside each frame
+            (`derain.models.temporal`): `run(frames, previous)`; the `Derainer` carries that state per stream.
     """
 
     multiple: int = 1
@@ -48,6 +50,7 @@ class InputSpec:
     device: str = "cpu"
     device_frames: bool = False
     context: int | None = None
+    temporal: bool = False
 
     def fitting_size(self, height: int, width: int) -> tuple[int, int] | None:
         """The size a (height, width) frame runs at: itself (padded up to the minimum) for dynamic artifacts, the
@@ -100,8 +103,10 @@ class Backend:
     def load(cls, path: str | Path, device: str = "auto", **options: Any) -> Backend:
         raise NotImplementedError
 
-    def run(self, frames: Any) -> Any:
-        """uint8 BGR (N, H, W, 3) of a size the artifact takes -> uint8 BGR (N, H, W, 3)."""
+    def run(self, frames: Any, previous: tuple[Any, Any] | None = None) -> Any:
+        """uint8 BGR (N, H, W, 3) of a size the artifact takes -> uint8 BGR (N, H, W, 3). A temporal artifact
+        (`spec.temporal`) also takes `previous`: (previous frames, previous outputs) of the same shape (None: no
+        past, the frames themselves)."""
         raise NotImplementedError
 
     def clone(self) -> Backend:
@@ -115,10 +120,12 @@ class Backend:
         for _ in range(iterations):
             self.run(blank)
 
-    def __call__(self, frames: Any) -> Any:
+    def __call__(self, frames: Any, previous: tuple[Any, Any] | None = None) -> Any:
         if self.closed:
             raise BackendError(f"{self.name} backend for {self.path.name} is closed")
-        return self.run(frames)
+        if previous is not None and not self.spec.temporal:
+            raise BackendError(f"{self.path.name} is a per-frame de-rainer: it takes no previous frames")
+        return self.run(frames, previous) if self.spec.temporal else self.run(frames)
 
     def close(self) -> None:
         self.closed = True

@@ -35,8 +35,10 @@ def _graph_layout(path: Path, session: Any) -> tuple[str, list[Any]]:
     """("frame" | "tensor", input shape) of a de-raining graph, or a BackendError saying what the graph is instead."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     found = ", ".join(f"{t.name} {t.type} {t.shape}" for t in inputs)
-    if len(inputs) != 1 or len(outputs) < 1:
-        raise BackendError(f"{path.name} is not a de-raining graph: expected one image input, found {found or 'none'}")
+    temporal = len(inputs) == 3 and all(t.type == inputs[0].type and t.shape == inputs[0].shape for t in inputs)
+    if (len(inputs) != 1 and not temporal) or len(outputs) < 1:
+        raise BackendError(f"{path.name} is not a de-raining graph: expected one image input (or three of one shape: "
+                           f"a temporal graph's frame and state), found {found or 'none'}")  # fmt: skip
     tensor = inputs[0]
     shape = list(tensor.shape)
     if tensor.type == "tensor(uint8)" and len(shape) == 4 and shape[3] == 3:
@@ -61,6 +63,7 @@ class OnnxBackend(Backend):
         self.layout = layout
         self.input_dtype = input_dtype
         self.input_name = session.get_inputs()[0].name
+        self.state_names = [tensor.name for tensor in session.get_inputs()[1:]]  # a temporal graph's state inputs
         self.output_name = session.get_outputs()[0].name
         self.last_output: Any = None
 
@@ -105,23 +108,33 @@ class OnnxBackend(Backend):
             device=f"cuda:{device_id}" if use_cuda else "cpu",
             device_frames=use_cuda,
             context=int(meta["context"]) if isinstance(meta.get("context"), int) else None,
+            temporal=len(session.get_inputs()) == 3,
         )
         log.info("onnxruntime: %s (%s I/O, %s) on %s", path.name, layout, spec.precision, session.get_providers()[0])
         return cls(path, spec, session, layout, input_dtype)
 
-    def run(self, frames: Any) -> Any:
+    def run(self, frames: Any, previous: tuple[Any, Any] | None = None) -> Any:
         if hasattr(frames, "__cuda_array_interface__"):
+            if self.spec.temporal:
+                raise BackendError(f"{self.path.name} is temporal: it takes host (numpy) frames")
             return self._run_device(frames)
         batch, single = as_batch(np.asarray(frames))
         height, width = batch.shape[1:3]
         size = self.spec.fitting_size(height, width) if self.spec.fixed_sizes else None
+        stack = [batch]
+        if self.spec.temporal:
+            stack += [batch, batch] if previous is None else [as_batch(np.asarray(x))[0] for x in previous]
+            if any(x.shape != batch.shape for x in stack):
+                raise BackendError(f"previous frames / outputs {[x.shape for x in stack[1:]]} do not match the "
+                                   f"frames {batch.shape}")  # fmt: skip
+        names = [self.input_name, *self.state_names]
         if self.layout == "frame":
-            feed = batch if size is None else pad_frames(batch, *size, self.spec.multiple)
-            out = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(feed)})[0]
+            feeds = [x if size is None else pad_frames(x, *size, self.spec.multiple) for x in stack]
+            out = self.session.run([self.output_name], {n: np.ascontiguousarray(x) for n, x in zip(names, feeds)})[0]
             out = out[:, :height, :width]
         else:
-            tensor = to_network(batch, self.spec.multiple, self.input_dtype, size=size)
-            out = from_network(self.session.run([self.output_name], {self.input_name: tensor})[0], height, width)
+            tensors = {n: to_network(x, self.spec.multiple, self.input_dtype, size=size) for n, x in zip(names, stack)}
+            out = from_network(self.session.run([self.output_name], tensors)[0], height, width)
         return np.ascontiguousarray(out[0] if single else out)
 
     def _run_device(self, frames: Any) -> DeviceFrames:

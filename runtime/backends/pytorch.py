@@ -125,7 +125,7 @@ class TorchBackend(Backend):
             import torch
 
             from derain.models import CheckpointError, load_model
-            from derain.models.frame_io import FrameIO, NetworkOnly
+            from derain.models.frame_io import FrameIO, NetworkOnly, TemporalFrameIO, is_temporal
             from derain.models.padding import pad_multiple
         except ImportError as error:
             raise BackendError(f"loading {path} needs torch ({error})") from None
@@ -152,12 +152,15 @@ class TorchBackend(Backend):
         if channels_last:
             network = network.to(memory_format=torch.channels_last)
         network = network.to(dtype)
-        plain = FrameIO(network, pad_multiple(network), dtype, channels_last).eval()
+        temporal = is_temporal(network)
+        plain = (TemporalFrameIO if temporal else FrameIO)(network, pad_multiple(network), dtype, channels_last).eval()
         module: Any = torch.compile(plain, dynamic=False) if compile else plain
         spec = InputSpec(multiple=pad_multiple(network), max_batch=64, precision=precision,
-                         device=str(torch.device(device)), device_frames=on_cuda)  # fmt: skip
+                         device=str(torch.device(device)), device_frames=on_cuda, temporal=temporal)  # fmt: skip
         log.info("pytorch: %s (%s) on %s", Path(path).name, network.spec["name"], spec.device)
         graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
+        if temporal:  # three frames in: the fused kernels and CUDA graphs serve per-frame networks only (for now)
+            return cls(Path(path), spec, module, False, None)
         index = torch.device(device).index if on_cuda else None
         index = torch.cuda.current_device() if on_cuda and index is None else index
         fused = frame_kernels(kernels, index, "pytorch", "torch ops")
@@ -171,7 +174,8 @@ class TorchBackend(Backend):
             fused = None
         return cls(Path(path), spec, module, graphs, fused)
 
-    def run(self, frames: Any) -> Any:
+    def _tensor(self, frames: Any) -> tuple[Any, bool, bool]:
+        """frames -> (uint8 (N, H, W, 3) tensor on the device, single frame, came from the device)."""
         import torch
 
         on_device = isinstance(frames, torch.Tensor) or hasattr(frames, "__cuda_array_interface__")
@@ -179,11 +183,22 @@ class TorchBackend(Backend):
             frame_size(frames)
             tensor = torch.as_tensor(frames, device=self.spec.device)
             single = tensor.ndim == 3
-            tensor = tensor[None] if single else tensor
-        else:
-            batch, single = as_batch(np.asarray(frames))
-            tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.spec.device, non_blocking=True)
-        if self.cuda_graphs:
+            return (tensor[None] if single else tensor), single, True
+        batch, single = as_batch(np.asarray(frames))
+        return torch.from_numpy(np.ascontiguousarray(batch)).to(self.spec.device, non_blocking=True), single, False
+
+    def run(self, frames: Any, previous: tuple[Any, Any] | None = None) -> Any:
+        import torch
+
+        tensor, single, on_device = self._tensor(frames)
+        if self.spec.temporal:
+            before, made = (tensor, tensor) if previous is None else (self._tensor(x)[0] for x in previous)
+            if before.shape != tensor.shape or made.shape != tensor.shape:
+                raise BackendError(f"previous frames {tuple(before.shape)} / outputs {tuple(made.shape)} do not "
+                                   f"match the frames {tuple(tensor.shape)}")  # fmt: skip
+            with torch.inference_mode():
+                out = self.module(tensor, before, made)
+        elif self.cuda_graphs:
             key = tuple(tensor.shape)
             if key not in self.graphs:
                 log.info("pytorch: capturing a CUDA graph for frames %s", "x".join(map(str, key[1:3])))

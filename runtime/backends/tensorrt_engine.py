@@ -150,6 +150,9 @@ def _load_engine(path: Path, runtime_cache: bool, card: dict[str, Any]) -> _Engi
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
     outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    if len(inputs) == 3 and len(outputs) == 1:
+        raise BackendError(f"{path.name} is a temporal de-rainer's engine (inputs {inputs}); this runtime runs "
+                           "temporal networks from their ONNX graph or checkpoint, not yet from engines")  # fmt: skip
     if len(inputs) != 1 or len(outputs) != 1:
         raise BackendError(f"{path.name} is not a de-raining engine: inputs {inputs}, outputs {outputs}")
     input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
