@@ -12,8 +12,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-BUILTIN_NAMES = ("builtin",)
+BUILTIN_NAMES = ("builtin", "builtin-temporal")
 WEIGHTS_NAME = "realtime_v2.pt"
+TEMPORAL_NAME = "realtime_temporal_v1.pt"  # "builtin-temporal": the video de-rainer (benchmarks/video_derainer.py)
 
 
 def weights_dir() -> Path:
@@ -34,12 +35,15 @@ def is_builtin(value: str | Path | None) -> bool:
 
 
 def resolve_weights(value: str | Path | None) -> Path:
-    """The checkpoint a `--weights` value names: None / 'builtin' -> the shipped de-rainer."""
+    """The checkpoint a `--weights` value names: None / 'builtin' -> the shipped de-rainer; 'builtin-temporal' ->
+    the shipped video de-rainer (it takes the previous frame and output: one stream per `Derainer`)."""
     if not is_builtin(value):
         return Path(value)
-    if not builtin_weights().is_file():
-        raise FileNotFoundError(f"the built-in de-rainer is not installed in this package ({builtin_weights()})")
-    return builtin_weights()
+    path = weights_dir() / TEMPORAL_NAME if str(value) == "builtin-temporal" else builtin_weights()
+    if not path.is_file():
+        raise FileNotFoundError(f"the built-in de-rainer {value or 'builtin'} is not installed in this package "
+                                f"({path})")
+    return path
 
 
 def describe_builtin() -> str:

@@ -171,7 +171,7 @@ class ClipConfig:
         frames, height, width: clip length and frame size.
         shots: (min, max) shots per clip; a cut separates two shots (a new scene, camera path and rain draw).
         dry_prob: probability that a shot's rain stops, starts, or is absent (dry weather) within it.
-        motions: the camera motions a shot draws from (`MOTIONS`).
+        motions: the camera motions a shot draws from (`MOTIONS`); with `in_order`, shot i moves as motions[i].
         scale: (min, max) streak scale (1: the public sets' pixels at a 320-pixel short side), one draw per clip.
         photo_fraction: for the training split, the share of shots over training photos (else dead-leaves scenes).
     """
@@ -184,6 +184,7 @@ class ClipConfig:
     motions: tuple[str, ...] = MOTIONS
     scale: tuple[float, float] = (1.0, 1.0)
     photo_fraction: float = 0.5
+    in_order: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.motions) - set(MOTIONS))
@@ -200,7 +201,8 @@ class ClipConfig:
 class Clip:
     """A rendered clip: uint8 RGB frames (T, H, W, 3), rainy and clean; where shots start (`cuts`, frame 0 included),
     each frame's rain amount (0 dry .. 1 full) and each shot's camera motion; `flow[t]` maps frame t's pixel grid
-    to frame t-1's (exact, from the camera path; NaN at a cut and at frame 0), (T, H, W, 2) in pixels."""
+    to frame t-1's (exact, from the camera path; NaN at a cut and at frame 0), (T, H, W, 2) in pixels; `motion[t]`
+    is the same map as a 2x3 affine matrix of pixel coordinates (T, 2, 3), NaN where `flow` is."""
 
     rainy: np.ndarray
     clean: np.ndarray
@@ -209,6 +211,7 @@ class Clip:
     motions: tuple[str, ...]
     domain: str
     flow: np.ndarray
+    motion: np.ndarray
 
 
 def _camera_path(motion: str, length: int, height: int, width: int, canvas: tuple[int, int],
@@ -242,6 +245,12 @@ def _view_matrix(view: np.ndarray, height: int, width: int) -> np.ndarray:
     """2x3 map from frame pixel (x, y) to canvas pixel (pixel centres at integers)."""
     cx, cy, k = view
     return np.array([[k, 0, cx + k * (0.5 - width / 2) - 0.5], [0, k, cy + k * (0.5 - height / 2) - 0.5]])
+
+
+def _motion(previous: np.ndarray, current: np.ndarray, height: int, width: int) -> np.ndarray:
+    """2x3 affine map from frame t's pixel coordinates to frame t-1's (views of consecutive frames)."""
+    a, b = (np.vstack([_view_matrix(v, height, width), [0, 0, 1]]) for v in (current, previous))
+    return (np.linalg.inv(b) @ a)[:2]
 
 
 def _flow(previous: np.ndarray, current: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -350,10 +359,12 @@ def render_clip(domain: str, seed: int, config: ClipConfig = ClipConfig(), split
     rainy = np.empty((frames, height, width, 3), np.uint8)
     clean = np.empty_like(rainy)
     flow = np.full((frames, height, width, 2), np.nan, np.float32)
+    camera = np.full((frames, 2, 3), np.nan)
     amounts, motions = np.empty(frames), []
     for shot, (start, end) in enumerate(zip(starts, ends, strict=True)):
         scene = _scene(split, *canvas, rng, sampler, scenes)
-        motion = config.motions[int(rng.integers(len(config.motions)))]
+        drawn = int(rng.integers(len(config.motions)))
+        motion = config.motions[shot % len(config.motions) if config.in_order else drawn]
         motions.append(motion)
         path = _camera_path(motion, end - start, height, width, canvas, rng)
         rain = _ShotRain(domain, height, width, scale, domain_seed(seed, domain, shot))
@@ -369,4 +380,5 @@ def render_clip(domain: str, seed: int, config: ClipConfig = ClipConfig(), split
             rainy[index] = wet[0].mul(255).round().byte().permute(1, 2, 0).numpy()
             if offset > 0:
                 flow[index] = _flow(path[offset - 1], view, height, width)
-    return Clip(rainy, clean, tuple(starts), amounts, tuple(motions), domain, flow)
+                camera[index] = _motion(path[offset - 1], view, height, width)
+    return Clip(rainy, clean, tuple(starts), amounts, tuple(motions), domain, flow, camera)

@@ -18,7 +18,8 @@ from derain.outputs import atomic_write_text
 log = logging.getLogger("derain.demo")
 STREAM = ("rain100H", "rain100L", "rain1400", "rain1200_medium")
 UNSEEN = "storm"  # never in the shipped de-rainer's training rain either
-ORDER = ("data", "continual", "reward", "export", "latency", "stream", "scores")  # the stages, in the order they run
+# the stages, in the order they run
+ORDER = ("data", "continual", "reward", "export", "latency", "stream", "video", "scores")
 NEEDS = {
     "continual": ("data",),
     "reward": ("data", "continual"),

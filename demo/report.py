@@ -69,6 +69,7 @@ def build_blocks(demo: Demo, results: dict[str, dict], total: float) -> list[Blo
         ("export", _export),
         ("latency", _latency),
         ("stream", _stream),
+        ("video", _video),
     ):
         if results[stage]["status"] == "done":
             blocks += section(demo, results[stage])
@@ -287,6 +288,27 @@ def _stream(demo: Demo, record: dict) -> list[Block]:
         ),
         ("video", record.get("webm"), record["mp4"], record["poster"]),
         ("note", f"How: `{record['command']}`; {record['seconds']:.0f} s with the re-encode to WebM."),
+    ]
+
+
+def _video(demo: Demo, record: dict) -> list[Block]:
+    scores = record["scores"]
+    width, height = record["size"]
+    return [
+        ("h2", "A video de-rainer: per-frame against temporal"),
+        (
+            "p",
+            f"{record['frames']} frames of {width}x{height} rendered `{record['domain']}` rain over a test photo "
+            f"(camera {' then '.join(record['motions'])}, a cut at frame {record['cuts'][-1]}), rainy | per-frame | "
+            "temporal (the shipped networks, frame by frame as a stream; the temporal one also sees its previous "
+            "frame and output, aligned to the camera's motion). PSNR-Y "
+            + ", ".join(f"{name} {s['psnr_y']:.2f} dB" for name, s in scores.items())
+            + "; flicker on still pixels over the clean video's "
+            + ", ".join(f"{name} {s['flicker']:.2f}" for name, s in scores.items())
+            + " grey levels.",
+        ),
+        ("video", record.get("webm"), record["mp4"], record["poster"]),
+        ("note", "How: `derain.demo.stages.stage_video`; the full comparison: benchmarks/results/video_derainer.md."),
     ]
 
 

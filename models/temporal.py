@@ -36,7 +36,7 @@ class RealtimeTemporalNet(RealtimeDerainNet):
     """`RealtimeDerainNet` (same arguments) with a memory branch over (previous output, previous frame).
 
     Args:
-        memory_width: channels of the memory branch at H/2 (default: the first level's width).
+        memory_width: channels of the memory branch at H/2 (default: half the first level's width).
     """
 
     temporal = True
@@ -53,7 +53,7 @@ class RealtimeTemporalNet(RealtimeDerainNet):
     ) -> None:
         super().__init__(widths, blocks, decoder_blocks, tail_scale, shrink, bypass)
         width = self.head.out_channels
-        memory_width = int(memory_width or width)
+        memory_width = int(memory_width or width // 2)
         self.memory_in = nn.Conv2d(24, memory_width, 3, padding=1, bias=False)
         self.memory_mid = nn.Conv2d(memory_width, memory_width, 3, padding=1, bias=False)
         self.memory_out = nn.Conv2d(memory_width, width, 1, bias=False)

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="derain-stream", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--model", default="builtin", help=".engine/.plan (TensorRT), .onnx (ONNX Runtime), .pt "
-                   "(PyTorch), or 'builtin' (default: the shipped de-rainer, on PyTorch)")  # fmt: skip
+                   "(PyTorch), 'builtin' (default: the shipped de-rainer, on PyTorch) or 'builtin-temporal' (the "
+                   "shipped video de-rainer, which also sees the previous frame)")  # fmt: skip
     p.add_argument("--source", required=True, help="csi://N, v4l2:///dev/videoN, N, rtsp://..., a video file, a "
                    "folder, gst:PIPELINE (GStreamer), synthetic://DOMAIN?size=WxH&fps=F&frames=N")  # fmt: skip
     p.add_argument("--sink", help="display://0, out.mp4/.avi/.mkv, a folder, rtp://HOST:PORT[?codec=h264|vp8|jpeg], "

@@ -234,7 +234,8 @@ class Derainer:
     def clone(self) -> Derainer:
         """A Derainer for another thread or stream: shares the loaded weights, owns its context, stream, buffers and
         (temporal models) its past."""
-        state = TemporalState(self.state.cut_levels, self.state.max_gap_s) if self.state is not None else None
+        state = None if self.state is None else TemporalState(self.state.cut_levels, self.state.max_gap_s,
+                                                              self.state.align)  # fmt: skip
         return Derainer(self.backend.clone(), tile_context=self.tile_context, state=state)
 
     def close(self) -> None:

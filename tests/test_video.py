@@ -196,3 +196,26 @@ def test_detection_agreement_counts_hits_false_alarms_and_misses():
     assert tally.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
     assert f1(tally) == pytest.approx(2 / 4)
     assert np.isnan(f1(np.zeros((2, 3))))
+
+
+def test_the_runtime_finds_the_camera_motion_and_training_warps_the_past_as_it_does():
+    from derain.runtime.temporal import align, camera_motion
+    from derain.train.temporal import warp_onto
+
+    for motion in ("pan", "forward"):
+        config = ClipConfig(frames=5, height=128, width=192, shots=(1, 1), motions=(motion,), dry_prob=0.0)
+        clip = render_clip("rain1200_heavy", 4, config)
+        frame, previous = (np.ascontiguousarray(clip.rainy[3][..., ::-1]), np.ascontiguousarray(
+            clip.clean[2][..., ::-1]))  # fmt: skip
+        estimate = camera_motion(frame, previous)
+        ys, xs = np.mgrid[0:128, 0:192]
+        off = [estimate[i, 0] * xs + estimate[i, 1] * ys + estimate[i, 2] - (xs, ys)[i] - clip.flow[3][..., i]
+               for i in (0, 1)]  # fmt: skip
+        still = np.median(np.hypot(*clip.flow[3].transpose(2, 0, 1)))
+        assert np.median(np.hypot(*off)) < min(1.0, 0.8 * still), motion  # closer than assuming no motion
+        (mine,) = align(frame, (previous,), clip.motion[3])
+        as_tensor = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float()  # noqa: E731
+        (theirs,) = warp_onto(as_tensor(frame), (as_tensor(previous),), torch.from_numpy(clip.motion[3])[None].float())
+        assert np.abs(theirs[0].permute(1, 2, 0).round().numpy() - mine).max() <= 1
+    same = np.ascontiguousarray(clip.rainy[0][..., ::-1])
+    assert np.allclose(camera_motion(same, same), np.eye(2, 3), atol=0.05)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from derain.builtin import is_builtin, resolve_weights
 from derain.config import config_to_dict, save_resolved
@@ -57,6 +58,8 @@ class TemporalConfig:
     shots: tuple[int, ...] = (1, 2)
     dry_prob: float = 0.2
     reset_at_cut: float = 0.5
+    align_noise_px: float = 0.4  # the runtime's motion estimate is off by about this much (runtime/temporal.py)
+    align_failure: float = 0.15  # share of frames whose past is not aligned (the estimate found nothing)
     scale_range: tuple[float, ...] = (0.7, 1.3)
     photo_fraction: float = 0.5
     pool: int = 400
@@ -81,12 +84,14 @@ class TemporalConfig:
 
 def clip_batch(config: TemporalConfig, domains: tuple[str, ...], sampler: object, key: tuple, count: int
                ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """`count` clips: rainy and clean (B, T, 3, h, w) in [0, 1] and `reset` (B, T) bool (no past at that frame)."""
+    """`count` clips: rainy and clean (B, T, 3, h, w) in [0, 1], `reset` (B, T) bool (no past at that frame) and
+    `motion` (B, T, 2, 3): the camera's motion from each frame to the one before as the runtime estimates it (the
+    exact motion, off by `align_noise_px`, or none for `align_failure` of the frames and across cuts)."""
     rng = np.random.default_rng([config.seed, domain_seed("temporal", *key)])
     clip_config = ClipConfig(frames=config.frames, height=config.patch_size, width=config.patch_size,
                              shots=tuple(config.shots), dry_prob=config.dry_prob, scale=tuple(config.scale_range),
                              photo_fraction=config.photo_fraction)  # fmt: skip
-    rainy, clean, reset = [], [], []
+    rainy, clean, reset, motion = [], [], [], []
     for index in range(count):
         domain = ("randomized" if rng.random() < config.randomized_fraction else
                   domains[int(rng.integers(len(domains)))])  # fmt: skip
@@ -98,16 +103,41 @@ def clip_batch(config: TemporalConfig, domains: tuple[str, ...], sampler: object
         for cut in clip.cuts[1:]:
             flags[cut] = rng.random() < config.reset_at_cut
         reset.append(torch.from_numpy(flags))
+        estimate = np.where(np.isfinite(clip.motion), clip.motion, np.eye(2, 3))
+        estimate[:, :, 2] += rng.normal(0, config.align_noise_px, (config.frames, 2))
+        estimate[rng.random(config.frames) < config.align_failure] = np.eye(2, 3)
+        motion.append(torch.from_numpy(estimate).float())
     as_float = lambda frames: torch.stack(frames).permute(0, 1, 4, 2, 3).float() / 255.0  # noqa: E731
-    return {"rainy": as_float(rainy), "clean": as_float(clean), "reset": torch.stack(reset)}
+    return {"rainy": as_float(rainy), "clean": as_float(clean), "reset": torch.stack(reset),
+            "motion": torch.stack(motion)}  # fmt: skip
 
 
-def unroll(network: torch.nn.Module, rainy: torch.Tensor, reset: torch.Tensor) -> list[torch.Tensor]:
+def warp_onto(frame: torch.Tensor, images: tuple[torch.Tensor, ...], matrices: torch.Tensor) -> tuple:
+    """`runtime.temporal.align` on tensors: (B, 3, H, W) images of the previous frame warped onto `frame` by (B, 2, 3)
+    maps of frame pixel -> previous pixel (bilinear); outside the previous frame they take `frame`'s values."""
+    batch, _, height, width = frame.shape
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=frame.dtype), torch.arange(width, dtype=frame.dtype),
+                            indexing="ij")  # fmt: skip
+    points = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).to(frame.device)  # (H, W, 3)
+    source = torch.einsum("hwk,bjk->bhwj", points, matrices.to(frame.device, frame.dtype))  # (B, H, W, 2) pixels
+    outside = ((source[..., 0] < 0) | (source[..., 0] > width - 1) | (source[..., 1] < 0)
+               | (source[..., 1] > height - 1)).unsqueeze(1)  # fmt: skip
+    grid = torch.stack([(source[..., 0] + 0.5) / width * 2 - 1, (source[..., 1] + 0.5) / height * 2 - 1], dim=-1)
+    return tuple(torch.where(outside, frame, F.grid_sample(image, grid, mode="bilinear", padding_mode="border",
+                                                           align_corners=False)) for image in images)  # fmt: skip
+
+
+def unroll(network: torch.nn.Module, rainy: torch.Tensor, reset: torch.Tensor, motion: torch.Tensor | None = None
+           ) -> list[torch.Tensor]:  # fmt: skip
     """Run (B, T, 3, h, w) clips frame by frame as the runtime does: the state (previous frame, previous output
-    rounded to 8 bits, no gradient) is replaced by the frame itself where `reset` (B, T) is set."""
+    rounded to 8 bits, no gradient), aligned to each frame by `motion` (B, T, 2, 3), is replaced by the frame itself
+    where `reset` (B, T) is set."""
     outputs, previous_frame, previous_output = [], rainy[:, 0], rainy[:, 0]
     for t in range(rainy.shape[1]):
         frame = rainy[:, t]
+        if t > 0 and motion is not None:
+            with torch.no_grad():
+                previous_frame, previous_output = warp_onto(frame, (previous_frame, previous_output), motion[:, t])
         fresh = reset[:, t].view(-1, 1, 1, 1).to(frame.device)
         previous_frame = torch.where(fresh, frame, previous_frame)
         previous_output = torch.where(fresh, frame, previous_output)
@@ -135,7 +165,7 @@ class TemporalStep(Step):
 
     def __call__(self, batch: dict, step: int) -> dict[str, float]:
         rainy, clean = self.session.to(batch["rainy"]), self.session.to(batch["clean"])
-        outputs = unroll(self.network, rainy, batch["reset"])
+        outputs = unroll(self.network, rainy, batch["reset"], batch["motion"])
         loss = sum(restoration_loss([out], clean[:, t], self.edge_weight) for t, out in enumerate(outputs))
         loss = loss / len(outputs)
         anchor = torch.zeros(())
@@ -155,7 +185,7 @@ def validate(network: torch.nn.Module, val: dict[str, torch.Tensor], device: tor
     """Mean PSNR over every frame of the validation clips as the runtime produces them (8-bit output), and over
     the frames after the first (those with a past)."""
     network.eval()
-    outputs = unroll(network, val["rainy"].to(device), val["reset"])
+    outputs = unroll(network, val["rainy"].to(device), val["reset"], val["motion"])
     network.train()
     scores = torch.stack([psnr((out.clamp(0, 1) * 255).round() / 255, val["clean"][:, t].to(device)).clamp(max=100)
                           for t, out in enumerate(outputs)], dim=1)  # fmt: skip
