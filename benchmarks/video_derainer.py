@@ -153,6 +153,38 @@ def single_frames(per_frame: torch.nn.Module, temporal: torch.nn.Module) -> dict
     return out
 
 
+LUMA_BINS = (0, 64, 128, 176, 200, 220)  # Y' of BT.601 without its offset: 0..219
+
+
+def clean_edits(models: dict[str, torch.nn.Module]) -> dict:
+    """What each network (no past) changes in the four clean test photos at full size, by the input's luma: mean
+    signed and absolute change (grey levels) per bin, and the share of all changed luma in each bin."""
+    from derain.data.photos import TEST_PHOTOS
+    from derain.quality.video import luma
+
+    out = {}
+    for name, model in models.items():
+        signed, absolute, counts_ = np.zeros(len(LUMA_BINS) - 1), np.zeros(len(LUMA_BINS) - 1), np.zeros(
+            len(LUMA_BINS) - 1)  # fmt: skip
+        for photo_name in TEST_PHOTOS:
+            image = np.array(photo(photo_name))
+            height, width = image.shape[0] // 8 * 8, image.shape[1] // 8 * 8
+            image = image[:height, :width]
+            tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+            result = (model(tensor).clamp(0, 1)[0].permute(1, 2, 0) * 255).round().byte().numpy()
+            before, change = luma(image), luma(result) - luma(image)
+            index = np.digitize(before, LUMA_BINS[1:-1])
+            for b in range(len(LUMA_BINS) - 1):
+                mask = index == b
+                signed[b] += change[mask].sum()
+                absolute[b] += np.abs(change[mask]).sum()
+                counts_[b] += mask.sum()
+        out[name] = {"signed": (signed / np.maximum(counts_, 1)).tolist(),
+                     "absolute": (absolute / np.maximum(counts_, 1)).tolist(),
+                     "share": (absolute / max(absolute.sum(), 1e-9)).tolist(), "pixels": counts_.tolist()}  # fmt: skip
+    return out
+
+
 def latency(derainers: dict[str, Derainer], models: dict[str, torch.nn.Module], repeats: int) -> dict:
     """1280x720 frames of a rainy video through each Derainer (in turn, interleaved), and the FP16 projections."""
     video = SyntheticRainVideo(1280, 720, frames=None, seed=3)
@@ -314,6 +346,15 @@ def write_markdown(report: dict, path: Path) -> None:
         *[f"| {d} | {fmt(v['input'])} | {fmt(v['per-frame'])} | {fmt(v['temporal'])} | {fmt(v['difference'])} |"
           for d, v in single.items()],  # fmt: skip
         "",
+        "What each network (no past) changes in the clean test photos at full size, by the input's luma (grey "
+        "levels; mean signed change / mean absolute change / share of all changes):",
+        "",
+        "| network | " + " | ".join(f"luma {a}-{b - 1}" for a, b in zip(LUMA_BINS[:-1], LUMA_BINS[1:])) + " |",
+        "|---|" + "---|" * (len(LUMA_BINS) - 1),
+        *[f"| {n} | " + " | ".join(f"{s:+.2f} / {a:.2f} / {sh:.0%}" for s, a, sh in zip(e["signed"], e["absolute"],
+                                                                                      e["share"])) + " |"
+          for n, e in report["clean_edits"].items()],  # fmt: skip
+        "",
         "## Latency (1280x720, this CPU, 1 thread, through `Derainer`) and FP16 roofline projection",
         "",
         "| network | p50 ms | p90 ms | GMAC | FP16 conv traffic MB | " + " | ".join(f"{d} floor ms" for d in PROJECTED)
@@ -413,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         video = video_scores(derainers, args)
         log.info("video scored (%.0f s)", time.perf_counter() - started)
         single = single_frames(models["per-frame"], models["temporal"])
+        edits = clean_edits(models)
         speed = latency(derainers, models, args.latency_repeats)
         detect = detector_f1(derainers, args, work)
     figures = write_figures(video.pop("strips"), out)
@@ -427,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "per_frame": str(per_frame_path),
               "temporal": str(temporal_path), "temporal_training": described, "dry_settings": [shrink, bypass],
               "args": {k: v for k, v in vars(args).items()}, "video": video, "single_frames": single,
-              "latency": speed, "detector": detect, "figures": figures,
+              "latency": speed, "detector": detect, "figures": figures, "clean_edits": edits,
               "seconds": time.perf_counter() - started}  # fmt: skip
     (out / "video_derainer.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     write_markdown(report, out / "video_derainer.md")

@@ -41,8 +41,8 @@ def resolve_weights(value: str | Path | None) -> Path:
         return Path(value)
     path = weights_dir() / TEMPORAL_NAME if str(value) == "builtin-temporal" else builtin_weights()
     if not path.is_file():
-        raise FileNotFoundError(f"the built-in de-rainer {value or 'builtin'} is not installed in this package "
-                                f"({path})")
+        which = " (builtin-temporal)" if str(value) == "builtin-temporal" else ""
+        raise FileNotFoundError(f"the built-in de-rainer{which} is not installed in this package ({path})")
     return path
 
 
