@@ -1,8 +1,8 @@
 """Per-frame vs temporal de-rainer on rendered rainy video: fidelity, steadiness, single frames, speed, a detector.
 
 Usage:
-    python benchmarks/video_derainer.py --temporal runs/temporal_realtime/best.pt            # -> runs/benchmarks
-    python benchmarks/video_derainer.py --temporal runs/temporal_realtime/best.pt --install --results
+    python benchmarks/video_derainer.py --temporal runs/temporal_realtime_steady/final.pt          # -> runs/benchmarks
+    python benchmarks/video_derainer.py --temporal runs/temporal_realtime_steady/final.pt --install --results
 
 Test video: `--clips` clips per rain domain (every dataset domain, `real_like`, and `storm`, which neither network
 saw in training) of `--frames` frames at `--size`, over the four test-only photos (`derain.data.video.render_clip`:
@@ -132,8 +132,8 @@ def video_scores(derainers: dict[str, Derainer], args: argparse.Namespace) -> di
     seen = [e for e in per_clip if e["domain"] not in UNSEEN]
     for key in ("psnr_y",):
         paired[f"{key}_seen"] = ci_entry([e["temporal"][key] - e["per-frame"][key] for e in seen])
-    by_domain = {d: {name: float(np.mean([e[name]["psnr_y"] for e in per_clip if e["domain"] == d]))
-                     for name in ("rainy input", *derainers)} for d in DOMAINS}  # fmt: skip
+    by_domain = {d: {name: float(np.nanmean([e[name]["psnr_y"] for e in per_clip if e["domain"] == d] + [np.nan]))
+                     for name in ("rainy input", *derainers)} for d in DOMAINS}  # fmt: skip (NaN: only dry clips)
     cuts = {key: int(sum(r[key] for r in reset_log)) for key in ("cuts", "found", "false")}
     return {"summary": summary, "paired": paired, "by_domain": by_domain, "clips": per_clip, "cut_detection": cuts,
             "strips": strips, "config": config.__dict__}  # fmt: skip
@@ -336,7 +336,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         "| domain | rainy input | per-frame | temporal |",
         "|---|---|---|---|",
-        *[f"| {d} | {v['rainy input']:.2f} | {v['per-frame']:.2f} | {v['temporal']:.2f} |"
+        *[f"| {d} | {v['rainy input']:.2f} | {v['per-frame']:.2f} | {v['temporal']:.2f} |".replace("nan", "– (dry)")
           for d, v in video["by_domain"].items()],  # fmt: skip
         "",
         "## Single frames (data v2 test crops, the temporal network with no past)",
@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(empty: skip the detector)")  # fmt: skip
     parser.add_argument("--detector-clips", type=int, default=12)
     parser.add_argument("--detector-frames", type=int, default=12)
+    parser.add_argument("--note", help="how the temporal checkpoint was chosen, for the report and the card")
     parser.add_argument("--out", default="runs/benchmarks")
     parser.add_argument("--results", action="store_true", help=f"write to {RESULTS}")
     parser.add_argument("--install", action="store_true", help="copy the temporal weights into the package")
@@ -460,11 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = write_figures(video.pop("strips"), out)
     training_file = temporal_path.parent / "summary.json"
     training = json.loads(training_file.read_text()) if training_file.is_file() else {}
-    described = "no summary.json"
-    if training:
+    described = args.note or "no summary.json beside it"
+    if training and not args.note:
         best, start = training.get("best", {}).get("metric", float("nan")), training["start"]["val_psnr"]
         described = (f"{training.get('iterations')} iterations, stopped: {training.get('stopped')}, best validation "
-                     f"{best:.2f} dB against the per-frame start {start:.2f}")  # fmt: skip
+                     f"{best:.2f} dB against its start's {start:.2f}")  # fmt: skip
     command = "python benchmarks/video_derainer.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "per_frame": str(per_frame_path),
               "temporal": str(temporal_path), "temporal_training": described, "dry_settings": [shrink, bypass],

@@ -111,14 +111,15 @@ def align(frame: np.ndarray, images: tuple[np.ndarray, ...], matrix: np.ndarray)
     if np.array_equal(matrix, np.eye(2, 3)):
         return images
     height, width = frame.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    map_x = (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]).astype(np.float32)
-    map_y = (matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]).astype(np.float32)
-    outside = (map_x < 0) | (map_x > width - 1) | (map_y < 0) | (map_y > height - 1)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # where the previous frame was seen: a mask warped the same way (its border pixels fall off by interpolation)
+    seen = cv2.warpAffine(np.full((height, width), 255, np.uint8), matrix, (width, height), flags=flags,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+    outside = (seen < 255).astype(np.uint8)
     warped = []
     for image in images:
-        moved = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved[outside] = frame[outside]
+        moved = cv2.warpAffine(image, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        cv2.copyTo(frame, outside, moved)
         warped.append(moved)
     return tuple(warped)
 

@@ -184,8 +184,15 @@ def test_temporal_recipe_trains_validates_and_resumes(tmp_path):
     assert resumed["iterations"] == 4
     temporal = save_checkpoint(tmp_path / "temporal.pt", from_per_frame(torch.load(per_frame, weights_only=True)[
         "weights"], **TINY_NETWORKS["realtime"]))  # fmt: skip
-    with pytest.raises(ValueError, match="per-frame 'realtime' checkpoint"):
-        train_temporal(TemporalConfig(**{**config.__dict__, "init": str(temporal)}))
+    second = TemporalConfig(**{**config.__dict__, "init": str(temporal), "out": str(tmp_path / "stage2"),
+                               "temporal_weight": 1.0})  # fmt: skip
+    summary = train_temporal(second)  # a second stage from a temporal network, with the steadiness loss
+    assert summary["iterations"] == 2 and (tmp_path / "stage2" / "final.pt").is_file()
+    steady = [float(row.split(",")[-1]) for row in (tmp_path / "stage2" / "log.csv").read_text().splitlines()[1:]]
+    assert steady and all(np.isfinite(steady))
+    other = save_checkpoint(tmp_path / "prenet.pt", build_model("prenet", **TINY_NETWORKS["prenet"]))
+    with pytest.raises(ValueError, match="per-frame 'realtime' checkpoint"):  # a de-rainer of another kind
+        train_temporal(TemporalConfig(**{**config.__dict__, "init": str(other), "out": str(tmp_path / "x")}))
 
 
 def test_detection_agreement_counts_hits_false_alarms_and_misses():

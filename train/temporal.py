@@ -11,7 +11,8 @@ frames (v2 rain rendered per frame), so the network stays the per-frame de-raine
 per-frame weights train at `lr`, the new branch and trust map at `branch_lr`.
 
 Validation: a fixed set of training-scene clips (never the test photos), the mean PSNR over their frames as the
-runtime would produce them; plateau rule, `best.pt` and `--resume auto` as in every recipe (`train.loop.fit`).
+runtime would produce them; plateau rule, `best.pt` and `--resume auto` as in every recipe (`train.loop.fit`);
+`final.pt` is the network where the run ended (what stage 2, which trades validation PSNR for steadiness, ships).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from derain.builtin import is_builtin, resolve_weights
 from derain.config import config_to_dict, save_resolved
 from derain.data.rain import domain_seed, get_domain
 from derain.data.video import ClipConfig, render_clip
-from derain.models import read_checkpoint
+from derain.models import build_model, load_weights, read_checkpoint, save_checkpoint
 from derain.models.registry import ModelSpec
 from derain.models.temporal import from_per_frame
 from derain.outputs import atomic_write_text
 from derain.quality.metrics import psnr
 from derain.train.loop import Plan, Plateau, Step, fit, warmup_constant
-from derain.train.losses import restoration_loss
+from derain.train.losses import charbonnier, restoration_loss
 from derain.train.session import Session
 from derain.train.shipped import ShippedConfig, default_domains, render_batch, scene_sampler
 from derain.train.state import resume_file
@@ -60,6 +61,7 @@ class TemporalConfig:
     reset_at_cut: float = 0.5
     align_noise_px: float = 0.4  # the runtime's motion estimate is off by about this much (runtime/temporal.py)
     align_failure: float = 0.15  # share of frames whose past is not aligned (the estimate found nothing)
+    temporal_weight: float = 0.0  # weight of the steadiness loss (frame-to-frame change against the clean clip's)
     scale_range: tuple[float, ...] = (0.7, 1.3)
     photo_fraction: float = 0.5
     pool: int = 400
@@ -91,7 +93,7 @@ def clip_batch(config: TemporalConfig, domains: tuple[str, ...], sampler: object
     clip_config = ClipConfig(frames=config.frames, height=config.patch_size, width=config.patch_size,
                              shots=tuple(config.shots), dry_prob=config.dry_prob, scale=tuple(config.scale_range),
                              photo_fraction=config.photo_fraction)  # fmt: skip
-    rainy, clean, reset, motion = [], [], [], []
+    rainy, clean, reset, motion, exact = [], [], [], [], []
     for index in range(count):
         domain = ("randomized" if rng.random() < config.randomized_fraction else
                   domains[int(rng.integers(len(domains)))])  # fmt: skip
@@ -103,13 +105,14 @@ def clip_batch(config: TemporalConfig, domains: tuple[str, ...], sampler: object
         for cut in clip.cuts[1:]:
             flags[cut] = rng.random() < config.reset_at_cut
         reset.append(torch.from_numpy(flags))
+        exact.append(torch.from_numpy(np.where(np.isfinite(clip.motion), clip.motion, np.nan)).float())
         estimate = np.where(np.isfinite(clip.motion), clip.motion, np.eye(2, 3))
         estimate[:, :, 2] += rng.normal(0, config.align_noise_px, (config.frames, 2))
         estimate[rng.random(config.frames) < config.align_failure] = np.eye(2, 3)
         motion.append(torch.from_numpy(estimate).float())
     as_float = lambda frames: torch.stack(frames).permute(0, 1, 4, 2, 3).float() / 255.0  # noqa: E731
     return {"rainy": as_float(rainy), "clean": as_float(clean), "reset": torch.stack(reset),
-            "motion": torch.stack(motion)}  # fmt: skip
+            "motion": torch.stack(motion), "exact_motion": torch.stack(exact)}  # fmt: skip
 
 
 def warp_onto(frame: torch.Tensor, images: tuple[torch.Tensor, ...], matrices: torch.Tensor) -> tuple:
@@ -148,14 +151,31 @@ def unroll(network: torch.nn.Module, rainy: torch.Tensor, reset: torch.Tensor, m
     return outputs
 
 
+def steadiness_loss(outputs: list[torch.Tensor], clean: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """Charbonnier between each output's change from the previous one and the clean clip's, both previous frames
+    warped by the exact camera motion (B, T, 2, 3; NaN across cuts and at frame 0: no term there); pixels the
+    previous frame did not see count as unchanged. Flicker and warping error are what it lowers."""
+    terms = []
+    for t in range(1, len(outputs)):
+        valid = torch.isfinite(motion[:, t]).all(dim=2).all(dim=1)
+        if not valid.any():
+            continue
+        matrices = torch.nan_to_num(motion[valid, t])
+        (before,) = warp_onto(outputs[t][valid], (outputs[t - 1][valid],), matrices)
+        (truth,) = warp_onto(clean[valid, t], (clean[valid, t - 1],), matrices)
+        terms.append(charbonnier(outputs[t][valid] - before, clean[valid, t] - truth))
+    return torch.stack(terms).mean() if terms else torch.zeros((), device=clean.device)
+
+
 class TemporalStep(Step):
     """A batch of clips, unrolled -> the restoration loss on every frame, plus the shipped recipe's loss on a
     batch of its single frames (the anchor: the network with no past stays the per-frame de-rainer) -> one Adam
     step of the per-frame weights at `lr` and of the memory branch and trust map at `branch_lr`."""
 
-    def __init__(self, network: torch.nn.Module, session: Session, lr: float, branch_lr: float, edge_weight: float
-                 ) -> None:  # fmt: skip
+    def __init__(self, network: torch.nn.Module, session: Session, lr: float, branch_lr: float, edge_weight: float,
+                 temporal_weight: float = 0.0) -> None:  # fmt: skip
         self.network, self.session, self.edge_weight = network, session, edge_weight
+        self.temporal_weight = temporal_weight
         branch = {id(p) for p in network.branch_parameters()}
         base = [p for p in network.parameters() if id(p) not in branch]
         self.optimizer = torch.optim.Adam(base, lr=lr)
@@ -168,37 +188,45 @@ class TemporalStep(Step):
         outputs = unroll(self.network, rainy, batch["reset"], batch["motion"])
         loss = sum(restoration_loss([out], clean[:, t], self.edge_weight) for t, out in enumerate(outputs))
         loss = loss / len(outputs)
+        steady = torch.zeros(())
+        if self.temporal_weight > 0:
+            steady = steadiness_loss(outputs, clean, batch["exact_motion"])
         anchor = torch.zeros(())
         if "anchor_rainy" in batch:
             anchor_out = self.network(self.session.to(batch["anchor_rainy"]))
             anchor = restoration_loss([anchor_out], self.session.to(batch["anchor_clean"]), self.edge_weight)
         self.optimizer.zero_grad(set_to_none=True)
         self.branch_optimizer.zero_grad(set_to_none=True)
-        (loss + anchor).backward()
+        (loss + anchor + self.temporal_weight * steady).backward()
         self.optimizer.step()
         self.branch_optimizer.step()
-        return {"loss": loss.item(), "anchor": anchor.item()}
+        return {"loss": loss.item(), "anchor": anchor.item(), "steady": steady.item()}
 
 
 @torch.no_grad()
 def validate(network: torch.nn.Module, val: dict[str, torch.Tensor], device: torch.device) -> dict[str, float]:
-    """Mean PSNR over every frame of the validation clips as the runtime produces them (8-bit output), and over
-    the frames after the first (those with a past)."""
+    """Mean PSNR over every frame of the validation clips as the runtime produces them (8-bit output), over the
+    frames after the first (those with a past), and the steadiness loss (x255: grey levels of extra change)."""
     network.eval()
     outputs = unroll(network, val["rainy"].to(device), val["reset"], val["motion"])
     network.train()
-    scores = torch.stack([psnr((out.clamp(0, 1) * 255).round() / 255, val["clean"][:, t].to(device)).clamp(max=100)
-                          for t, out in enumerate(outputs)], dim=1)  # fmt: skip
-    return {"val_psnr": float(scores.mean()), "val_psnr_with_past": float(scores[:, 1:].mean())}
+    outputs = [(out.clamp(0, 1) * 255).round() / 255 for out in outputs]
+    scores = torch.stack([psnr(out, val["clean"][:, t].to(device)).clamp(max=100) for t, out in enumerate(outputs)],
+                         dim=1)  # fmt: skip
+    steady = steadiness_loss(outputs, val["clean"].to(device), val["exact_motion"])
+    return {"val_psnr": float(scores.mean()), "val_psnr_with_past": float(scores[:, 1:].mean()),
+            "val_steady": float(steady) * 255}  # fmt: skip
 
 
-def initial_weights(init: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """The per-frame weights to start from and their network's arguments (a `realtime` checkpoint)."""
+def initial_weights(init: str) -> tuple[dict[str, torch.Tensor], dict, bool]:
+    """The weights to start from, their network's arguments, and whether they are a temporal network's already (a
+    `realtime` checkpoint: the per-frame start; a `realtime_temporal` one: a second stage)."""
     checkpoint = read_checkpoint(resolve_weights(init) if is_builtin(init) else init)
-    if checkpoint["model"]["name"] != "realtime":
-        raise ValueError(f"init must be a per-frame 'realtime' checkpoint, {init} holds "
-                         f"{checkpoint['model']['name']!r}")  # fmt: skip
-    return checkpoint["weights"], checkpoint["model"]["kwargs"]
+    name = checkpoint["model"]["name"]
+    if name not in ("realtime", "realtime_temporal"):
+        raise ValueError(f"init must be a per-frame 'realtime' checkpoint (or a 'realtime_temporal' one to continue), "
+                         f"{init} holds {name!r}")  # fmt: skip
+    return checkpoint["weights"], checkpoint["model"]["kwargs"], name == "realtime_temporal"
 
 
 def train_temporal(config: TemporalConfig, resume: str | None = None) -> dict:
@@ -212,11 +240,15 @@ def train_temporal(config: TemporalConfig, resume: str | None = None) -> dict:
     out = Path(config.out)
     session = Session.start(config.device, amp=False)
     torch.manual_seed(config.seed)
-    weights, kwargs = initial_weights(config.init)
+    weights, kwargs, temporal = initial_weights(config.init)
     per_frame_kwargs = {k: v for k, v in kwargs.items() if k not in ("shrink", "bypass")}  # trained without them
-    network = from_per_frame(weights, **{**per_frame_kwargs, **config.model.kwargs})
+    if temporal:
+        network = build_model("realtime_temporal", **{**per_frame_kwargs, **config.model.kwargs})
+        load_weights(network, weights, source=config.init)
+    else:
+        network = from_per_frame(weights, **{**per_frame_kwargs, **config.model.kwargs})
     network = session.prepare(network)
-    step = TemporalStep(network, session, config.lr, config.branch_lr, config.edge_weight)
+    step = TemporalStep(network, session, config.lr, config.branch_lr, config.edge_weight, config.temporal_weight)
     path = resume_file(out, resume)
     save_resolved(config, out)
     sampler = scene_sampler(config, out)  # the dead-leaves pool, cached in the run folder
@@ -240,10 +272,10 @@ def train_temporal(config: TemporalConfig, resume: str | None = None) -> dict:
             yield batch
 
     start_file = out / "start.json"
-    if not start_file.is_file():  # the start (the per-frame network) is the score best.pt must beat
+    if not start_file.is_file():  # the start: the score best.pt must beat (from the per-frame network)
         start = validate(network, val, session.device)
-        log.info("start (the per-frame network): validation %.2f dB (frames with a past %.2f)", start["val_psnr"],
-                 start["val_psnr_with_past"])  # fmt: skip
+        log.info("start (%s): validation %.2f dB (frames with a past %.2f)", "stage 1" if temporal else
+                 "the per-frame network", start["val_psnr"], start["val_psnr_with_past"])  # fmt: skip
         atomic_write_text(start_file, json.dumps(start, indent=2))
     start = json.loads(start_file.read_text())
     plan = Plan(
@@ -257,10 +289,12 @@ def train_temporal(config: TemporalConfig, resume: str | None = None) -> dict:
         validate_every=config.val_every,
         plateau=Plateau(config.plateau_gain, config.plateau_window, config.lr_drops),
         max_seconds=config.max_minutes * 60,
-        start_best=start["val_psnr"],
+        start_best=float("-inf") if temporal else start["val_psnr"],  # a second stage trades PSNR for steadiness
         config=config_to_dict(config),
     )
     outcome = fit(step, plan, out, session, resume=path)
+    if session.main:  # the network where the run ended (a second stage trades validation PSNR for steadiness)
+        save_checkpoint(out / "final.pt", step.result(), step=outcome.step, config=config_to_dict(config))
     summary = {"iterations": outcome.step, "stopped": outcome.stopped, "seconds": round(outcome.seconds, 1),
                "best": outcome.best, "lr_drops": outcome.lr_drops, "domains": list(domains),
                "holdout": list(config.holdout), "config": config_to_dict(config), "start": start}  # fmt: skip
