@@ -20,10 +20,10 @@ streaks out, matched and fitted by RANSAC on a copy at most `ALIGN_WIDTH` wide; 
 eroded frames better than no motion), and both previous images are warped onto the frame; pixels the previous frame
 did not see take the frame's own values (no past there). A car's camera pans, zooms and moves forward: unaligned,
 the past is useless wherever the scene has texture (an aligned moving average of the per-frame outputs gains
-+0.9 dB on rendered clips, unaligned +0.1: benchmarks/results/temporal_oracle.md). On 60 rendered clips of five rain domains and every camera motion (the
-clean previous frame standing in for the previous output) the estimate is off by 0.29 px (median; 1.0 px at the
-90th percentile) where no motion is off by 1.4 px (4.3), and worse than no motion in 3 % of the frames; 15 ms at
-320x192 on one CPU core.
++0.9 dB on rendered clips, unaligned +0.1). On 60 rendered clips of five rain domains and every camera motion (the
+clean previous frame standing in for the previous output) the estimate is off by 0.3 px (median; 1.0 px at the 90th
+percentile) where no motion is off by 1.4 px (4.3), and worse than no motion in 3 % of the frames (both:
+benchmarks/results/temporal_oracle.md).
 
 It holds host frames (uint8 BGR); one state per stream: `Derainer.clone()` starts a fresh one.
 """
