@@ -125,7 +125,8 @@ def align(frame: np.ndarray, images: tuple[np.ndarray, ...], matrix: np.ndarray)
 
 
 class TemporalState:
-    """One stream's past for a temporal de-rainer.
+    """One stream's past for a temporal de-rainer. The past is one (frame, output, timestamp) tuple replaced whole,
+    so `reset()` from another thread (a stream's capture side, on a reconnect) never leaves half of it behind.
 
     Args:
         cut_levels: the scene-change above which a frame is a cut (None: never detect cuts).
@@ -136,44 +137,55 @@ class TemporalState:
     def __init__(self, cut_levels: float | None = CUT_LEVELS, max_gap_s: float | None = MAX_GAP_S,
                  align: bool = True) -> None:  # fmt: skip
         self.cut_levels, self.max_gap_s, self.align = cut_levels, max_gap_s, align
-        self.frame: np.ndarray | None = None
-        self.output: np.ndarray | None = None
-        self.timestamp: float | None = None
+        self._past: tuple[np.ndarray, np.ndarray, float | None] | None = None
         self.resets: Counter[str] = Counter()  # why the past was dropped, for logs and benchmarks
 
+    @property
+    def frame(self) -> np.ndarray | None:
+        past = self._past
+        return None if past is None else past[0]
+
+    @property
+    def output(self) -> np.ndarray | None:
+        past = self._past
+        return None if past is None else past[1]
+
     def reset(self, reason: str = "asked") -> None:
-        if self.frame is not None:
+        if self._past is not None:
             self.resets[reason] += 1
             log.debug("temporal state reset: %s", reason)
-        self.frame = self.output = self.timestamp = None
+        self._past = None
 
-    def why_not(self, frame: np.ndarray, timestamp: float | None = None) -> str | None:
-        """Why the stored past cannot serve `frame` (None: it can)."""
-        if self.frame is None:
+    def why_not(self, frame: np.ndarray, timestamp: float | None = None, past: tuple | None = None) -> str | None:
+        """Why the stored past (or `past`) cannot serve `frame` (None: it can)."""
+        past = self._past if past is None else past
+        if past is None:
             return "first frame"
-        if frame.shape != self.frame.shape:
+        before, _, stamp = past
+        if frame.shape != before.shape:
             return "size"
-        if self.max_gap_s is not None and timestamp is not None and self.timestamp is not None \
-                and not 0 <= timestamp - self.timestamp <= self.max_gap_s:  # fmt: skip
+        if self.max_gap_s is not None and timestamp is not None and stamp is not None \
+                and not 0 <= timestamp - stamp <= self.max_gap_s:  # fmt: skip
             return "gap"
-        if self.cut_levels is not None and scene_change(frame, self.frame) > self.cut_levels:
+        if self.cut_levels is not None and scene_change(frame, before) > self.cut_levels:
             return "cut"
         return None
 
     def previous(self, frame: np.ndarray, timestamp: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """(previous frame, previous output) for `frame`, aligned to it, or None after a reset (no past)."""
-        reason = self.why_not(frame, timestamp)
+        past = self._past
+        reason = self.why_not(frame, timestamp, past) if past is not None else "first frame"
         if reason is not None:
             if reason != "first frame":
                 self.resets[reason] += 1
             return None
+        before, made, _ = past
         if not self.align:
-            return self.frame, self.output
-        before, made = align(frame, (self.frame, self.output), camera_motion(frame, self.output))
-        return before, made
+            return before, made
+        return align(frame, (before, made), camera_motion(frame, made))
 
     def update(self, frame: np.ndarray, output: np.ndarray, timestamp: float | None = None) -> None:
-        self.frame, self.output, self.timestamp = frame, output, timestamp
+        self._past = (frame, output, timestamp)
 
     def describe(self) -> dict[str, Any]:
         return {"cut_levels": self.cut_levels, "max_gap_s": self.max_gap_s, "align": self.align,
