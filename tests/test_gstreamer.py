@@ -140,6 +140,32 @@ def test_the_element_in_a_real_pipeline_gives_derainers_pixels_and_keeps_timesta
 
 
 @needs_gst
+def test_the_element_carries_a_temporal_models_past_from_buffer_to_buffer(rainy_folder):
+    from derain.runtime.gst_element import register
+
+    register()
+    Gst = gst.gst().Gst
+    height, width = SIZE
+    pipeline = Gst.parse_launch(
+        f"multifilesrc location={rainy_folder}/frame_%06d.png index=0 stop-index=5 caps=image/png,framerate=5/1 ! "
+        "pngdec ! videoconvert ! video/x-raw,format=BGR ! tee name=t ! queue ! appsink name=raw sync=false "
+        "t. ! queue ! derain model=builtin-temporal threads=1 ! appsink name=out sync=false"
+    )  # fmt: skip
+    assert pipeline.set_state(Gst.State.PLAYING) != Gst.StateChangeReturn.FAILURE
+    raw, out = pull_all(pipeline.get_by_name("raw")), pull_all(pipeline.get_by_name("out"))
+    pipeline.set_state(Gst.State.NULL)
+    assert len(raw) == len(out) == 6
+    stream = Derainer("builtin-temporal", device="cpu", threads=1)
+    used_the_past = []
+    for index, (before, after) in enumerate(zip(raw, out, strict=True)):
+        frame = sample_bytes(before).reshape(height, width, 3)
+        expected = stream(frame, timestamp=before.get_buffer().pts / Gst.SECOND)  # the same frames, in order
+        assert np.array_equal(sample_bytes(after).reshape(height, width, 3), expected), index
+        used_the_past.append(not np.array_equal(expected, stream.clone()(frame)))  # a fresh stream has no past
+    assert not used_the_past[0] and any(used_the_past[1:])
+
+
+@needs_gst
 def test_a_model_that_cannot_load_is_a_pipeline_error_in_one_line(tmp_path):
     from derain.runtime.gst_element import register
 
