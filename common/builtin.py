@@ -46,8 +46,15 @@ def resolve_weights(value: str | Path | None) -> Path:
     return path
 
 
-def describe_builtin() -> str:
-    """One line naming the shipped de-rainer and what it was trained on (for the CLIs to say so)."""
+def describe_builtin(value: str | Path | None = "builtin") -> str:
+    """One line naming the shipped de-rainer `value` names and what it was trained on (for the CLIs to say so)."""
+    if str(value) == "builtin-temporal":
+        card_path = weights_dir() / Path(TEMPORAL_NAME).with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+        gain = card.get("video", {}).get("paired", {}).get("psnr_y", {}).get("mean")
+        detail = f", {gain:+.2f} dB PSNR-Y over the per-frame one on rendered rainy video" if gain is not None else ""
+        return (f"the built-in video de-rainer ({TEMPORAL_NAME}: realtime_temporal, sees the previous frame and "
+                f"output{detail})")  # fmt: skip
     card = json.loads(builtin_card().read_text()) if builtin_card().is_file() else {}
     training = card.get("training", {})
     worst = card.get("worst_gain")

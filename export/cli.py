@@ -56,7 +56,7 @@ def _main(argv: list[str] | None) -> int:
     def body() -> int:
         problems = Problems()
         if is_builtin(args.weights):
-            print(f"derain-export: using {describe_builtin()}", file=sys.stderr)
+            print(f"derain-export: using {describe_builtin(args.weights)}", file=sys.stderr)
         weights = problems.attempt(lambda: str(resolve_weights(args.weights)))
         model = problems.attempt(lambda: load_model(weights)) if weights else None
         shapes = [problems.attempt(lambda s=s: parse_shape(s)) for s in args.shape.split(",")]

@@ -90,8 +90,8 @@ def check_arguments(args: argparse.Namespace) -> list[str]:
     problems = []
     if is_builtin(args.model):
         try:
-            args.model = str(resolve_weights(args.model))
-            log.info("using %s", describe_builtin())
+            named, args.model = args.model, str(resolve_weights(args.model))
+            log.info("using %s", describe_builtin(named))
         except FileNotFoundError as error:
             problems.append(str(error))
     elif not Path(args.model).exists():

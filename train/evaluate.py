@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if is_builtin(args.weights):
-            print(f"derain-eval: using {describe_builtin()}", file=sys.stderr)
+            print(f"derain-eval: using {describe_builtin(args.weights)}", file=sys.stderr)
         model, device = check_arguments(args)
         result = evaluate_folder(model, args.data, args.out, device, args.tile, args.context, strict=args.strict)
         print(f"de-rained {result['images']} image(s)" + (f" into {args.out}" if args.out else ""))
