@@ -11,6 +11,9 @@ what decided that the runtime aligns the temporal network's past (`derain/runtim
 Second table: the runtime's camera-motion estimate (`derain.runtime.temporal.camera_motion`, the rainy frame against
 the clean previous frame, which stands in for the previous output) against the exact motion, on 60 clips (3 seeds x
 5 domains x 4 camera motions), median pixel error per frame, beside the error of assuming no motion.
+
+Third table: the runtime's cut detector (`derain.runtime.temporal.scene_change`) on 72 clips of every rain domain
+with 2-3 shots: its value between consecutive rainy frames within a shot and across a cut, against `CUT_LEVELS`.
 """
 
 from __future__ import annotations
@@ -85,13 +88,30 @@ def main(argv: list[str] | None = None) -> int:
         errors_, 90)), "no_motion_median_px": float(np.median(still_)), "no_motion_p90_px": float(np.percentile(
         still_, 90)), "worse_than_no_motion": float(np.mean(errors_ > still_ + 0.1)),
         "ms_320x192": 1000 * float(np.median(seconds))}  # fmt: skip
+    from derain.runtime.temporal import CUT_LEVELS, scene_change
+
+    within, across = [], []
+    cut_domains = ("rain100H", "rain100L", "rain1200_heavy", "real_like", "storm", "rain1400", "randomized",
+                   "rain1200_medium")  # fmt: skip
+    for index in range(72):
+        clip = render_clip(cut_domains[index % 8], 200 + index, ClipConfig(frames=24, height=192, width=320,
+                                                                           shots=(2, 3)))  # fmt: skip
+        bgr = clip.rainy[..., ::-1]
+        for t in range(1, 24):
+            (across if t in clip.cuts else within).append(scene_change(bgr[t], bgr[t - 1]))
+    within_, across_ = np.array(within), np.array(across)
+    cuts = {"frames_within": len(within), "cuts": len(across), "within_median": float(np.median(within_)),
+            "within_p99": float(np.percentile(within_, 99)), "within_max": float(within_.max()),
+            "cuts_min": float(across_.min()), "cuts_p5": float(np.percentile(across_, 5)), "threshold": CUT_LEVELS,
+            "false_resets": float(np.mean(within_ > CUT_LEVELS)),
+            "found": float(np.mean(across_ > CUT_LEVELS))}  # fmt: skip
     names = ["per-frame", *(v[0] for v in VARIANTS)]
     means = {name: float(np.mean([r[name] for r in rows])) for name in names}
     out = RESULTS if args.results else Path("runs/benchmarks")
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/temporal_oracle.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows, "means": means,
-              "alignment": alignment, "seconds": time.perf_counter() - started}  # fmt: skip
+              "alignment": alignment, "cuts": cuts, "seconds": time.perf_counter() - started}  # fmt: skip
     (out / "temporal_oracle.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = ["# The past, aligned or not: a moving average of per-frame outputs on rendered rainy video", "",
              f"Command: `{command}` ({report['date']}, CPU, {report['seconds']:.0f} s). See the script's docstring.",
@@ -104,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
              "320x192 |", "|---|---|---|---|---|---|---|",
              f"| {alignment['clips']} | {alignment['median_px']:.2f} | {alignment['p90_px']:.2f} | "
              f"{alignment['no_motion_median_px']:.2f} | {alignment['no_motion_p90_px']:.2f} | "
-             f"{alignment['worse_than_no_motion']:.0%} | {alignment['ms_320x192']:.1f} |"]  # fmt: skip
+             f"{alignment['worse_than_no_motion']:.0%} | {alignment['ms_320x192']:.1f} |", "",
+             "## The runtime's cut detector (grey levels of eroded block-luma change)", "",
+             "| frames within shots | median | p99 | max | cuts | min | p5 | threshold | within above it | cuts "
+             "found |",
+             "|---|---|---|---|---|---|---|---|---|---|",
+             f"| {cuts['frames_within']} | {cuts['within_median']:.1f} | {cuts['within_p99']:.1f} | "
+             f"{cuts['within_max']:.1f} | {cuts['cuts']} | {cuts['cuts_min']:.1f} | {cuts['cuts_p5']:.1f} | "
+             f"{cuts['threshold']:.0f} | {cuts['false_resets']:.1%} | {cuts['found']:.0%} |"]  # fmt: skip
     (out / "temporal_oracle.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -9,9 +9,10 @@ the per-frame one) on:
 - a cut: the median change between the frame and the previous one of their luma, eroded by 9x9 (rain only
   brightens, and streaks are thinner than that) and averaged over 8x8 blocks, is above `cut_levels` grey levels.
   The erosion takes the streaks out and the median ignores the blocks that moving objects change; on 72 rendered
-  clips of every rain domain (camera motion included) frames within a shot measure 1.3 median / 6.7 at the 99th
-  percentile, cuts 12.6 at least and 26 at the 5th percentile (`benchmarks/video_derainer.py` counts the resets
-  on its test clips). A missed cut costs little: the network was trained with half its cuts unreset;
+  clips of every rain domain (camera motion included) frames within a shot measure 1.5 median / 7.6 at the 99th
+  percentile (0.2 % above the threshold), cuts 22 at the 5th percentile (99 % found; benchmarks/results/
+  temporal_oracle.md; `benchmarks/video_derainer.py` counts the resets on its test clips). A missed cut costs
+  little: the network was trained with half its cuts unreset;
 - `reset()` (a seek, a flush, a source reopened).
 
 Before the past is handed to the network it is aligned to the frame: the camera's motion between the previous
