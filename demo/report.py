@@ -293,7 +293,7 @@ def _stream(demo: Demo, record: dict) -> list[Block]:
 
 def _video(demo: Demo, record: dict) -> list[Block]:
     scores = record["scores"]
-    width, height = record["size"]
+    width, height = record["frame_size"]
     return [
         ("h2", "A video de-rainer: per-frame against temporal"),
         (

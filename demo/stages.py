@@ -399,7 +399,7 @@ def stage_video(demo: Demo) -> dict:
     scores = {name: {"psnr_y": float(frame_scores(frames, clip.clean)["psnr_y"].mean()),
                      "flicker": flicker(frames, motion)} for name, frames in outputs.items()}  # fmt: skip
     files = write_side_by_side(outputs, folder, fps=15)
-    return {"domain": clip.domain, "frames": len(clip.rainy), "size": [width, height], "cuts": list(clip.cuts),
+    return {"domain": clip.domain, "frames": len(clip.rainy), "frame_size": [width, height], "cuts": list(clip.cuts),
             "motions": list(clip.motions), "scores": scores, **files}  # fmt: skip
 
 
