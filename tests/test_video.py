@@ -176,7 +176,7 @@ def test_temporal_recipe_trains_validates_and_resumes(tmp_path):
     per_frame = save_checkpoint(tmp_path / "per_frame.pt", build_model("realtime", **TINY_NETWORKS["realtime"]))
     config = TemporalConfig(init=str(per_frame), out=str(tmp_path / "run"), model=TemporalConfig.model.__class__(
         "realtime_temporal", TINY_NETWORKS["realtime"]), frames=3, patch_size=32, batch_size=2, anchor_batch=2,
-        pool=4, val_every=2, val_clips=2, max_iterations=2, warmup_iterations=0, device="cpu")  # fmt: skip
+        pool=4, val_pool=4, val_every=2, val_clips=2, max_iterations=2, warmup_iterations=0, device="cpu")  # fmt: skip
     first = train_temporal(config)
     assert first["iterations"] == 2 and np.isfinite(first["start"]["val_psnr"])
     longer = TemporalConfig(**{**config.__dict__, "max_iterations": 4})

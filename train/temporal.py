@@ -74,6 +74,7 @@ class TemporalConfig:
     edge_weight: float = 0.05
     val_every: int = 250
     val_clips: int = 24
+    val_pool: int = 48  # dead-leaves scenes of the validation clips (rendered at the start of every run)
     plateau_window: int = 1500
     plateau_gain: float = 0.05
     lr_drops: int = 2
@@ -254,7 +255,7 @@ def train_temporal(config: TemporalConfig, resume: str | None = None) -> dict:
     sampler = scene_sampler(config, out)  # the dead-leaves pool, cached in the run folder
     from derain.data.scenes import SceneSampler
 
-    val_sampler = SceneSampler(config.photo_fraction, pool=48, seed=config.seed + 1000)
+    val_sampler = SceneSampler(config.photo_fraction, pool=config.val_pool, seed=config.seed + 1000)
     val_config = TemporalConfig(**{**config.__dict__, "frames": 6, "patch_size": 128})
     val = clip_batch(val_config, domains, val_sampler, ("validation",), config.val_clips)
 
