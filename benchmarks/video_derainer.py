@@ -443,8 +443,16 @@ def main(argv: list[str] | None = None) -> int:
     shrink, bypass = float(kwargs.get("shrink", 0.0)), float(kwargs.get("bypass", 0.0))
     per_frame_path = resolve_weights(args.per_frame)
     temporal_path = Path(args.temporal)
-    models = {"per-frame": with_shrink(per_frame_path, shrink, bypass),
-              "temporal": with_shrink(temporal_path, shrink, bypass)}  # fmt: skip
+    from derain.models import CheckpointError
+
+    try:
+        models = {"per-frame": with_shrink(per_frame_path, shrink, bypass),
+                  "temporal": with_shrink(temporal_path, shrink, bypass)}  # fmt: skip
+    except CheckpointError as error:
+        parser.error(str(error))
+    if not getattr(models["temporal"], "temporal", False) or getattr(models["per-frame"], "temporal", False):
+        parser.error(f"--temporal must be a temporal checkpoint (realtime_temporal) and --per-frame a per-frame one; "
+                     f"got {models['temporal'].spec['name']} and {models['per-frame'].spec['name']}")  # fmt: skip
     out = RESULTS if args.results else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
