@@ -89,6 +89,7 @@ setup(
             "derain-data=derain.data.cli:main",
             "derain-train=derain.train.cli:main",
             "derain-eval=derain.train.evaluate:main",
+            "derain-adapt=derain.train.adapt:main",
             "derain-demo=derain.demo.cli:main",
             "derain-export=derain.export.cli:main",
             "derain-stream=derain.runtime.cli:main",

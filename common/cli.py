@@ -34,8 +34,8 @@ class InputError(Exception):
 class UsageError(InputError, ValueError):
     """One or more problems with a command's arguments or inputs, all found before any work started."""
 
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = [str(p) for p in problems]
+    def __init__(self, problems: Iterable[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else [str(p) for p in problems]
         super().__init__("; ".join(self.problems))
 
     def __str__(self) -> str:

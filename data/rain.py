@@ -286,6 +286,22 @@ def render_rain(
     generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
     batch, _, height, width = clean.shape
     rain, haze, splashes = render_rain_layer(batch, height, width, domain, generator, clean.device, scale=scale)
+    return compose_rain(clean, rain, haze, splashes, domain, generator, airlight)
+
+
+def compose_rain(
+    clean: torch.Tensor,
+    rain: torch.Tensor,
+    haze: torch.Tensor,
+    splashes: torch.Tensor,
+    domain: str | RainDomain,
+    generator: torch.Generator,
+    airlight: Range = AIRLIGHT,
+) -> torch.Tensor:
+    """Steps 2-4 of the renderer on layers `render_rain_layer` drew (veil, splashes, additive or screen
+    composition, tint): `render_rain` is `render_rain_layer` then this, with the same generator."""
+    domain = get_domain(domain)
+    batch = clean.shape[0]
     light = _uniform(generator, airlight, batch).to(clean.device).view(batch, 1, 1, 1)
     hazy = clean * (1 - haze) + light * haze
     streaks = rain + splashes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -382,3 +383,32 @@ def render_clip(domain: str, seed: int, config: ClipConfig = ClipConfig(), split
                 flow[index] = _flow(path[offset - 1], view, height, width)
                 camera[index] = _motion(path[offset - 1], view, height, width)
     return Clip(rainy, clean, tuple(starts), amounts, tuple(motions), domain, flow, camera)
+
+
+def write_footage(out: str | Path, domain: str, clips: int, config: ClipConfig, seed: int = 0, dry: bool = False,
+                  sampler: object | None = None, video: bool = False) -> list[Path]:  # fmt: skip
+    """Unpaired footage of a camera, as a user would hand it over: `clips` clips of `domain`'s rain over training
+    scenes (`dry`: the clean frames only, of clips drawn with other seeds than any rainy one), each a folder of PNG
+    frames (`video`: an .mp4 file instead). Returns the clips' paths."""
+    from derain.data.io import write_image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(clips):
+        clip_seed = domain_seed(seed, "footage", "dry" if dry else "rainy", index)
+        clip = render_clip(domain, clip_seed, config, split="train", sampler=sampler)
+        frames = clip.clean if dry else clip.rainy
+        name = f"{'dry' if dry else domain}_{index:02d}"
+        if video:
+            path = out / f"{name}.mp4"
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (config.width, config.height))
+            for frame in frames:
+                writer.write(np.ascontiguousarray(frame[..., ::-1]))
+            writer.release()
+        else:
+            path = out / name
+            for number, frame in enumerate(frames):
+                write_image(path / f"{number:04d}.png", frame)
+        paths.append(path)
+    return paths

@@ -25,11 +25,12 @@ from derain.demo.cli import main as demo_main
 from derain.export.cli import main as export_main
 from derain.models import build_model, save_checkpoint
 from derain.runtime.cli import main as stream_main
+from derain.train.adapt import main as adapt_main
 from derain.train.cli import main as train_main
 from derain.train.evaluate import main as eval_main
 
 MAINS = {"eval": eval_main, "train": train_main, "export": export_main, "stream": stream_main, "data": data_main,
-         "demo": demo_main}  # fmt: skip
+         "demo": demo_main, "adapt": adapt_main}  # fmt: skip
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -90,6 +91,12 @@ def build_world(root: Path) -> Path:
     image(root / "small_test" / "norain" / "a.png", size=(16, 16))
     image(root / "video_frames" / "f0.png")
     (root / "stats.json").write_text("{}")
+    from derain.data.photos import clean_photos, random_background
+
+    rng = np.random.default_rng(0)
+    for index in range(3):  # dry frames of a camera: crops of a training photo
+        write_image(root / "dry_frames" / f"{index}.png", random_background(clean_photos("train")[0], 128, 160, rng))
+    (root / "broken_clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
     return root
 
 
@@ -239,6 +246,25 @@ CASES = [
          "--size must look like"),
     Case("data-out-not-empty", "data", plain("synth", "--domains", "rain100L", "--out", f"{W}/earlier_out"), 2,
          "not empty"),
+    # derain-adapt
+    Case("adapt-no-frames", "adapt", plain("--rainy", f"{W}/empty_folder", "--out", f"{W}/adapt"), 2,
+         "holds no videos and no images"),
+    Case("adapt-missing-footage", "adapt", plain("--rainy", f"{W}/nowhere", "--out", f"{W}/adapt"), 2,
+         "nowhere does not exist"),
+    Case("adapt-dry-frames-only", "adapt", plain("--rainy", f"{W}/dry_frames", "--out", f"{W}/adapt"), 2,
+         "shows no rain the de-rainer sees"),
+    Case("adapt-undecodable-clip", "adapt", plain("--rainy", f"{W}/broken_clip.mp4", "--out", f"{W}/adapt"), 2,
+         "broken_clip.mp4"),
+    Case("adapt-out-inside-input", "adapt", plain("--rainy", f"{W}/dry_frames", "--out", f"{W}/dry_frames/run"), 2,
+         "lies inside the input"),
+    Case("adapt-out-not-empty", "adapt", plain("--rainy", f"{W}/dry_frames", "--out", f"{W}/earlier_out"), 2,
+         "not empty"),
+    Case("adapt-small-frames", "adapt", plain("--rainy", f"{W}/video_frames", "--out", f"{W}/adapt"), 2,
+         "smaller than the 96-pixel patches"),
+    Case("adapt-garbage-weights", "adapt", plain("--weights", f"{W}/garbage.pt", "--rainy", f"{W}/dry_frames",
+         "--out", f"{W}/adapt"), 2, "not a readable torch checkpoint"),  # fmt: skip
+    Case("adapt-bad-budget", "adapt", plain("--rainy", f"{W}/dry_frames", "--out", f"{W}/adapt", "--minutes", "0"), 2,
+         "--minutes must be >= 0.01"),
     Case("demo-unknown-stage", "demo", plain("--redo", "trian", "--out", f"{W}/demo"), 2, "unknown stage(s) ['trian']"),
     Case("demo-out-not-a-demo", "demo", plain("--out", f"{W}/earlier_out"), 2, "are not a demo's"),
     Case("demo-out-is-file", "demo", plain("--out", f"{W}/a_file.txt"), 2, "is a file, a folder is needed"),

@@ -65,6 +65,11 @@ class ParametricRain:
     angle_spread: float = 10.0
     jitter: float = 0.0  # per-layer direction jitter, degrees
     variation: float = 0.3
+    # what a camera's rain has beyond streaks (fitted by `derain-adapt` in FOOTAGE_SPACE; 0 for the dataset memories)
+    haze: float = 0.0  # veil, 1 - transmission (+- variation per image)
+    haze_depth: float = 0.0  # the veil thins from the top of the frame to the bottom by this factor
+    screen: float = 0.0  # share of images whose streaks are screen-blended rather than added
+    tint: float = 0.0  # streak colour: each channel times 1 + uniform(-tint, tint)
 
     def domain(self, name: str = "memory") -> RainDomain:
         def spread(value: float) -> tuple[float, float]:
@@ -77,7 +82,8 @@ class ParametricRain:
             for k in range(self.layers)
         )
         return RainDomain(name, "fitted rain memory", layers, angle=(self.angle - self.angle_spread,
-                          self.angle + self.angle_spread), role="training")  # fmt: skip
+                          self.angle + self.angle_spread), haze=spread(self.haze) if self.haze > 0 else (0.0, 0.0),
+                          haze_depth=self.haze_depth, screen=self.screen, tint=self.tint, role="training")  # fmt: skip
 
     def save(self, path: str | Path, **extra: Any) -> Path:
         atomic_write_text(path, json.dumps({"parametric_rain": asdict(self), **extra}, indent=2))
@@ -97,15 +103,19 @@ SPACE = (("density", 1e-4, 1.2e-2, True), ("length", 3.0, 90.0, True), ("width",
          ("brightness", 0.1, 1.0, False), ("blur", 0.0, 2.0, False), ("angle", -30.0, 30.0, False),
          ("angle_spread", 0.0, 40.0, False), ("spacing", 0.0, 20.0, False), ("jitter", 0.0, 8.0, False),
          ("variation", 0.0, 0.7, False))  # fmt: skip
+# a camera's rain (`derain-adapt`): any direction a wind gives, a veil, screen blending, tinted streaks
+FOOTAGE_SPACE = tuple(("angle", -60.0, 60.0, False) if name == "angle" else (name, low, high, log)
+                      for name, low, high, log in SPACE) + (
+    ("haze", 0.0, 0.35, False), ("haze_depth", 0.0, 1.0, False), ("screen", 0.0, 1.0, False),
+    ("tint", 0.0, 0.3, False))  # fmt: skip
 LAYER_CHOICES = (1, 2, 3, 5)
 REFINED = 4  # screened candidates a fit refines (fit_parametric)
 CANVAS = 2  # candidates are drawn on a canvas this many times the crop's side (RainTarget.layers)
 
 
-NAMES = [name for name, *_ in SPACE]
 
 
-def _orientation_start(histogram: np.ndarray) -> dict[str, float]:
+def _orientation_start(histogram: np.ndarray, space: tuple = SPACE) -> dict[str, float]:
     """The streaks' mean direction and spread from a reference's orientation spectrum (gradient directions mod 180
     degrees, weighted by magnitude: a streak at angle a from vertical has its gradients at a from horizontal), as
     units of SPACE's `angle` and `angle_spread` (circular statistics of the doubled angles)."""
@@ -115,14 +125,14 @@ def _orientation_start(histogram: np.ndarray) -> dict[str, float]:
     mean = (mean + 90.0) % 180.0 - 90.0
     length = min(max(float(np.abs(resultant)), 1e-6), 1.0)
     spread = float(np.rad2deg(np.sqrt(-2.0 * np.log(length)) / 2))
-    bounds = {name: (low, high) for name, low, high, _ in SPACE}
+    bounds = {name: (low, high) for name, low, high, _ in space}
     return {name: float(np.clip((value - bounds[name][0]) / (bounds[name][1] - bounds[name][0]), 0, 1))
             for name, value in (("angle", mean), ("angle_spread", spread))}  # fmt: skip
 
 
-def _decode(vector: np.ndarray, layers: int) -> ParametricRain:
+def _decode(vector: np.ndarray, layers: int, space: tuple = SPACE) -> ParametricRain:
     values = {}
-    for (name, low, high, log_scale), unit in zip(SPACE, np.clip(vector, 0, 1), strict=True):
+    for (name, low, high, log_scale), unit in zip(space, np.clip(vector, 0, 1), strict=True):
         values[name] = float(math.exp(math.log(low) + unit * (math.log(high) - math.log(low))) if log_scale else
                              low + unit * (high - low))  # fmt: skip
     return ParametricRain(layers=layers, **values)
@@ -153,7 +163,8 @@ class RainTarget:
         return distances(rain_stats(self.layers(rain, seed)), self.reference)
 
 
-def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) -> tuple[ParametricRain, dict]:
+def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, space: tuple = SPACE,
+                   progress: Any = None) -> tuple[ParametricRain, dict]:  # fmt: skip
     """Fit `ParametricRain` to `target` by analysis-by-synthesis (common random numbers: every candidate is rendered
     from the same draws, so the objective is deterministic):
 
@@ -162,22 +173,36 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) ->
        has several basins: a single descent settles for sparse long streaks where dense short ones fit better)
        each improved by a (1 + 6) evolution strategy whose step grows on success and shrinks on failure.
 
+    `space`: the parameters searched (SPACE: a dataset's streaks; FOOTAGE_SPACE: a camera's rain, veil and blending
+    included); `progress(evaluations_done)` is called after each evaluation when given.
+
     Returns the best fit and a record (objective, evaluations, seconds, the best objective per layer count)."""
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    per_count = max(4, evaluations // 4 // len(LAYER_CHOICES))
-    informed = _orientation_start(target.reference.orientation)
+    per_count = max(1, evaluations // 4 // len(LAYER_CHOICES))
+    informed = _orientation_start(target.reference.orientation, space)
+    names = [name for name, *_ in space]
+    done = 0
+
+    def evaluate(vector: np.ndarray, layers: int) -> float:
+        nonlocal done
+        score = target.distance(_decode(vector, layers, space))["distance"]
+        done += 1
+        if progress is not None:
+            progress(done)
+        return score
+
     screened = []
     for layers in LAYER_CHOICES:
         for index in range(per_count):
-            vector = rng.random(len(SPACE))
+            vector = rng.random(len(space))
             if index % 2 == 0:  # half the candidates start from the streaks' measured direction and spread
                 for name, unit in informed.items():
-                    vector[NAMES.index(name)] = unit
-            screened.append((target.distance(_decode(vector, layers))["distance"], layers, vector))
+                    vector[names.index(name)] = unit
+            screened.append((evaluate(vector, layers), layers, vector))
     screened.sort(key=lambda item: item[0])
     used = len(screened)
-    per_run = max(12, (evaluations - used) // REFINED)
+    per_run = max(6, (evaluations - used) // REFINED)  # at least one round of the (1 + 6) strategy
     results: dict[int, tuple[float, np.ndarray]] = {}
     for layers in LAYER_CHOICES:  # screening's best per layer count, for the record
         results[layers] = min(((s, v) for s, n, v in screened if n == layers), key=lambda item: item[0])
@@ -186,8 +211,8 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) ->
         while spent < per_run:
             improved = False
             for _ in range(6):
-                vector = np.clip(best_vector + rng.normal(0, step, len(SPACE)), 0, 1)
-                score = target.distance(_decode(vector, layers))["distance"]
+                vector = np.clip(best_vector + rng.normal(0, step, len(space)), 0, 1)
+                score = evaluate(vector, layers)
                 spent += 1
                 if score < best_score:
                     best_score, best_vector, improved = score, vector, True
@@ -196,7 +221,7 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0) ->
         if best_score < results[layers][0]:
             results[layers] = (best_score, best_vector)
     layers = min(results, key=lambda count: results[count][0])
-    fitted = _decode(results[layers][1], layers)
+    fitted = _decode(results[layers][1], layers, space)
     record = {"objective": results[layers][0], "evaluations": used, "seconds": time.perf_counter() - started,
               "objective_per_layer_count": {str(count): score for count, (score, _) in results.items()}}  # fmt: skip
     return fitted, record
