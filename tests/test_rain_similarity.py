@@ -70,13 +70,13 @@ def test_a_parametric_memory_fits_the_rain_it_was_made_from_and_replays_it(folde
     from derain.train.generator_bank import GeneratorBank
     from derain.train.rain_memory import ParametricConfig, ParametricRain, RainTarget, fit_parametric
 
-    target = RainTarget(folders / "rain100L", 64, count=64, seed=0)
+    target = RainTarget(folders / "rain100L", 64, count=32, seed=0)
     start = target.distance(ParametricRain(layers=3, density=8e-3, length=60.0, brightness=0.9, angle=25.0))
-    fitted, record = fit_parametric(target, evaluations=160, seed=0)
+    fitted, record = fit_parametric(target, evaluations=120, seed=0)
     assert record["objective"] < min(0.25, start["distance"] / 2), (record, start)
     assert target.distance(fitted)["distance"] == pytest.approx(record["objective"])  # common random numbers
     bank = GeneratorBank(tmp_path / "bank", memory="parametric")
-    bank.ensure("rain100L", folders / "rain100L", ParametricConfig(evaluations=40, count=32))
+    bank.ensure("rain100L", folders / "rain100L", ParametricConfig(evaluations=8, count=16))
     saved = json.loads(bank.path("rain100L").read_text())
     assert saved["distance"]["distance"] <= 1 and bank.path("rain100L").stat().st_size < 2000
     domain = bank.load("rain100L")
