@@ -97,7 +97,8 @@ def test_the_fit_objective_tells_the_footages_rain_from_other_rain() -> None:
 
 
 def test_the_guard_keeps_out_any_loss() -> None:
-    start = {"old_a": 30.0, "old_b": 25.0, "old_mean": 27.5, "dry_psnr": 45.0, "footage_rain": 0.2}
+    start = {"old_a": 30.0, "old_b": 25.0, "old_mean": 27.5, "dry_psnr": 45.0, "dry_crops_psnr": 50.0,
+             "footage_rain": 0.2}
     config = AdaptConfig(rainy=(), out="x")
     assert eligible(dict(start), start, config) == []
     assert eligible({**start, "footage_rain": 0.1, "old_a": 29.8}, start, config) == []  # within 0.3 dB
@@ -107,6 +108,7 @@ def test_the_guard_keeps_out_any_loss() -> None:
     unchanged = {**start, "dry_psnr": 100.0}  # dry frames passed through exactly: near-unchanged still passes
     assert eligible({**start, "dry_psnr": 55.0}, unchanged, config) == []
     assert eligible({**start, "dry_psnr": 45.0}, unchanged, config)
+    assert "dry crops -2.00 dB" in "; ".join(eligible({**start, "dry_crops_psnr": 48.0}, start, config))
     assert eligible({**start, "footage_rain": 0.21}, start, config)
 
 
