@@ -7,8 +7,8 @@ finished ones; a failed stage says why and the stages that do not need it still 
    unseen `storm` domain, rendered from the built-in scenes (data v2);
 2. continual: CLGID (GAN replay + distillation) and sequential fine-tuning over the stream, both starting from the
    shipped default de-rainer (the way a deployed network meets new rain); accuracy-matrix heatmaps;
-3. reward: RGSUD's reward-guided self-reinforcement on unpaired `storm` frames, plug-in mode (stage 2 only) on the
-   better of the two continual networks; the reward curve;
+3. reward: `derain-adapt`: the shipped de-rainer adapted to a new camera's rain (`storm`, which it never saw) from
+   unpaired rendered footage (rainy and dry clips), keeping the earlier rain; before/after frames, the fitted rain;
 4. export: ONNX FP32, FP16 and INT8 (ModelOpt, calibrated), TensorRT-RTX engines built ahead of time for RTX
    targets, parity against FP32 and the clean frames, engine cards;
 5. latency: each graph on this machine (frames of the export size);

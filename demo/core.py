@@ -22,7 +22,6 @@ UNSEEN = "storm"  # never in the shipped de-rainer's training rain either
 ORDER = ("data", "continual", "reward", "export", "latency", "stream", "video", "scores")
 NEEDS = {
     "continual": ("data",),
-    "reward": ("data", "continual"),
     "export": ("continual",),
     "latency": ("export",),
     "stream": ("continual",),

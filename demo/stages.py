@@ -133,45 +133,40 @@ def stage_continual(demo: Demo) -> dict:
 
 @STAGES.register("reward")
 def stage_reward(demo: Demo) -> dict:
-    """RGSUD stage 2 (plug-in mode) on unpaired frames of the unseen domain, from the better continual network."""
-    from derain.train.rgsud import UnpairedConfig, train_unpaired
+    """`derain-adapt`: the shipped de-rainer adapted to a new camera's rain (`storm`, which it never saw) from
+    unpaired footage (rainy clips and dry clips of other scenes, rendered), keeping the earlier rain."""
+    from derain.data.scenes import SceneSampler
+    from derain.data.video import ClipConfig, write_footage
+    from derain.train.adapt import AdaptConfig, adapt
 
-    continual = demo.record("continual")
-    _, spec = shipped_spec()
-    size = demo.size
     out = demo.path("reward")
     clear(out)
-    data = demo.path("data", UNSEEN)
-    config = UnpairedConfig(
-        rain_data=str(data / "unpaired_rain"),
-        clean_data=str(data / "unpaired_clean"),
-        test_data=str(data / "val"),
-        model=spec,
-        init=continual["best_weights"],
-        transfer={"width": 8, "blocks": 1},
-        discriminator={"ndf": 8},
-        dem={"width": 8, "levels": 3},
-        out=str(out),
-        patch_size=min(64, size.side),
-        batch_size=4,
-        stage2_lr=5e-5,
-        stage2_iterations=size.reward_iterations,
-        plugin_warmup=4 * size.reward_iterations,  # the auxiliaries learn before they teach the de-rainer
-        sweep_every=size.reward_sweep,
-        val_every=size.reward_sweep,
-        patience=10**6,
-        niqe_block=min(32, size.side // 2),
-        device=demo.device,
-        seed=demo.seed,
-    )
-    summary = train_unpaired(config)
-    best = out / "stage2_best.pt"  # the best validated network; the start counts, so the plug-in does no harm here
+    quick = demo.size_name == "quick"
+    clips, frames, (width, height) = (3, 4, (160, 112)) if quick else (6, 8, (320, 192))
+    config = ClipConfig(frames=frames, height=height, width=width, dry_prob=0.0, shots=(1, 1))
+    sampler = SceneSampler(1.0 if quick else 0.5, pool=0 if quick else 32, seed=demo.seed)
+    rainy = write_footage(out / "footage" / "rainy", UNSEEN, clips, config, seed=demo.seed, sampler=sampler)
+    dry = write_footage(out / "footage" / "dry", UNSEEN, 2, config, seed=demo.seed, dry=True, sampler=sampler)
+    settings = dict(iterations=4, val_every=2, fit_evaluations=10, fit_crops=16, scorer_steps=10, reward_crops=8,
+                    reward_every=2, val_per_domain=2, batch_size=4, photo_fraction=1.0, pool=0) if quick else dict(
+                    iterations=25 * demo.size.reward_iterations, minutes=3.0 if demo.size_name == "default" else 30.0,
+                    fit_evaluations=60 if demo.size_name == "default" else 160, val_every=100)  # fmt: skip
+    adapt_config = AdaptConfig(rainy=tuple(str(p) for p in rainy), dry=tuple(str(p) for p in dry),
+                               out=str(out / "run"), device=demo.device, seed=demo.seed, **settings)  # fmt: skip
+    summary = adapt(adapt_config)
     return {
-        "weights": str(best if best.is_file() else out / "stage2_final.pt"),
-        "history": summary.get("reward_history", []),
-        "curve": str(out / "reward_scores.png"),
-        "from": continual["best"],
-        "config": {"iterations": size.reward_iterations, "sweep_every": size.reward_sweep, "scorer": config.scorer},
+        "weights": str(out / "run" / "adapted.pt"),
+        "method": adapt_config.method,
+        "kept": summary["kept"],
+        "steps": summary["steps"],
+        "footage": summary["footage"],
+        "start": summary["start"],
+        "adapted": summary["adapted"],
+        "rain": summary["rain"],
+        "frames_image": str(out / "run" / "report.jpg"),
+        "rain_image": str(out / "run" / "rain.png") if summary["rain"] else None,
+        "config": {"iterations": adapt_config.iterations, "minutes": adapt_config.minutes,
+                   "fit_evaluations": adapt_config.fit_evaluations},  # fmt: skip
     }
 
 
@@ -414,11 +409,12 @@ def stage_scores(demo: Demo) -> dict:
     reward = demo.record("reward") or {}
     networks = {"shipped de-rainer": weights, **{f"{m} (after the stream)": p for m, p in continual["final"].items()}}
     if reward.get("status") == "done":
-        networks[f"{continual['best']} + RGSUD plug-in ({UNSEEN})"] = reward["weights"]
+        networks[f"shipped de-rainer adapted to {UNSEEN} (derain-adapt)"] = reward["weights"]
     domains = [*STREAM, UNSEEN]
     scores = {}
     for name, path in networks.items():
-        scores[name] = score_domains(model_runner(load_model(path).eval()), domains)
+        scores[name] = score_domains(model_runner(load_model(path).eval()), domains,
+                                     limit=32 if demo.size_name == "quick" else None)  # fmt: skip
     best = f"{continual['best']} (after the stream)"
     grid = demo.path("images", "before_after.png")
     grid.parent.mkdir(parents=True, exist_ok=True)

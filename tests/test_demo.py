@@ -44,7 +44,8 @@ def test_every_stage_runs_and_the_report_is_complete(demo):
     assert not re.search(r"\b(nan|inf)\b", markdown, re.IGNORECASE)
     files = referenced_files(page)
     assert any(f.endswith(".webm") for f in files) and any(f.endswith(".mp4") for f in files)
-    assert sum(f.endswith(".png") for f in files) >= 5  # heatmaps, grid, reward curve, generators, poster
+    assert sum(f.endswith(".png") for f in files) >= 5  # heatmaps, grid, fitted rain, memory samples, poster
+    assert any(f.endswith("report.jpg") for f in files)  # derain-adapt's held-out frames, before and after
     for name in files:
         path = demo / name
         assert path.is_file() and path.stat().st_size > 0, name

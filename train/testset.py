@@ -78,13 +78,18 @@ def summarize(scores: dict[str, np.ndarray], scenes: list[str]) -> dict:
     return out
 
 
-def score_domains(run: Runner, domains: Sequence[str], clean_row: bool = True, seed: int = 0) -> dict[str, dict]:
-    """Per domain (and `CLEAN`): {"n", "input": {...}, "output": {...}, "gain": {...}} of PSNR-Y and SSIM-Y."""
+def score_domains(run: Runner, domains: Sequence[str], clean_row: bool = True, seed: int = 0,
+                  limit: int | None = None) -> dict[str, dict]:  # fmt: skip
+    """Per domain (and `CLEAN`): {"n", "input": {...}, "output": {...}, "gain": {...}} of PSNR-Y and SSIM-Y; `limit`:
+    that many crops spread over the test set (a smoke run's size), else all of them."""
     results = {}
     for domain in [*domains, *([None] if clean_row else [])]:
         clean, rainy, scenes = paired_crops(domain, seed=seed)
+        keep = np.linspace(0, len(clean) - 1, min(limit or len(clean), len(clean))).round().astype(int)
+        clean, rainy, scenes = [clean[i] for i in keep], [rainy[i] for i in keep], [scenes[i] for i in keep]
         output = run(rainy)
-        before, after = _input_metrics(domain, seed), batch_metrics(output, clean)
+        before = {key: values[keep] for key, values in _input_metrics(domain, seed).items()}
+        after = batch_metrics(output, clean)
         gain = {key: after[key] - before[key] for key in ("psnr_y", "ssim_y")}
         results[domain or CLEAN] = {
             "n": len(clean),
