@@ -20,6 +20,7 @@ checkpoint of the same kind):
      footage crops, the best output the network has produced so far, by a no-reference rain score, is kept as the
      crop's reward (updated when a better output appears) and the network is trained toward it.
    - `mix`: both.
+   Either way a share of the camera's part of each batch is its dry frames left dry (`new_dry_fraction`).
 3. **Old rain kept**: every batch also replays the earlier domains as the shipped recipe renders them (the dataset
    domains, `real_like`, randomized rain, dry frames), with distillation toward the start network on them at
    `kd_weight` (0: `benchmarks/results/continual_synthetic.md` found replay alone keeps old tasks and distillation
@@ -93,7 +94,9 @@ class AdaptConfig:
     iterations: int = 4000  # the cap
     batch_size: int = 12
     patch_size: int = 96
-    new_fraction: float = 0.5  # share of each batch with the new rain (the rest replays the earlier rain)
+    new_fraction: float = 0.5  # share of each batch from the new camera (the rest replays the earlier rain)
+    new_dry_fraction: float = 0.3  # of which dry frames of the camera (or built-in scenes) left dry: the camera's
+    # rain comes with its veil, and a network that only ever sees it learns to lift a veil from every frame
     lr: float = 1e-4
     kd_weight: float = 0.0
     reward_crops: int = 192
@@ -562,8 +565,10 @@ def adapt(config: AdaptConfig, resume: str | None = None) -> dict:
         crops = random_crops(rainy_train, config.reward_crops, config.patch_size,
                              np.random.default_rng([config.seed, 13]))  # fmt: skip
     step = AdaptStep(network, teacher, config, device, crops, scorer if crops is not None else None)
-    new_count = int(round(config.batch_size * config.new_fraction)) if fitted_rain is not None else 0
-    old_count = config.batch_size - new_count
+    camera_count = int(round(config.batch_size * config.new_fraction))
+    dry_count = int(round(camera_count * config.new_dry_fraction))
+    new_count = camera_count - dry_count if fitted_rain is not None else 0
+    old_count = config.batch_size - new_count - dry_count
 
     def data(start_step: int):
         for index in itertools.count(start_step):
@@ -577,6 +582,11 @@ def adapt(config: AdaptConfig, resume: str | None = None) -> dict:
                                                 clean=clean))  # fmt: skip
                 clean_parts.append(clean)
                 old_flags += [False] * new_count
+            if dry_count:
+                clean = clean_crops(dry_train, dry_count, config.patch_size, generator, sampler)
+                rainy_parts.append(clean)
+                clean_parts.append(clean)
+                old_flags += [False] * dry_count
             if old_count:
                 wet, dry_clean, _ = render_batch(sampler, domains, replay, ("adapt", index), old_count,
                                                  config.patch_size)  # fmt: skip
