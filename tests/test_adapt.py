@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from derain.builtin import resolve_weights
+from derain.data.footage import list_clips, read_clip
 from derain.data.io import to_tensor, write_image
 from derain.data.rain import compose_rain, render_rain, render_rain_layer
 from derain.data.scenes import SceneSampler
@@ -24,9 +25,7 @@ from derain.train.adapt import (
     FootageTarget,
     adapt,
     eligible,
-    list_clips,
     rain_coverage,
-    read_clip,
     read_footage,
 )
 from derain.train.rain_memory import ParametricRain

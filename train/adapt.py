@@ -58,6 +58,7 @@ from torch import nn
 
 from derain.cli import UsageError
 from derain.config import config_to_dict
+from derain.data.footage import list_clips, read_clip
 from derain.data.io import to_tensor, write_image
 from derain.data.rain import compose_rain, domain_seed, render_rain, render_rain_layer
 from derain.data.scenes import SceneSampler
@@ -147,83 +148,6 @@ class Footage:
         cut = max(1, int(round(len(self.frames) * (1 - holdout))))
         cut = min(cut, len(self.frames) - 1) if len(self.frames) > 1 else 1
         return self.frames[:cut], self.frames[cut:] or self.frames[:1]
-
-
-def list_clips(inputs: tuple[str, ...], flag: str) -> list[str]:
-    """The clips the inputs name: a video file is one; a folder of videos gives each; a folder of images (or one
-    image) is one clip of its frames in name order. A missing path or an empty folder is a UsageError."""
-    from derain.runtime.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
-    clips, problems = [], []
-    for item in inputs:
-        path = Path(item)
-        if not path.exists():
-            problems.append(f"{flag} {item} does not exist")
-        elif path.is_file():
-            if path.suffix.lower() not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES):
-                problems.append(f"{flag} {item} is neither a video ({', '.join(VIDEO_SUFFIXES)}) nor an image")
-            else:
-                clips.append(str(path))
-        else:
-            videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-            images = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
-            if videos:
-                clips += [str(v) for v in videos]
-            elif images:
-                clips.append(str(path))
-            else:
-                sub = sorted(p for p in path.iterdir() if p.is_dir() and any(
-                    q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()))  # fmt: skip
-                if sub:  # a folder of frame folders: each is a clip
-                    clips += [str(s) for s in sub]
-                else:
-                    problems.append(f"{flag} {item} holds no videos and no images")
-    if problems:
-        raise UsageError(problems)
-    return clips
-
-
-def read_clip(uri: str, every_seconds: float, per_clip: int) -> tuple[list[np.ndarray], int]:
-    """Frames of one clip (RGB uint8), sampled: a video at most one per `every_seconds` and at most `per_clip`,
-    spread over it; a folder's images spread over it. (frames, frames that did not decode); a clip that does not
-    open, or gives no frame at all, is a UsageError."""
-    from derain.runtime.sources import FolderSource, SourceError, Status, parse_source
-
-    try:
-        source = parse_source(uri)
-        if isinstance(source, FolderSource) and len(source.paths) > per_clip:
-            keep = np.linspace(0, len(source.paths) - 1, per_clip).round().astype(int)
-            source.paths = [source.paths[i] for i in sorted(set(keep.tolist()))]
-        source.open(timeout=10.0)
-    except SourceError as error:
-        raise UsageError(f"clip {uri} cannot be read: {error}") from None
-    stride = 1
-    capture = getattr(source, "capture", None)
-    if capture is not None:
-        fps = source.fps or 30.0
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        stride = max(1, int(round(fps * every_seconds)))
-        if total > 0:
-            stride = max(stride, int(math.ceil(total / per_clip)))
-    frames, skipped, index = [], 0, 0
-    try:
-        while len(frames) < per_clip:
-            captured = source.read()
-            if captured.status == Status.EOS:
-                break
-            if captured.status != Status.OK:
-                skipped += 1
-                if captured.status == Status.ERROR or skipped > 1000:
-                    break
-                continue
-            if index % stride == 0:
-                frames.append(np.ascontiguousarray(captured.frame[..., ::-1]))
-            index += 1
-    finally:
-        source.close()
-    if not frames:
-        raise UsageError(f"clip {uri} gave no frame that decodes ({skipped} failed)")
-    return frames, skipped
 
 
 def read_footage(inputs: tuple[str, ...], config: AdaptConfig, flag: str) -> Footage:
@@ -647,18 +571,19 @@ def _fit_figure(target: FootageTarget, rain: ParametricRain, probe: torch.Tensor
 
 
 def _frame_panel(frames: list[np.ndarray], start: Path, adapted: Path, count: int = 3) -> np.ndarray:
-    """Rows of held-out frames: rainy | start | adapted, de-rained whole by the runtime (shrunk to 1440 pixels
-    wide for the page)."""
-    from derain.runtime.derainer import Derainer
+    """Rows of held-out frames: rainy | start | adapted, each de-rained whole (shrunk to 1440 pixels wide for the
+    page)."""
+    from derain.models import run_padded
 
     rows = []
     picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
-    first, second = (Derainer(str(path), backend="pytorch", device="cpu") for path in (start, adapted))
+    first, second = load_model(start), load_model(adapted)
     for index in sorted(set(picks.tolist())):
         frame = frames[index]
-        bgr = np.ascontiguousarray(frame[..., ::-1])
-        a, b = first(bgr)[..., ::-1], second(bgr)[..., ::-1]
-        row = np.concatenate([frame, a, b], axis=1)
+        with torch.no_grad():
+            outputs = [(run_padded(net, to_tensor(frame)[None])[0].clamp(0, 1) * 255).round().byte()
+                       .permute(1, 2, 0).numpy() for net in (first, second)]  # fmt: skip
+        row = np.concatenate([frame, *outputs], axis=1)
         scale = min(1.0, 1440 / row.shape[1])
         rows.append(cv2.resize(row, (int(row.shape[1] * scale), int(row.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA))  # fmt: skip
