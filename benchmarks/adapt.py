@@ -119,6 +119,24 @@ def table(domain: str, runs: dict, start: dict, rainy: dict) -> list[str]:
     return lines + [""]
 
 
+def figure(work: Path, everything: dict, path: Path) -> None:
+    """The first held-out frame of each run's report (rainy | start | kept), one row per camera and method."""
+    import cv2
+
+    rows = []
+    for domain, runs in everything.items():
+        for method in runs:
+            image = cv2.imread(str(work / domain / method / "report.jpg"))
+            if image is not None:
+                row = image[: image.shape[0] // 3]
+                cv2.putText(row, f"{domain} {method}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+                rows.append(row)
+    if rows:
+        width = max(r.shape[1] for r in rows)
+        cv2.imwrite(str(path), np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]),
+                    [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", nargs="+", default=["storm", "real_like"])
@@ -159,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"domains": everything, "start": start, "rainy": rainy, "args": vars(args)}
     target = RESULTS if args.results else work
     target.mkdir(parents=True, exist_ok=True)
+    figure(work, everything, target / "adapt.jpg")
+    lines += ["![per camera and method, a held-out footage frame: rainy | start | kept network](adapt.jpg)", ""]
     atomic_write_text(target / "adapt.md", "\n".join(lines))
     atomic_write_text(target / "adapt.json", json.dumps(report))
     print("\n".join(lines))
