@@ -5,8 +5,8 @@ A new camera, lens or windshield brings rain the de-rainer has not seen, and onl
 dry ones; never a clean twin of a rainy frame. Adaptation, from the start network (the shipped de-rainer or any
 checkpoint of the same kind):
 
-1. **Footage**: frames sampled from the rainy clips (video files and image folders, read through the runtime's
-   sources: at most one frame per `every_seconds` of video, at most `per_clip` per clip, spread over the clip), and
+1. **Footage**: frames sampled from the rainy clips (video files and image folders, `derain.data.footage`: at most
+   one frame per `every_seconds` of video, at most `per_clip` per clip, spread over the clip), and
    from the dry clips if given. Whole clips are held out (the last `holdout` of the clips; one clip: its last part)
    to judge the result on footage the adaptation did not train on.
 2. **Learning the new rain**, by one of two methods or both (`method`):
@@ -30,7 +30,8 @@ checkpoint of the same kind):
    frames, trained before adaptation and frozen) and, for `render`, the fitted rain over held-out clean frames. A
    network is kept only where every earlier domain stays within `domain_tolerance` dB of its start (their mean
    within `old_tolerance`), dry frames (whole frames, as the runtime de-rains them: the network's dry-frame bypass
-   decides) within `dry_tolerance` or above `DRY_FLOOR` dB, and the held-out footage scores no worse than the
+   decides) within `dry_tolerance` or above `DRY_FLOOR` dB, and as 80-pixel crops (where the bypass is blind)
+   within `dry_tolerance`, and the held-out footage scores no worse than the
    start; among those the best on the method's own measure. If none is, the start is kept and the report says so.
 
 Writes `<out>/adapted.pt` (a checkpoint of the start's network), `report.md` with before/after frames of the
