@@ -87,7 +87,7 @@ class AdaptConfig:
     out: str
     weights: str = "builtin"
     dry: tuple[str, ...] = ()
-    method: str = "render"
+    method: str = "reward"  # the one whose kept networks held every seen domain within 0.3 dB (adapt.md)
     every_seconds: float = 0.5  # at most one frame per this much video
     per_clip: int = 48  # frames sampled per clip at most, spread over it
     max_frames: int = 192  # frames kept over all rainy clips (and over all dry clips)
