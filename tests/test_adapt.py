@@ -27,6 +27,7 @@ from derain.train.adapt import (
     eligible,
     rain_coverage,
     read_footage,
+    render_camera_rain,
 )
 from derain.train.rain_memory import ParametricRain
 
@@ -85,8 +86,7 @@ def test_the_fit_objective_tells_the_footages_rain_from_other_rain() -> None:
     clean = torch.stack([to_tensor(sampler.sample(64, rng)[0]) for _ in range(48)])
     truth = ParametricRain(layers=2, spacing=8.0, density=0.002, length=14.0, width=0.5, brightness=0.4, angle=40.0,
                            angle_spread=5.0, haze=0.12, haze_depth=0.4, screen=1.0)  # fmt: skip
-    maker = FootageTarget(network, clean, clean, seed=1)
-    footage = maker.rainy(truth, seed=2)
+    footage = render_camera_rain(truth, clean, seed=2)
     target = FootageTarget(network, footage, clean, seed=3)
     same = target.distance(truth, seed=4)["distance"]
     turned = target.distance(ParametricRain(**{**truth.__dict__, "angle": -30.0}), seed=4)["distance"]

@@ -212,6 +212,18 @@ def rain_coverage(network: nn.Module, frames: list[np.ndarray], count: int = 8) 
 # ----------------------------------------------------------------------------------------------- the rain fit
 
 
+def render_camera_rain(rain: ParametricRain, clean: torch.Tensor, seed: int) -> torch.Tensor:
+    """`rain` over clean crops, drawn on a canvas CANVAS times the crop's side and cropped at its centre (as the
+    footage's crops come out of larger frames), composed as the renderer composes; deterministic by `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    count, side = len(clean), clean.shape[-1]
+    canvas, margin = CANVAS * side, (CANVAS - 1) * side // 2
+    domain = rain.domain()
+    layers = render_rain_layer(count, canvas, canvas, domain, generator, torch.device("cpu"))
+    rain_layer, haze, splashes = (t[..., margin : margin + side, margin : margin + side] for t in layers)
+    return compose_rain(clean, rain_layer, haze, splashes, domain, generator)
+
+
 class FootageTarget:
     """What a parametric memory must match on footage with no clean twins: the statistics of the rain the start
     network removes from the rainy frames; a candidate is rendered over clean crops and passed through the same
@@ -220,19 +232,10 @@ class FootageTarget:
     def __init__(self, network: nn.Module, rainy: torch.Tensor, clean: torch.Tensor, seed: int = 0) -> None:
         self.network, self.clean, self.seed = network, clean, seed
         self.reference = rain_stats(residual_rain(network, rainy))
-        self.size = rainy.shape[-1]
 
-    def rainy(self, rain: ParametricRain, seed: int | None = None, clean: torch.Tensor | None = None) -> torch.Tensor:
-        """`rain` over clean crops, drawn on a canvas CANVAS times the crop's side and cropped at its centre (as
-        the footage's crops come out of larger frames), composed as the renderer composes."""
-        clean = self.clean if clean is None else clean
-        generator = torch.Generator().manual_seed(self.seed + 7 if seed is None else seed)
-        count, side = len(clean), clean.shape[-1]
-        canvas, margin = CANVAS * side, (CANVAS - 1) * side // 2
-        domain = rain.domain()
-        layers = render_rain_layer(count, canvas, canvas, domain, generator, torch.device("cpu"))
-        rain_layer, haze, splashes = (t[..., margin : margin + side, margin : margin + side] for t in layers)
-        return compose_rain(clean, rain_layer, haze, splashes, domain, generator)
+    def rainy(self, rain: ParametricRain, seed: int | None = None) -> torch.Tensor:
+        """`rain` over the target's clean crops (`render_camera_rain`)."""
+        return render_camera_rain(rain, self.clean, self.seed + 7 if seed is None else seed)
 
     def distance(self, rain: ParametricRain, seed: int | None = None) -> dict[str, float]:
         return distances(rain_stats(residual_rain(self.network, self.rainy(rain, seed))), self.reference)
@@ -475,8 +478,7 @@ def adapt(config: AdaptConfig, resume: str | None = None) -> dict:
     fitted_val = None
     if fitted_rain is not None:
         clean = clean_crops(dry_held, 48, config.patch_size, np.random.default_rng([config.seed, 12]), val_sampler)
-        target = FootageTarget(teacher, clean, clean, seed=config.seed + 300)
-        fitted_val = (target.rainy(fitted_rain, seed=config.seed + 301, clean=clean), clean)
+        fitted_val = (render_camera_rain(fitted_rain, clean, config.seed + 301), clean)
     val = Validation(old, dry_val, dry_crops, footage_val, fitted_val)
     start_path = out / "start.json"
     if start_path.is_file():
@@ -502,9 +504,7 @@ def adapt(config: AdaptConfig, resume: str | None = None) -> dict:
             rainy_parts, clean_parts, old_flags = [], [], []
             if new_count:
                 clean = clean_crops(dry_train, new_count, config.patch_size, generator, sampler)
-                target = FootageTarget(teacher, clean, clean, seed=config.seed)
-                rainy_parts.append(target.rainy(fitted_rain, seed=domain_seed(config.seed, "adapt-new", index),
-                                                clean=clean))  # fmt: skip
+                rainy_parts.append(render_camera_rain(fitted_rain, clean, domain_seed(config.seed, "adapt-new", index)))
                 clean_parts.append(clean)
                 old_flags += [False] * new_count
             if dry_count:
