@@ -33,16 +33,25 @@ import numpy as np
 import torch
 
 from derain.data.datasets import PairedDataset, dataset_rain
+from derain.data.rain import RainDomain, get_domain
 from derain.data.synth import synthesize
 from derain.machine import device_name
 from derain.models import build_model, load_model
-from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
+from derain.quality.rain_similarity import distances, generator_rain, rain_stats
 from derain.quality.reports import dumps
 from derain.train.continual import RenderedRain, memory_replay
 from derain.train.evaluation import evaluate_folder
 from derain.train.generator_bank import GeneratorBank
 from derain.train.loop import Plan, fit, warmup_constant
-from derain.train.rain_memory import PairedGANConfig, ParametricConfig, ParametricRain, RainTarget
+from derain.train.rain_memory import (
+    DRAWS,
+    PairedGANConfig,
+    ParametricConfig,
+    ParametricRain,
+    RainTarget,
+    judges,
+    mean_terms,
+)
 from derain.train.session import Session, batches
 from derain.train.supervised import SupervisedStep
 
@@ -54,10 +63,20 @@ LAYERS = 256
 MIN_GAIN = 0.5  # dB the dataset's own pairs must give for a fidelity ratio to mean anything
 
 
-def memory_layers(source: torch.nn.Module | ParametricRain, target: RainTarget, seed: int) -> torch.Tensor:
+def judged(source: torch.nn.Module | ParametricRain, judges: list[RainTarget]) -> dict:
+    """The distance of a memory's rain to the dataset's, each term the mean over the judges (other crops and draws
+    of the dataset's rain, and of the memory's), and the per-sample distances."""
+    samples = [distances(rain_stats(memory_layers(source, judge, 7 + k)), judge.reference)
+               for k, judge in enumerate(judges)]  # fmt: skip
+    return {**{term: float(np.mean([d[term] for d in samples])) for term in samples[0]},
+            "samples": [d["distance"] for d in samples]}
+
+
+def memory_layers(source: torch.nn.Module | ParametricRain | RainDomain, target: RainTarget, seed: int
+                  ) -> torch.Tensor:  # fmt: skip
     """Grey layers of a memory added to the target's clean crops as replay adds them (clamped), then measured as the
     dataset's are."""
-    if isinstance(source, ParametricRain):
+    if isinstance(source, (ParametricRain, RainDomain)):
         return target.layers(source, seed)
     rain = generator_rain(source, len(target.clean), seed)
     return ((target.clean + rain).clamp(0, 1) - target.clean).clamp(0, 1).amax(1, keepdim=True)
@@ -182,12 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     rows, pictures = {}, []
     for name in (*stream, *unseen):
         train_dir, test_dir = roots[name] / "train", roots[name] / "test"
-        judge = RainTarget(train_dir, SIZE, count=LAYERS, seed=100)  # crops and draws no memory was fitted on
-        floor = reference_floor(*(dataset_rain(train_dir, LAYERS, SIZE, seed=seed) for seed in (1, 2)))["distance"]
-        row: dict = {"floor": floor, "role": "stream" if name in stream else "unseen"}
+        judged_by = judges(train_dir, SIZE, LAYERS, DRAWS)  # crops and draws no memory was fitted on
+        judge, floor = judged_by[0][0], mean_terms([floor for _, floor in judged_by])
+        row: dict = {"floor": floor["distance"], "floor_samples": floor["samples"],
+                     "role": "stream" if name in stream else "unseen",
+                     "renderer": judged(get_domain(name), judged_by)}  # fmt: skip
         parametric.ensure(name, train_dir, ParametricConfig(evaluations=120 if args.quick else args.evaluations))
         fitted, saved = ParametricRain.load(parametric.path(name)), json.loads(parametric.path(name).read_text())
-        row["parametric"] = {"distance": distances(rain_stats(memory_layers(fitted, judge, 7)), judge.reference),
+        row["parametric"] = {"distance": judged(fitted, judged_by),
                              "seconds": saved["seconds"], "bytes": parametric.path(name).stat().st_size,
                              "fit": saved["parametric_rain"]}  # fmt: skip
         sources = {"parametric": memory_replay(fitted.domain(name), SIZE)}  # as CLGID replays it
@@ -195,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             paired.ensure(name, train_dir, gan_config)
             generator = paired.load(name)
             summary = json.loads((paired.folder(name) / "summary.json").read_text())
-            row["paired_gan"] = {"distance": distances(rain_stats(memory_layers(generator, judge, 7)), judge.reference),
+            row["paired_gan"] = {"distance": judged(generator, judged_by),
                                  "seconds": summary["seconds"], "bytes": paired.path(name).stat().st_size,
                                  "critic_steps": summary["critic_steps"], "stopped": summary["stopped"]}  # fmt: skip
             sources["paired_gan"] = generator
@@ -224,12 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": "python benchmarks/rain_memory.py" + options + (" --quick" if args.quick else "")
               + (" --results" if args.results else ""), "device": device_name(), "n_train": args.n_train,
               "test_images": {name: len(list((roots[name] / "test" / "rain").iterdir())) for name in stream},
-              "n_test": args.n_test, "fidelity_iterations": args.fidelity_iterations, "gan_minutes": args.gan_minutes,
+              "n_test": args.n_test, "draws": DRAWS, "fidelity_iterations": args.fidelity_iterations,
+              "gan_minutes": args.gan_minutes,
               "seconds": time.perf_counter() - started, "rows": rows, "vrgnet": vrgnet_figures()}  # fmt: skip
     (out / "rain_memory.json").write_text(dumps(report) + "\n")
     (out / "rain_memory.md").write_text(markdown(report))
     print(json.dumps({"written": str(out / "rain_memory.md")}))
     return 0
+
+
+def spread(samples: list[float] | None) -> str:
+    return f" [{min(samples):.3f}, {max(samples):.3f}]" if samples and len(samples) > 1 else ""
 
 
 def markdown(report: dict) -> str:
@@ -240,8 +266,10 @@ def markdown(report: dict) -> str:
              f"{report['n_train']} training images of 256x256 per domain (data v2); test images: "
              + ", ".join(f"{k} {v}" for k, v in report.get("test_images", {}).items()) + ". "
              "Distance: `quality/rain_similarity.py` between 256 layers of 64x64 of the memory's rain (added to the "
-             "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: two samples "
-             "of the dataset's own rain. Goal: distance <= 2 x floor.", "",
+             "dataset's clean crops as replay adds it) and of the dataset's rain on other crops; floor: between two "
+             f"samples of the dataset's own rain. Both are means over {report.get('draws', 1)} independent samples "
+             "[lowest, highest sample] (one sample's spread is about the floor's size). "
+             "Goal: distance <= 2 x floor.", "",
              "VRGNet (the paper's memory): `continual_synthetic.json`, its own floor and data (same domains, 64x64).",
              "",
              "| dataset | floor | parametric distance (x floor) | s | bytes | paired GAN distance (x floor) | s | "
@@ -250,11 +278,14 @@ def markdown(report: dict) -> str:
     for name, row in report["rows"].items():
         floor = row["floor"]
         par = row["parametric"]
-        cells = [f"{name}{' (unseen)' if row['role'] == 'unseen' else ''}", f"{floor:.3f}",
-                 f"{par['distance']['distance']:.3f} ({par['distance']['distance'] / floor:.1f}x)",
+        cells = [f"{name}{' (unseen)' if row['role'] == 'unseen' else ''}",
+                 f"{floor:.3f}{spread(row.get('floor_samples'))}",
+                 f"{par['distance']['distance']:.3f}{spread(par['distance'].get('samples'))} "
+                 f"({par['distance']['distance'] / floor:.1f}x)",
                  f"{par['seconds']:.0f}" if par["seconds"] else "-", str(par["bytes"])]  # fmt: skip
         gan = row.get("paired_gan")
-        cells += ([f"{gan['distance']['distance']:.3f} ({gan['distance']['distance'] / floor:.1f}x)",
+        cells += ([f"{gan['distance']['distance']:.3f}{spread(gan['distance'].get('samples'))} "
+                   f"({gan['distance']['distance'] / floor:.1f}x)",
                    f"{gan['seconds']:.0f}", str(gan["critic_steps"]), str(gan["bytes"])] if gan else ["-"] * 4)
         vrgnet = report["vrgnet"].get(name)
         if vrgnet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +122,15 @@ class UnpairedDataset(Dataset):
         return sample
 
 
-def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int) -> torch.Tensor:
-    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder."""
+def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int,
+                 images: Sequence[int] | None = None) -> torch.Tensor:  # fmt: skip
+    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder (of the pairs
+    at `images` only, when given)."""
     dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed)
     rng = np.random.default_rng(seed)
+    pool = np.arange(len(dataset)) if images is None else np.asarray(images)
     layers = []
-    for index in rng.integers(0, len(dataset), count):
+    for index in pool[rng.integers(0, len(pool), count)]:
         item = dataset[int(index)]
         layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
     return torch.stack(layers)

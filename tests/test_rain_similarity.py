@@ -46,6 +46,25 @@ def test_the_reference_is_close_to_itself_and_far_from_other_rain(folders):
     assert blank == {"coverage": 1.0, "intensity": 1.0, "orientation": 1.0, "scale": 1.0, "distance": 1.0}
 
 
+def test_the_floor_is_what_a_perfect_memory_scores(folders):
+    """A memory is judged against rain of half the dataset's images and the floor is the other half's distance to
+    it (two samples of crops of the same images share each image's draws: their distance is no floor a perfect
+    memory can reach). The dataset's own renderer domain, a perfect memory, meets the goal (2x the floor); another
+    dataset's rain does not."""
+    from derain.data.rain import get_domain
+    from derain.train.rain_memory import judge_memory, judges
+
+    split = judges(folders / "rain100L", 64, count=64, draws=2)
+    assert len(split) == 2 and all(0 < floor["distance"] < 0.3 for _, floor in split)
+    perfect = judge_memory(get_domain("rain100L"), folders / "rain100L", 64, count=64, draws=2)
+    wrong = judge_memory(get_domain("rain100H"), folders / "rain100L", 64, count=64, draws=2)
+    assert wrong["floor"] == perfect["floor"]  # the same splits judge every memory
+    floor = perfect["floor"]["distance"]
+    assert perfect["distance"]["distance"] <= 2 * floor, (perfect, floor)
+    assert wrong["distance"]["distance"] > 3 * floor, (wrong, floor)
+    assert len(perfect["distance"]["samples"]) == 2
+
+
 def test_generator_training_stops_at_its_similarity_plateau_and_keeps_the_closest(folders, tmp_path):
     """gain 10: only the first check counts as progress; the window (2 steps) runs out at the second check."""
     config = GeneratorConfig(iterations=40, batch_size=4, background_stages=1, background_channels=8,

@@ -110,6 +110,8 @@ FOOTAGE_SPACE = tuple(("angle", -60.0, 60.0, False) if name == "angle" else (nam
     ("tint", 0.0, 0.3, False))  # fmt: skip
 LAYER_CHOICES = (1, 2, 3, 5)
 REFINED = 4  # screened candidates a fit refines (fit_parametric)
+DRAWS = 4  # a memory's distance and a dataset's floor are means over this many samples: one sample's spread is
+# about the floor's size (rain100L's floor ranged 0.013-0.029 over six pairs of samples)
 CANVAS = 2  # candidates are drawn on a canvas this many times the crop's side (RainTarget.layers)
 
 
@@ -141,26 +143,63 @@ def _decode(vector: np.ndarray, layers: int, space: tuple = SPACE) -> Parametric
 class RainTarget:
     """What a memory must match: the dataset's rain statistics, and its clean crops to render candidates over."""
 
-    def __init__(self, train_dir: str | Path, size: int = 64, count: int = 256, seed: int = 0) -> None:
-        self.reference = rain_stats(dataset_rain(train_dir, count, size, seed=seed))
+    def __init__(self, train_dir: str | Path, size: int = 64, count: int = 256, seed: int = 0,
+                 images: np.ndarray | None = None) -> None:  # fmt: skip
+        self.reference = rain_stats(dataset_rain(train_dir, count, size, seed=seed, images=images))
         dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed + 1)
         rng = np.random.default_rng(seed + 1)
         self.clean = torch.stack([dataset[int(i)]["clean"] for i in rng.integers(0, len(dataset), count)])
         self.size, self.seed = size, seed
 
-    def layers(self, rain: ParametricRain, seed: int | None = None) -> torch.Tensor:
-        """Grey layers of `rain` rendered over the target's clean crops, as the dataset's are measured: drawn on a
+    def layers(self, rain: ParametricRain | RainDomain, seed: int | None = None) -> torch.Tensor:
+        """Grey layers of `rain` (a memory, or a renderer domain: a built-in dataset's own rain, the perfect
+        memory) rendered over the target's clean crops, as the dataset's are measured: drawn on a
         canvas twice the crop's side and cropped at its centre, as the dataset's crops come out of larger images
         (on a canvas of the crop's own size, streaks that start outside it would be missing, and a fit would
         make up for them with longer, denser streaks than replay then draws)."""
         generator = torch.Generator().manual_seed(self.seed + 7 if seed is None else seed)
         count, canvas, margin = len(self.clean), CANVAS * self.size, (CANVAS - 1) * self.size // 2
-        layer, _, _ = render_rain_layer(count, canvas, canvas, rain.domain(), generator, torch.device("cpu"))
+        domain = rain if isinstance(rain, RainDomain) else rain.domain()
+        layer, _, _ = render_rain_layer(count, canvas, canvas, domain, generator, torch.device("cpu"))
         layer = layer[..., margin : margin + self.size, margin : margin + self.size]
         return ((self.clean + layer).clamp(0, 1) - self.clean).clamp(0, 1).amax(1, keepdim=True)
 
-    def distance(self, rain: ParametricRain, seed: int | None = None) -> dict[str, float]:
+    def distance(self, rain: ParametricRain | RainDomain, seed: int | None = None) -> dict[str, float]:
         return distances(rain_stats(self.layers(rain, seed)), self.reference)
+
+
+def judges(train_dir: str | Path, size: int = 64, count: int = 256, draws: int = DRAWS, seed: int = 100
+           ) -> list[tuple[RainTarget, dict]]:  # fmt: skip
+    """How a memory is judged, never on what it was fitted to: `draws` splits of the dataset's images into two
+    disjoint halves; per split, a target whose reference is rain of the first half (its own crops and draws), and
+    the floor, the distance of rain of the second half to that reference: what a perfect memory scores, as a
+    memory's draws share no image with the dataset's either (two samples of crops of the same images share each
+    image's direction and density: their distance is about half the floor, which the exact renderer of a built-in
+    dataset does not reach)."""
+    total = len(PairedDataset(train_dir, patch_size=size, augment=False))
+    out = []
+    for k in range(draws):
+        order = np.random.default_rng(seed + k).permutation(total)
+        first, second = order[: total // 2], order[total // 2 :]
+        target = RainTarget(train_dir, size, count, seed=seed + 100 * (k + 1), images=first)
+        other = dataset_rain(train_dir, count, size, seed=seed + 100 * (k + 1) + 50, images=second)
+        out.append((target, distances(rain_stats(other), target.reference)))
+    return out
+
+
+def mean_terms(samples: list[dict]) -> dict:
+    """Each term's mean over the samples, and the samples' distances under "samples"."""
+    return {**{term: float(np.mean([d[term] for d in samples])) for term in samples[0]},
+            "samples": [d["distance"] for d in samples]}  # fmt: skip
+
+
+def judge_memory(rain: ParametricRain | RainDomain, train_dir: str | Path, size: int = 64, count: int = 256,
+                 draws: int = DRAWS) -> dict:  # fmt: skip
+    """{"distance", "floor"}: a parametric memory's distance to the dataset's rain and the floor, both means over
+    the same `judges` (terms and per-split samples)."""
+    judged = judges(train_dir, size, count, draws)
+    return {"distance": mean_terms([target.distance(rain, seed=7 + k) for k, (target, _) in enumerate(judged)]),
+            "floor": mean_terms([floor for _, floor in judged])}  # fmt: skip
 
 
 def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, space: tuple = SPACE,
@@ -401,7 +440,7 @@ def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64
     target = RainTarget(train_dir, size, count=count, seed=seed)
     fitted, record = fit_parametric(target, evaluations, seed)
     held_out = RainTarget(train_dir, size, count=count, seed=seed + 100)  # other crops and other rain draws
-    record.update(distance=held_out.distance(fitted, seed=seed + 200), train_dir=str(train_dir))
+    record.update(judge_memory(fitted, train_dir, size, count), train_dir=str(train_dir))
     rows = [dataset_rain(train_dir, 8, size, seed=seed + 300), held_out.layers(fitted, seed=seed + 400)[:8]]
     strips = [torch.cat(list(row[:, 0]), dim=1) for row in rows]
     image = (torch.cat(strips, dim=0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
