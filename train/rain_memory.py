@@ -180,7 +180,8 @@ def judges(train_dir: str | Path, size: int = 64, count: int = 256, draws: int =
     out = []
     for k in range(draws):
         order = np.random.default_rng(seed + k).permutation(total)
-        first, second = order[: total // 2], order[total // 2 :]
+        # a folder of one image has no halves: both samples crop it (the floor is then optimistic)
+        first, second = (order[: total // 2], order[total // 2 :]) if total > 1 else (order, order)
         target = RainTarget(train_dir, size, count, seed=seed + 100 * (k + 1), images=first)
         other = dataset_rain(train_dir, count, size, seed=seed + 100 * (k + 1) + 50, images=second)
         out.append((target, distances(rain_stats(other), target.reference)))
