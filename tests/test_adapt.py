@@ -25,6 +25,7 @@ from derain.train.adapt import (
     FootageTarget,
     adapt,
     eligible,
+    footage_veil,
     rain_coverage,
     read_footage,
     render_camera_rain,
@@ -46,6 +47,27 @@ def test_render_rain_is_its_layers_then_composition() -> None:
     generator = torch.Generator().manual_seed(5)
     layers = render_rain_layer(2, 48, 64, "storm", generator, clean.device)
     assert torch.equal(whole, compose_rain(clean, *layers, "storm", generator))
+
+
+@pytest.mark.parametrize("veil", [0.0, 0.08, 0.2])
+def test_the_veil_is_measured_from_the_dark_channels_and_streaks_are_not_veil(veil: float) -> None:
+    """Scenes under a veil of known thickness (the renderer's, with its airlight's spread) and dense bright
+    streaks: the dark channels of the rainy frames against the same scenes dry give the veil back, the streaks do
+    not count as veil; without dry frames the dark-channel prior gives it a little high, never low. (Dry frames of
+    other scenes add their difference in dark level: the benchmark's footage measures that error.)"""
+    from derain.data.rain import RainDomain, StreakLayer
+
+    sampler = SceneSampler(1.0, pool=0, seed=0)
+    rng = np.random.default_rng(3)
+    scenes = [sampler.sample(192, rng, width=320)[0] for _ in range(16)]
+    streaks = (StreakLayer(density=(6e-4, 6e-4), length=(25, 60), width=(0.9, 1.6), brightness=(0.5, 0.8)),)
+    domain = RainDomain("veiled", "test", streaks, haze=(veil, veil))
+    clean = torch.stack([to_tensor(frame) for frame in scenes])
+    rainy = render_rain(clean, domain, seed=4)
+    frames = [(frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for frame in rainy]
+    measured = footage_veil(frames, scenes)
+    assert measured["haze"] == pytest.approx(veil, abs=0.03), measured
+    assert footage_veil(frames, None)["haze"] >= measured["haze"] - 1e-9
 
 
 def test_clips_are_sampled_sparsely_and_spread(tmp_path: Path) -> None:

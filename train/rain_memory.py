@@ -132,8 +132,8 @@ def _orientation_start(histogram: np.ndarray, space: tuple = SPACE) -> dict[str,
             for name, value in (("angle", mean), ("angle_spread", spread))}  # fmt: skip
 
 
-def _decode(vector: np.ndarray, layers: int, space: tuple = SPACE) -> ParametricRain:
-    values = {}
+def _decode(vector: np.ndarray, layers: int, space: tuple = SPACE, fixed: dict | None = None) -> ParametricRain:
+    values = dict(fixed or {})
     for (name, low, high, log_scale), unit in zip(space, np.clip(vector, 0, 1), strict=True):
         values[name] = float(math.exp(math.log(low) + unit * (math.log(high) - math.log(low))) if log_scale else
                              low + unit * (high - low))  # fmt: skip
@@ -204,7 +204,7 @@ def judge_memory(rain: ParametricRain | RainDomain, train_dir: str | Path, size:
 
 
 def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, space: tuple = SPACE,
-                   progress: Any = None) -> tuple[ParametricRain, dict]:  # fmt: skip
+                   progress: Any = None, fixed: dict | None = None) -> tuple[ParametricRain, dict]:  # fmt: skip
     """Fit `ParametricRain` to `target` by analysis-by-synthesis (common random numbers: every candidate is rendered
     from the same draws, so the objective is deterministic):
 
@@ -214,7 +214,8 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, sp
        each improved by a (1 + 6) evolution strategy whose step grows on success and shrinks on failure.
 
     `space`: the parameters searched (SPACE: a dataset's streaks; FOOTAGE_SPACE: a camera's rain, veil and blending
-    included); `progress(evaluations_done)` is called after each evaluation when given.
+    included); `fixed`: parameters measured otherwise, kept as given (not in `space`); `progress(evaluations_done)`
+    is called after each evaluation when given.
 
     Returns the best fit and a record (objective, evaluations, seconds, the best objective per layer count)."""
     rng = np.random.default_rng(seed)
@@ -226,7 +227,7 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, sp
 
     def evaluate(vector: np.ndarray, layers: int) -> float:
         nonlocal done
-        score = target.distance(_decode(vector, layers, space))["distance"]
+        score = target.distance(_decode(vector, layers, space, fixed))["distance"]
         done += 1
         if progress is not None:
             progress(done)
@@ -261,7 +262,7 @@ def fit_parametric(target: RainTarget, evaluations: int = 400, seed: int = 0, sp
         if best_score < results[layers][0]:
             results[layers] = (best_score, best_vector)
     layers = min(results, key=lambda count: results[count][0])
-    fitted = _decode(results[layers][1], layers, space)
+    fitted = _decode(results[layers][1], layers, space, fixed)
     record = {"objective": results[layers][0], "evaluations": used, "seconds": time.perf_counter() - started,
               "objective_per_layer_count": {str(count): score for count, (score, _) in results.items()}}  # fmt: skip
     return fitted, record
