@@ -450,8 +450,9 @@ def gate_lines(checks: list[dict]) -> list[str]:
     lines = ["## Validity gates", "", "| gate | value | needs | passed | what |", "|---|---|---|---|---|"]
     for row in checks:
         value = "not run" if row["value"] is None else f"{row['value']:+.2f}"
+        passed = "-" if row["value"] is None else "yes" if row["passed"] else "**no**"
         lines.append(
-            f"| {row['gate']} | {value} | >= {row['threshold']:g} | {'yes' if row['passed'] else '**no**'} "
+            f"| {row['gate']} | {value} | >= {row['threshold']:g} | {passed} "
             f"| {row['what']} |"
         )
     return [*lines, ""]
