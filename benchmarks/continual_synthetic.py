@@ -338,16 +338,18 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     inputs = crop_scores(None, [*STREAM, *UNSEEN_DOMAINS])
     results: dict = {"rainy input": inputs}
     earlier = reused_results(args.reuse) if args.reuse else {}
-    if earlier.get("sequential") and any(m in earlier and m != "sequential" for m in configs):
-        results[EARLIER] = {**earlier["sequential"], "reused": True}
-        results[EARLIER]["derived"] = derived("sequential", earlier["sequential"]["scores"],
-                                              earlier["sequential"]["final"])  # fmt: skip
+    for key, source, depth in ((EARLIER, "sequential", 1), (EARLIEST, EARLIER, 2)):
+        if earlier.get(source) and any(earlier.get(m, {}).get("depth") == depth - 1 for m in configs
+                                       if m != "sequential"):  # fmt: skip
+            results[key] = {**earlier[source], "reused": depth}
+            results[key]["derived"] = derived("sequential", earlier[source]["scores"], earlier[source]["final"])
     for method, config in configs.items():
         scores = network_scores(config)
         final = final_scores(method, scores)
-        if final is None and method in earlier:  # not trained here: the earlier run's scores of the same recipe
-            results[method] = {**earlier[method], "reused": True}
-            results[method]["derived"] = derived(method, results[method]["scores"], results[method]["final"])
+        if not scores and method in earlier:  # not trained here: the earlier run's scores of the same recipe
+            results[method] = {**earlier[method], "reused": earlier[method]["depth"] + 1}
+            final = results[method]["final"]
+            results[method]["derived"] = derived(method, results[method]["scores"], final) if final else None
             continue
         results[method] = {
             "scores": scores,
@@ -363,7 +365,8 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     memories = memory_report(work)
     checks = gates(results)
     lines = [*header_lines(args), *gate_lines(checks)]
-    if all(row["passed"] for row in checks):
+    if all(row["passed"] or row["value"] is None for row in checks):  # a gate not run (its methods were not)
+        # does not block
         lines += [*table_lines_v2(results), *diagnosis_lines(results, configs), *matrix_lines_v2(results)]
     else:
         lines += [
@@ -441,7 +444,8 @@ def header_lines(args: argparse.Namespace) -> list[str]:
            "(data v2, seeds, schedule and test crops are the same, but two trainings of one recipe are not the same "
            "networks: the training loop's random stream changed since, so the sequential stream trained again "
            "here is another draw of it). Rows marked `*` are compared with their own run's sequential stream, "
-           "`sequential *`; the others with this run's."] if args.reuse else []),
+           "`sequential *`; rows marked `**` come from the run that one reused in turn, and are compared with its "
+           "sequential stream, `sequential **`; the others with this run's."] if args.reuse else []),
         "",
     ]
 
@@ -485,14 +489,15 @@ def table_lines_v2(results: dict) -> list[str]:
         lines += [
             "",
             "Difference from sequential fine-tuning, paired per crop (dB, [95 % CI]; rows marked `*` against the "
-            "earlier run's sequential stream, `sequential *`):",
+            "earlier run's sequential stream, `sequential *`, and `**` against `sequential **`):",
             "",
             "| method | avg seen | BWT | " + " | ".join(UNSEEN_DOMAINS) + " |",
             "|---" * (len(UNSEEN_DOMAINS) + 3) + "|",
         ]
         for method, result in results.items():
             base = baseline(results, result)
-            if method in ("rainy input", "sequential", EARLIER) or not result["final"] or not base.get("final"):
+            if method in ("rainy input", "sequential", EARLIER, EARLIEST) or not result["final"] or not base.get(
+                    "final"):
                 continue
             cells = [mean_ci(result["derived"]["avg seen"] - base["derived"]["avg seen"])]
             cells += [mean_ci(result["derived"]["BWT"] - base["derived"]["BWT"]) if "BWT" in result["derived"] else "-"]
@@ -502,6 +507,7 @@ def table_lines_v2(results: dict) -> list[str]:
 
 
 EARLIER = "sequential *"  # the earlier run's sequential stream: the baseline of its reused rows
+EARLIEST = "sequential **"  # the sequential stream of the run that the earlier run itself reused rows from
 
 
 def base_name(method: str) -> str:
@@ -510,13 +516,16 @@ def base_name(method: str) -> str:
 
 def baseline(results: dict, result: dict) -> dict:
     """What a row's paired differences are taken against: this invocation's sequential stream, or for rows reused
-    from an earlier run, that run's own (two trainings of one recipe are not the same networks)."""
-    return results.get(EARLIER, {}) if result.get("reused") else results.get("sequential", {})
+    from an earlier run, that run's own (two trainings of one recipe are not the same networks); `reused` is 1 for
+    a row of the --reuse run, 2 for a row that run had itself reused."""
+    return results.get({0: "sequential", 1: EARLIER}.get(int(result.get("reused") or 0), EARLIEST), {})
 
 
 def label(method: str, result: dict) -> str:
     """A method's name in the tables; `*`: its networks were not trained by this invocation (--reuse)."""
-    return method if method.endswith(" *") or not result.get("reused") else f"{method} *"
+    if method.endswith("*") or not result.get("reused"):
+        return method
+    return f"{method} {'*' * int(result['reused'])}"
 
 
 def reused_results(path: str) -> dict[str, dict]:
@@ -525,8 +534,12 @@ def reused_results(path: str) -> dict[str, dict]:
     from derain.quality.reports import revive_json
 
     report = revive_json(json.loads(Path(path).read_text()))
-    found = {m: {k: r.get(k) for k in ("scores", "final", "tasks", "task2_terms")} for m, r in
-             report.get("results", {}).items() if isinstance(r, dict) and r.get("final")}  # fmt: skip
+    # `depth`: 0 for the run's own rows, 1 for rows it reused itself (deeper rows are not carried: their baseline
+    # stream is not in the JSON)
+    found = {m: {**{k: r.get(k) for k in ("scores", "final", "tasks", "task2_terms")},
+                 "depth": int(r.get("reused") or 0)}
+             for m, r in report.get("results", {}).items()
+             if isinstance(r, dict) and r.get("scores") and int(r.get("reused") or 0) <= 1}  # fmt: skip
     markdown = Path(path).with_suffix(".md")
     if markdown.is_file():
         for line in markdown.read_text().splitlines():
@@ -711,6 +724,8 @@ def memory_report(work: Path) -> dict:
     every memory in full)."""
     report = {}
     for path in sorted((work / "bank" / "parametric").glob("*/rain.json")):
+        if path.parent.name not in STREAM:  # memories of other rain in a shared bank (rain_memory.py's unseen)
+            continue
         saved = json.loads(path.read_text())
         train = Path(saved.get("train_dir", work / "data" / path.parent.name / "train"))
         report[path.parent.name] = {**judge_memory(ParametricRain.load(path), train), "seconds": saved["seconds"],
