@@ -65,13 +65,11 @@ LAYERS = 256
 MIN_GAIN = 0.5  # dB the dataset's own pairs must give for a fidelity ratio to mean anything
 
 
-def judged(source: torch.nn.Module | ParametricRain, judges: list[RainTarget]) -> dict:
-    """The distance of a memory's rain to the dataset's, each term the mean over the judges (other crops and draws
-    of the dataset's rain, and of the memory's), and the per-sample distances."""
-    samples = [distances(rain_stats(memory_layers(source, judge, 7 + k)), judge.reference)
-               for k, judge in enumerate(judges)]  # fmt: skip
-    return {**{term: float(np.mean([d[term] for d in samples])) for term in samples[0]},
-            "samples": [d["distance"] for d in samples]}
+def judged(source: torch.nn.Module | ParametricRain | RainDomain, judged_by: list[tuple[RainTarget, dict]]) -> dict:
+    """The distance of a memory's rain to the dataset's: each term the mean over the judges (`judges`: references of
+    crops and draws no memory was fitted on, one per split of the dataset's images), and the per-judge distances."""
+    return mean_terms([distances(rain_stats(memory_layers(source, target, 7 + k)), target.reference)
+                       for k, (target, _) in enumerate(judged_by)])  # fmt: skip
 
 
 def memory_layers(source: torch.nn.Module | ParametricRain | RainDomain, target: RainTarget, seed: int
