@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import logging
 import shutil
@@ -23,6 +24,7 @@ from derain.data.datasets import dataset_rain
 from derain.data.synth import synthesize, synthesize_split
 from derain.machine import device_name
 from derain.models.registry import ModelSpec, load_model
+from derain.outputs import atomic_write_text
 from derain.quality.rain_similarity import distances, generator_rain, rain_stats, reference_floor
 from derain.quality.reports import dumps, revive_json
 from derain.train.continual import ContinualConfig, memory_config, task_dir, task_names, train_stream, uses_generators
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="realtime")
     parser.add_argument("--order", default=",".join(STREAM), help="the stream's order (a permutation of the four "
                         "datasets); another order trains in folders of its own and writes "
-                        "continual_synthetic_<first dataset>_first.{md,json}")  # fmt: skip
+                        "continual_synthetic_<order>.{md,json}, e.g. continual_synthetic_1400-1200m-100H-100L.md")
     parser.add_argument(
         "--model-kwargs", type=json.loads, default={}, help="network arguments as JSON, e.g. '{\"width\": 16}'"
     )
@@ -189,8 +191,11 @@ def main() -> None:
 
 
 def order_tag(order: tuple[str, ...]) -> str:
-    """'' for the default order, else `_<first dataset>_first` (run folders and result files)."""
-    return "" if order == DEFAULT_ORDER else f"_{order[0]}_first"
+    """'' for the default order, else the order in short names, e.g. `_1400-1200m-100H-100L` (run folders and
+    result files)."""
+    if order == DEFAULT_ORDER:
+        return ""
+    return "_" + "-".join(name.replace("rain", "").replace("_medium", "m") for name in order)
 
 
 def set_order(order: tuple[str, ...]) -> None:
@@ -208,13 +213,15 @@ def share_first_task(config: ContinualConfig, others: list[ContinualConfig]) -> 
     for other in others:
         source = task_dir(other, 0)
         matrix = Path(other.out) / "matrix.json"
-        if other.method == "joint" or not (source / "final.pt").is_file() or not matrix.is_file():
+        if (other.method == "joint" or tuple(other.stream[:1]) != tuple(config.stream[:1])
+                or not (source / "final.pt").is_file() or not matrix.is_file()):  # fmt: skip
             continue
-        row = json.loads(matrix.read_text())["rows"].get(STREAM[0])
+        first = config.stream[0]
+        row = json.loads(matrix.read_text())["rows"].get(first)
         if row is None:
             continue
         shutil.copytree(source, task_dir(config, 0))
-        write_matrix(config, {"rows": {STREAM[0]: row}}, Path(config.out))
+        write_matrix(config, {"rows": {first: row}}, Path(config.out))
         logging.info("%s: task 1 copied from %s (identical training)", config.out, other.out)
         return
 
@@ -232,28 +239,33 @@ def model_args(kwargs: dict) -> str:
 # ----------------------------------------------------------------------------------------------- scoring on v2
 
 
-def network_scores(config: ContinualConfig) -> dict[str, dict]:
-    """{task name: per-crop scores of the network after that task (for `individual`: trained on it alone)}."""
+def network_scores(config: ContinualConfig, test_key: str = "") -> dict[str, dict]:
+    """{task name: per-crop scores of the network after that task (for `individual`: trained on it alone)};
+    `test_key`: a fingerprint of the test set and metric (`cached_scores`)."""
     domains: list[str | None] = [*STREAM, *UNSEEN_DOMAINS, None]
     out = {}
     for index, name in enumerate(task_names(config)):
         path = task_dir(config, index) / "final.pt"
         if path.is_file():
-            out[name] = cached_scores(path, domains)
+            out[name] = cached_scores(path, domains, test_key)
     return out
 
 
-def cached_scores(path: Path, domains: list[str | None]) -> dict:
+def cached_scores(path: Path, domains: list[str | None], test_key: str = "") -> dict:
     """`crop_scores` of a checkpoint, kept beside it (`final.scores.json`, valid while the checkpoint's size and
-    time are those it was scored at and the domains the same): a report scores every network of every stream."""
+    time, the domains and `test_key` (the rainy input's scores: the test crops and the metric) are those it was
+    scored with; an unreadable cache is scored again): a report scores every network of every stream."""
     cache, stat = path.with_suffix(".scores.json"), path.stat()
-    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "domains": [str(d) for d in domains]}
-    if cache.is_file():
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "domains": [str(d) for d in domains],
+           "test": test_key}  # fmt: skip
+    try:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["scores"]
+    except (OSError, ValueError):
+        pass
     scores = crop_scores(load_model(path, map_location="cpu"), domains)
-    cache.write_text(json.dumps({"key": key, "scores": scores}))
+    atomic_write_text(cache, json.dumps({"key": key, "scores": scores}))
     return scores
 
 
@@ -300,10 +312,14 @@ def gates(results: dict) -> list[dict]:
     inputs = results["rainy input"]
     light = [d for d in STREAM if np.mean(inputs[d]["psnr_y"]) >= 24.0]
 
-    def gate(name: str, value: float | None, threshold: float, what: str) -> None:
+    def ran(method: str) -> bool:  # a gate whose methods were not run does not block; an unfinished one does
+        return bool(results.get(method, {}).get("scores"))
+
+    def gate(name: str, value: float | None, threshold: float, what: str, method: str) -> None:
         value = None if value is None else float(value)
         passed = value is not None and value >= threshold
-        rows.append({"gate": name, "value": value, "threshold": threshold, "passed": passed, "what": what})
+        rows.append({"gate": name, "value": value, "threshold": threshold, "passed": passed, "what": what,
+                     "ran": ran(method)})  # fmt: skip
 
     individual = results.get("individual", {}).get("scores", {})
     gains = [np.mean(individual[d][d]["psnr_y"]) - np.mean(inputs[d]["psnr_y"]) for d in STREAM if d in individual]
@@ -312,6 +328,7 @@ def gates(results: dict) -> list[dict]:
         min(gains) if len(gains) == len(STREAM) else None,
         2.0,
         "smallest gain (dB) of a network trained on one domain alone, on that domain, over its rainy input",
+        "individual",
     )
     first = results.get("sequential", {}).get("scores", {}).get(STREAM[0])
     task1 = min(np.mean(first[d]["psnr_y"]) - np.mean(inputs[d]["psnr_y"]) for d in light) if first else None
@@ -320,6 +337,7 @@ def gates(results: dict) -> list[dict]:
         task1,
         0.0,
         f"smallest gain (dB) of the network after task 1 on the light domains ({', '.join(light)})",
+        "sequential",
     )
     sequential = results.get("sequential", {})
     forgetting, forgotten = None, None
@@ -334,6 +352,7 @@ def gates(results: dict) -> list[dict]:
         3.0,
         "the largest drop over the earlier tasks, PSNR-Y right after the task minus after the last task (dB), "
         f"sequential fine-tuning{f' (here {forgotten})' if forgotten else ''}",
+        "sequential",
     )
     joint = results.get("joint", {}).get("final")
     against = baseline(results, results.get("joint", {}))  # a reused joint stream against its own run's
@@ -345,6 +364,7 @@ def gates(results: dict) -> list[dict]:
         margin,
         0.0,
         "joint minus sequential on the average over seen domains (dB)",
+        "joint",
     )
     return rows
 
@@ -354,18 +374,21 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     inputs = crop_scores(None, [*STREAM, *UNSEEN_DOMAINS])
+    test_key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
     results: dict = {"rainy input": inputs}
     earlier = reused_results(args.reuse) if args.reuse else {}
     for key, source, depth in ((EARLIER, "sequential", 1), (EARLIEST, EARLIER, 2)):
         if earlier.get(source) and any(earlier.get(m, {}).get("depth") == depth - 1 for m in configs
                                        if m != "sequential"):  # fmt: skip
-            results[key] = {**earlier[source], "reused": depth}
+            results[key] = {**{k: v for k, v in earlier[source].items() if k != "depth"}, "reused": depth}
             results[key]["derived"] = derived("sequential", earlier[source]["scores"], earlier[source]["final"])
     for method, config in configs.items():
-        scores = network_scores(config)
+        scores = network_scores(config, test_key)
         final = final_scores(method, scores)
         if not scores and method in earlier:  # not trained here: the earlier run's scores of the same recipe
-            results[method] = {**earlier[method], "reused": earlier[method]["depth"] + 1}
+            row = dict(earlier[method])
+            depth = row.pop("depth")
+            results[method] = {**row, "reused": depth + 1}
             final = results[method]["final"]
             results[method]["derived"] = derived(method, results[method]["scores"], final) if final else None
             continue
@@ -383,8 +406,7 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     memories = memory_report(work)
     checks = gates(results)
     lines = [*header_lines(args), *gate_lines(checks)]
-    if all(row["passed"] or row["value"] is None for row in checks):  # a gate not run (its methods were not)
-        # does not block
+    if all(row["passed"] or not row["ran"] for row in checks):  # a gate whose methods were not run does not block
         lines += [*table_lines_v2(results), *diagnosis_lines(results, configs), *matrix_lines_v2(results)]
     else:
         lines += [
@@ -471,8 +493,10 @@ def header_lines(args: argparse.Namespace) -> list[str]:
 def gate_lines(checks: list[dict]) -> list[str]:
     lines = ["## Validity gates", "", "| gate | value | needs | passed | what |", "|---|---|---|---|---|"]
     for row in checks:
-        value = "not run" if row["value"] is None else f"{row['value']:+.2f}"
-        passed = "-" if row["value"] is None else "yes" if row["passed"] else "**no**"
+        if row["value"] is None:
+            value, passed = ("unfinished", "**no**") if row.get("ran") else ("not run", "-")
+        else:
+            value, passed = f"{row['value']:+.2f}", "yes" if row["passed"] else "**no**"
         lines.append(
             f"| {row['gate']} | {value} | >= {row['threshold']:g} | {passed} "
             f"| {row['what']} |"
@@ -717,7 +741,8 @@ def generator_lines(report: dict, out: Path) -> list[str]:
         "Distances in [0, 1] (0 = the same statistics) between 256 generator samples and 256 rain layers "
         "(rainy - clean) of the dataset's training pairs, grey as replayed: coverage (share of rain pixels, "
         "|log ratio| / log 4), intensity histogram and orientation spectrum (total variation), and their mean; "
-        "`floor`: two independent samples of the dataset's own rain (what a perfect generator scores).",
+        "`floor`: two samples of crops of the dataset's own rain (the earlier floor: they share each image's draws, "
+        "so a perfect generator scores above it; the parametric table below uses the floor of `judges`).",
         "",
         *(["The generators were not trained by this invocation: the earlier run's figures, measured then with the "
            "three-term distance (before the scale term); the parametric memories below use all four terms.", ""]
@@ -742,7 +767,7 @@ def memory_report(work: Path) -> dict:
     every memory in full)."""
     report = {}
     for path in sorted((work / "bank" / "parametric").glob("*/rain.json")):
-        if path.parent.name not in STREAM:  # memories of other rain in a shared bank (rain_memory.py's unseen)
+        if path.parent.name not in STREAM[:-1]:  # replayed memories only (a shared bank holds others)
             continue
         saved = json.loads(path.read_text())
         train = Path(saved.get("train_dir", work / "data" / path.parent.name / "train"))

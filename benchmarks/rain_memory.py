@@ -47,6 +47,7 @@ from derain.train.generator_bank import GeneratorBank
 from derain.train.loop import Plan, fit, warmup_constant
 from derain.train.rain_memory import (
     DRAWS,
+    JUDGE_DRAWS,
     PairedGANConfig,
     ParametricConfig,
     ParametricRain,
@@ -68,7 +69,7 @@ MIN_GAIN = 0.5  # dB the dataset's own pairs must give for a fidelity ratio to m
 def judged(source: torch.nn.Module | ParametricRain | RainDomain, judged_by: list[tuple[RainTarget, dict]]) -> dict:
     """The distance of a memory's rain to the dataset's: each term the mean over the judges (`judges`: references of
     crops and draws no memory was fitted on, one per split of the dataset's images), and the per-judge distances."""
-    return mean_terms([distances(rain_stats(memory_layers(source, target, 7 + k)), target.reference)
+    return mean_terms([distances(rain_stats(memory_layers(source, target, JUDGE_DRAWS + k)), target.reference)
                        for k, (target, _) in enumerate(judged_by)])  # fmt: skip
 
 
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in (*stream, *unseen):
         train_dir, test_dir = roots[name] / "train", roots[name] / "test"
         judged_by = judges(train_dir, SIZE, LAYERS, DRAWS)  # crops and draws no memory was fitted on
-        judge, floor = judged_by[0][0], mean_terms([floor for _, floor in judged_by])
+        judge, floor = judged_by[0][0], mean_terms([split_floor for _, split_floor in judged_by])
         row: dict = {"floor": floor["distance"], "floor_samples": floor["samples"],
                      "role": "stream" if name in stream else "unseen",
                      "renderer": judged(get_domain(name), judged_by)}  # fmt: skip

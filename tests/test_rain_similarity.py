@@ -62,6 +62,9 @@ def test_the_floor_is_what_a_perfect_memory_scores(folders):
     floor = perfect["floor"]["distance"]
     assert perfect["distance"]["distance"] <= 2 * floor, (perfect, floor)
     assert wrong["distance"]["distance"] > 3 * floor, (wrong, floor)
+    # the earlier floor, two samples of crops of the same images, is one the perfect memory does not reach
+    same_images = reference_floor(*(dataset_rain(folders / "rain100L", 64, 64, seed=s) for s in (1, 2)))
+    assert same_images["distance"] < perfect["distance"]["distance"]
     assert len(perfect["distance"]["samples"]) == 2
 
 

@@ -214,7 +214,7 @@ def rain_coverage(network: nn.Module, frames: list[np.ndarray], count: int = 8) 
 # ----------------------------------------------------------------------------------------------- the rain fit
 
 # the fit's space on footage: the veil is measured (`footage_veil`), not fitted; fitted through the residual, the
-# veil traded against the streaks' brightness and density and came out 2-3x the true one (benchmarks/adapt.md)
+# veil traded against the streaks' brightness and density and came out 2-3x the true one (benchmarks/results/adapt.md)
 CAMERA_SPACE = tuple(entry for entry in FOOTAGE_SPACE if entry[0] not in ("haze", "haze_depth"))
 VEIL_WINDOW = 15  # pixels of the dark channel's minimum filter (wider than a streak, narrower than the scene)
 VEIL_PERCENTILE = 10

@@ -170,12 +170,13 @@ class RainTarget:
 
 def judges(train_dir: str | Path, size: int = 64, count: int = 256, draws: int = DRAWS, seed: int = 100
            ) -> list[tuple[RainTarget, dict]]:  # fmt: skip
-    """How a memory is judged, never on what it was fitted to: `draws` splits of the dataset's images into two
-    disjoint halves; per split, a target whose reference is rain of the first half (its own crops and draws), and
-    the floor, the distance of rain of the second half to that reference: what a perfect memory scores, as a
-    memory's draws share no image with the dataset's either (two samples of crops of the same images share each
-    image's direction and density: their distance is about half the floor, which the exact renderer of a built-in
-    dataset does not reach)."""
+    """How a memory is judged: `draws` splits of the dataset's images into two disjoint halves; per split, a target
+    whose reference is rain of the first half (crops other than a fit's, each drawn once), and the floor, the
+    distance of rain of the second half to that reference: what a perfect memory scores, as a memory's draws share
+    no image with the dataset's either (two samples of crops of the same images share each image's direction and
+    density: their distance is about half the floor, which the exact renderer of a built-in dataset does not
+    reach). A fit has seen crops of every image, the reference half's too (its image-level draws: a small
+    advantage for a memory of a few parameters)."""
     total = len(PairedDataset(train_dir, patch_size=size, augment=False))
     out = []
     for k in range(draws):
@@ -194,12 +195,17 @@ def mean_terms(samples: list[dict]) -> dict:
             "samples": [d["distance"] for d in samples]}  # fmt: skip
 
 
+JUDGE_DRAWS = 1000  # rain draws of a judged memory start here (a fit renders its candidates with seed + 7)
+
+
 def judge_memory(rain: ParametricRain | RainDomain, train_dir: str | Path, size: int = 64, count: int = 256,
                  draws: int = DRAWS) -> dict:  # fmt: skip
-    """{"distance", "floor"}: a parametric memory's distance to the dataset's rain and the floor, both means over
-    the same `judges` (terms and per-split samples)."""
+    """{"distance", "floor"}: the distance of a parametric memory's rain (or a renderer domain's) to the dataset's
+    and the floor, both means over the same `judges` (terms and per-split samples), the memory's rain drawn with
+    seeds no fit uses."""
     judged = judges(train_dir, size, count, draws)
-    return {"distance": mean_terms([target.distance(rain, seed=7 + k) for k, (target, _) in enumerate(judged)]),
+    return {"distance": mean_terms([target.distance(rain, seed=JUDGE_DRAWS + k)
+                                    for k, (target, _) in enumerate(judged)]),
             "floor": mean_terms([floor for _, floor in judged])}  # fmt: skip
 
 
@@ -435,8 +441,8 @@ class ParametricConfig:
 
 def fit_parametric_memory(train_dir: str | Path, out: str | Path, size: int = 64, evaluations: int = 400,
                           seed: int = 0, count: int = 256) -> Path:  # fmt: skip
-    """Fit the parametric memory of `train_dir`'s rain and keep it as `<out>/rain.json` (with its distance to a
-    fresh sample of the dataset's rain, the seconds it took, and its size), and `<out>/samples.png`: the dataset's
+    """Fit the parametric memory of `train_dir`'s rain and keep it as `<out>/rain.json` (with its distance and the
+    floor, `judge_memory`, and the seconds it took), and `<out>/samples.png`: the dataset's
     rain layers above the memory's (grey, as replayed)."""
     out = Path(out)
     target = RainTarget(train_dir, size, count=count, seed=seed)
