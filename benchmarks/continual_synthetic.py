@@ -780,9 +780,9 @@ def memory_lines(report: dict) -> list[str]:
     if not report:
         return []
     lines = ["## Parametric memories replayed by `clgid_parametric*`", "",
-             "Distance (`quality/rain_similarity.py`, four terms) between 256 layers of the memory's rain and of the "
-             "dataset's, on crops and draws the fit did not use; floor: the distance between the dataset's own rain "
-             f"on two disjoint halves of its images; both means over {DRAWS} splits. "
+             "Distance (`quality/rain_similarity.py`, four terms) between 256 layers of the memory's rain (draws no "
+             "fit used) and of the dataset's rain on crops of half its images (`train.rain_memory.judges`); floor: "
+             f"the other half's distance to the same reference; both means over {DRAWS} splits. "
              "Replay fidelity and the figure: [rain_memory.md](rain_memory.md).", "",
              "| dataset | coverage | intensity | orientation | scale | distance | floor | x floor | seconds | bytes |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
