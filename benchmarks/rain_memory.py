@@ -39,7 +39,7 @@ from derain.data.rain import RainDomain, get_domain
 from derain.data.synth import synthesize
 from derain.machine import device_name
 from derain.models import build_model, load_model
-from derain.quality.rain_similarity import distances, generator_rain, rain_stats
+from derain.quality.rain_similarity import generator_rain
 from derain.quality.reports import dumps
 from derain.train.continual import RenderedRain, memory_replay
 from derain.train.evaluation import evaluate_folder
@@ -47,11 +47,11 @@ from derain.train.generator_bank import GeneratorBank
 from derain.train.loop import Plan, fit, warmup_constant
 from derain.train.rain_memory import (
     DRAWS,
-    JUDGE_DRAWS,
     PairedGANConfig,
     ParametricConfig,
     ParametricRain,
     RainTarget,
+    judged_distance,
     judges,
     mean_terms,
 )
@@ -69,8 +69,7 @@ MIN_GAIN = 0.5  # dB the dataset's own pairs must give for a fidelity ratio to m
 def judged(source: torch.nn.Module | ParametricRain | RainDomain, judged_by: list[tuple[RainTarget, dict]]) -> dict:
     """The distance of a memory's rain to the dataset's: each term the mean over the judges (`judges`: references of
     crops and draws no memory was fitted on, one per split of the dataset's images), and the per-judge distances."""
-    return mean_terms([distances(rain_stats(memory_layers(source, target, JUDGE_DRAWS + k)), target.reference)
-                       for k, (target, _) in enumerate(judged_by)])  # fmt: skip
+    return judged_distance(judged_by, lambda target, seed: memory_layers(source, target, seed))
 
 
 def memory_layers(source: torch.nn.Module | ParametricRain | RainDomain, target: RainTarget, seed: int

@@ -134,8 +134,9 @@ def dataset_rain(train_dir: str | Path, count: int, size: int, seed: int,
     layers = []
     for index in pool[rng.integers(0, len(pool), count)]:
         if images is not None:
-            dataset.set_epoch(drawn.get(int(index), 0))
-            drawn[int(index)] = drawn.get(int(index), 0) + 1
+            repeat = drawn.get(int(index), 0)
+            dataset.set_epoch(repeat)
+            drawn[int(index)] = repeat + 1
         item = dataset[int(index)]
         layers.append((item["rainy"] - item["clean"]).clamp(0, 1).amax(0, keepdim=True))
     return torch.stack(layers)

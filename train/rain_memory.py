@@ -198,14 +198,19 @@ def mean_terms(samples: list[dict]) -> dict:
 JUDGE_DRAWS = 1000  # rain draws of a judged memory start here (a fit renders its candidates with seed + 7)
 
 
+def judged_distance(judged: list[tuple[RainTarget, dict]], layers: Any) -> dict:
+    """A memory's distance over `judges`: `layers(target, seed)` draws its grey layers for one judge (seeds from
+    JUDGE_DRAWS, which no fit uses); each term the mean over the judges, and the per-judge distances."""
+    return mean_terms([distances(rain_stats(layers(target, JUDGE_DRAWS + k)), target.reference)
+                       for k, (target, _) in enumerate(judged)])  # fmt: skip
+
+
 def judge_memory(rain: ParametricRain | RainDomain, train_dir: str | Path, size: int = 64, count: int = 256,
                  draws: int = DRAWS) -> dict:  # fmt: skip
     """{"distance", "floor"}: the distance of a parametric memory's rain (or a renderer domain's) to the dataset's
-    and the floor, both means over the same `judges` (terms and per-split samples), the memory's rain drawn with
-    seeds no fit uses."""
+    and the floor, both means over the same `judges` (terms and per-split samples)."""
     judged = judges(train_dir, size, count, draws)
-    return {"distance": mean_terms([target.distance(rain, seed=JUDGE_DRAWS + k)
-                                    for k, (target, _) in enumerate(judged)]),
+    return {"distance": judged_distance(judged, lambda target, seed: target.layers(rain, seed)),
             "floor": mean_terms([floor for _, floor in judged])}  # fmt: skip
 
 
