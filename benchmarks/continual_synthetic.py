@@ -378,17 +378,15 @@ def write_report(args: argparse.Namespace, configs: dict[str, ContinualConfig], 
     results: dict = {"rainy input": inputs}
     earlier = reused_results(args.reuse) if args.reuse else {}
     for key, source, depth in ((EARLIER, "sequential", 1), (EARLIEST, EARLIER, 2)):
-        if earlier.get(source) and any(earlier.get(m, {}).get("depth") == depth - 1 for m in configs
+        if earlier.get(source) and any(earlier.get(m, {}).get("reused") == depth - 1 for m in configs
                                        if m != "sequential"):  # fmt: skip
-            results[key] = {**{k: v for k, v in earlier[source].items() if k != "depth"}, "reused": depth}
+            results[key] = {**earlier[source], "reused": depth}
             results[key]["derived"] = derived("sequential", earlier[source]["scores"], earlier[source]["final"])
     for method, config in configs.items():
         scores = network_scores(config, test_key)
         final = final_scores(method, scores)
         if not scores and method in earlier:  # not trained here: the earlier run's scores of the same recipe
-            row = dict(earlier[method])
-            depth = row.pop("depth")
-            results[method] = {**row, "reused": depth + 1}
+            results[method] = {**earlier[method], "reused": earlier[method]["reused"] + 1}
             final = results[method]["final"]
             results[method]["derived"] = derived(method, results[method]["scores"], final) if final else None
             continue
@@ -576,10 +574,10 @@ def reused_results(path: str) -> dict[str, dict]:
     from derain.quality.reports import revive_json
 
     report = revive_json(json.loads(Path(path).read_text()))
-    # `depth`: 0 for the run's own rows, 1 for rows it reused itself (deeper rows are not carried: their baseline
+    # `reused`: 0 for the run's own rows, 1 for rows it reused itself (deeper rows are not carried: their baseline
     # stream is not in the JSON)
     found = {m: {**{k: r.get(k) for k in ("scores", "final", "tasks", "task2_terms")},
-                 "depth": int(r.get("reused") or 0)}
+                 "reused": int(r.get("reused") or 0)}
              for m, r in report.get("results", {}).items()
              if isinstance(r, dict) and r.get("scores") and int(r.get("reused") or 0) <= 1}  # fmt: skip
     markdown = Path(path).with_suffix(".md")
@@ -763,8 +761,8 @@ def generator_lines(report: dict, out: Path) -> list[str]:
 
 def memory_report(work: Path) -> dict:
     """Per parametric memory in the bank: its fitted parameters, its distance and the dataset's floor (both means
-    over `judge_memory`'s splits: crops and draws the fit did not use), seconds and bytes (rain_memory.md judges
-    every memory in full)."""
+    over `judge_memory`'s splits: the memory's rain drawn with seeds no fit uses), seconds and bytes
+    (rain_memory.md judges every memory in full)."""
     report = {}
     for path in sorted((work / "bank" / "parametric").glob("*/rain.json")):
         if path.parent.name not in STREAM[:-1]:  # replayed memories only (a shared bank holds others)
