@@ -105,6 +105,22 @@ def test_a_parametric_memory_fits_the_rain_it_was_made_from_and_replays_it(folde
     assert isinstance(domain, RainDomain) and ParametricRain.load(bank.path("rain100L")).domain().layers
 
 
+def test_the_cma_search_fits_rain100l_and_reports_the_full_objective_of_its_fit(folders):
+    """`search="cma"` (screened on a quarter of the crops, finalists on all): far closer than a wrong guess, and the
+    objective it reports is its fit's on the full target (not the cheap screening's); an unknown search is refused."""
+    from derain.train.rain_memory import ParametricRain, RainTarget, fit_parametric
+
+    target = RainTarget(folders / "rain100L", 64, count=32, seed=0)
+    start = target.distance(ParametricRain(layers=3, density=8e-3, length=60.0, brightness=0.9, angle=25.0))
+    fitted, record = fit_parametric(target, evaluations=120, seed=0, search="cma")
+    assert record["search"] == "cma" and 110 <= record["evaluations"] <= 130, record
+    assert record["objective"] < min(0.25, start["distance"] / 2), (record, start)
+    assert target.distance(fitted)["distance"] == pytest.approx(record["objective"])
+    assert target.distance(fitted, count=16)["distance"] != pytest.approx(record["objective"])  # the cheap one differs
+    with pytest.raises(ValueError, match="unknown parametric search"):
+        fit_parametric(target, evaluations=8, search="random")
+
+
 def test_the_paired_rain_gan_trains_on_the_loop_and_its_generator_replays(folders, tmp_path):
     from derain.train.continual import replay
     from derain.train.generator_bank import GeneratorBank

@@ -190,7 +190,7 @@ class GeneratorBank:
                             train_paired_generator(train_dir, self.folder(name), config)
                         else:
                             fit_parametric_memory(train_dir, self.folder(name), config.size, config.evaluations,
-                                                  config.seed, config.count)  # fmt: skip
+                                                  config.seed, config.count, config.search)  # fmt: skip
             if session is not None:
                 session.barrier()
         return self.path(name)
